@@ -1,0 +1,29 @@
+# One-line set-up: `make test` and `make run` create .venv, install, fetch data, and run.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install data test run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Fashion-MNIST: Debian's package where apt works and we are root (as on CI),
+# otherwise torchvision's download into the user's cache.
+data: $(STAMP)
+	bash scripts/ensure_fashion_mnist.sh $(PY)
+
+test: install data
+	$(PY) -m pytest -n 2 -q
+
+run: install data
+	$(PY) -m search profile d2l_densenet --input 1,96,96 --num-classes 10
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

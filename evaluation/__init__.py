@@ -1,0 +1,46 @@
+"""From an architecture to numbers: the Architecture language, model building,
+presets, profiling, data and brief training. Knows nothing of Optuna or of
+search-space files."""
+
+from evaluation.architecture import (
+    Architecture,
+    ArchitectureError,
+    DenseSpec,
+    DualPathSpec,
+    Head,
+    ResidualDenseSpec,
+    ResidualSpec,
+    Stage,
+    Stem,
+    Transition,
+)
+from evaluation.builder import Network, build_model
+from evaluation.counts import Counts, count
+from evaluation.io import load_architecture, save_architecture
+from evaluation.presets import preset, preset_names
+from evaluation.profile import Profile, profile_model
+from evaluation.torchvision_compat import load_torchvision_state_dict
+
+__all__ = [
+    "Architecture",
+    "ArchitectureError",
+    "Counts",
+    "DenseSpec",
+    "DualPathSpec",
+    "Head",
+    "Network",
+    "Profile",
+    "ResidualDenseSpec",
+    "ResidualSpec",
+    "Stage",
+    "Stem",
+    "Transition",
+    "build_model",
+    "count",
+    "load_architecture",
+    "load_torchvision_state_dict",
+    "preset",
+    "preset_names",
+    "profile_model",
+    "save_architecture",
+]

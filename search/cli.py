@@ -1,0 +1,59 @@
+"""``python -m search``: one subcommand per class in ``search.commands``.
+
+A user's mistake (bad file, unknown name, impossible architecture) prints one
+line on stderr and exits with code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from evaluation import ArchitectureError
+from search.commands import COMMANDS
+from search.errors import UsageError
+
+__all__ = ["main"]
+
+USER_ERRORS: tuple[type[Exception], ...] = (UsageError, ArchitectureError)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """User-facing errors of every package, imported lazily to keep start-up light."""
+    try:
+        from spaces import SpaceError
+    except ImportError:  # spaces not installed in this checkout
+        return USER_ERRORS
+    return (*USER_ERRORS, SpaceError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m search",
+        description="Search DenseNet, ResNet and hybrid architectures with Optuna.",
+    )
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks instead of one-line errors.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(
+            name, help=command.help, description=command.description or command.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except _user_errors() as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
