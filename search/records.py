@@ -1,0 +1,90 @@
+"""What each trial records in the study, under which user-attribute keys.
+
+Everything a trial knows goes into the study (not into side files), so any
+Optuna tool, the report and the dashboard see the same facts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+__all__ = ["OUTCOMES", "TrialRecord", "architecture_key", "describe_architecture"]
+
+# trained: trained and evaluated; rejected: refused before training (cannot be
+# built, or breaks a constraint); diverged: loss became NaN/inf; failed: raised;
+# duplicate: an architecture already evaluated, values copied from that trial;
+# pruned: stopped early by the pruner.
+OUTCOMES = ("trained", "rejected", "diverged", "failed", "duplicate", "pruned")
+
+
+def architecture_key(architecture: dict[str, Any]) -> str:
+    """A stable hash of an architecture's dict, for finding repeats."""
+    canonical = json.dumps(architecture, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrialRecord:
+    """The facts of one trial; stored one user attribute per field."""
+
+    outcome: str
+    architecture: dict[str, Any] | None = None
+    architecture_key: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    latency_ms: float | None = None
+    val_accuracy_per_epoch: list[float] = field(default_factory=list)
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    device: str | None = None
+    reason: str | None = None
+    duplicate_of: int | None = None
+
+    def save(self, trial: Any) -> None:
+        """Set every field as a user attribute of ``trial`` (None fields are skipped)."""
+        for key, value in asdict(self).items():
+            if value is not None:
+                trial.set_user_attr(key, value)
+
+    @classmethod
+    def load(cls, trial: FrozenTrial) -> TrialRecord:
+        known = cls.__dataclass_fields__
+        attrs = {k: v for k, v in trial.user_attrs.items() if k in known}
+        attrs.setdefault("outcome", "failed" if trial.state.name == "FAIL" else "unknown")
+        return cls(**attrs)
+
+
+def describe_architecture(architecture: dict[str, Any]) -> str:
+    """The architecture in words, one stage per segment, for hovers and tables.
+
+    e.g. ``small stem 32 | dense x4 k24 bn4 | avg /0.5 | residual basic x2 w64``
+    """
+    stem = architecture["stem"]
+    parts = [f"{stem['style']} stem {stem['width']}"]
+    transitions = architecture.get("transitions", [])
+    for i, stage in enumerate(architecture["stages"]):
+        parts.append(_describe_stage(stage))
+        if i < len(transitions) and transitions[i] is not None:
+            t = transitions[i]
+            parts.append(f"{t['pooling']} pool, x{t['compression']:g} channels")
+    return " | ".join(parts)
+
+
+def _describe_stage(stage: dict[str, Any]) -> str:
+    kind, depth = stage["block"], stage["depth"]
+    stride = " /2" if stage.get("stride", 1) == 2 else ""
+    if kind == "dense":
+        knobs = f"k{stage['growth_rate']}" + (f" bn{stage['bn_size']}" if stage["bn_size"] else " plain")
+    elif kind == "residual":
+        knobs = f"{stage['unit']} w{stage['width']}"
+    elif kind == "dual_path":
+        knobs = f"w{stage['width']} k{stage['growth_rate']} b{stage['bottleneck_width']} g{stage['groups']}"
+    else:
+        knobs = f"r{stage['reduction']}"
+    return f"{kind} x{depth} {knobs}{stride}"

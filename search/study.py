@@ -1,0 +1,98 @@
+"""Where studies live, and how they are created, resumed and opened.
+
+By default a study is a folder ``studies/<name>/`` holding ``study.db`` (SQLite
+storage), ``settings.yaml`` (the resolved settings of the run), the report and
+exports. Any Optuna storage URL may replace the SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from search.errors import UsageError
+
+__all__ = ["SAMPLERS", "create_or_resume", "default_storage", "make_sampler", "open_study", "study_dir"]
+
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+def studies_root() -> Path:
+    """``$SEARCH_STUDIES_DIR``, else ``studies/`` in the working directory."""
+    return Path(os.environ.get("SEARCH_STUDIES_DIR", "studies"))
+
+
+def study_dir(name: str) -> Path:
+    return studies_root() / name
+
+
+def default_storage(name: str) -> str:
+    return f"sqlite:///{study_dir(name) / 'study.db'}"
+
+
+def make_sampler(kind: str, *, seed: int | None) -> optuna.samplers.BaseSampler:
+    """The sampler for ``kind``; options that matter for parallel runs are explicit."""
+    if kind == "tpe":
+        # multivariate: the space samples every knob in every trial, so joint
+        # modelling stays on. constant_liar: workers sharing a storage avoid
+        # proposing the same point while earlier trials still run.
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, constant_liar=True, n_startup_trials=10,
+            warn_independent_sampling=False,
+        )
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise UsageError(f"unknown sampler {kind!r}; expected one of {', '.join(SAMPLERS)}")
+
+
+def create_or_resume(
+    *,
+    name: str,
+    storage: str | None,
+    directions: list[str],
+    metric_names: list[str],
+    sampler: optuna.samplers.BaseSampler,
+    settings: dict[str, Any],
+) -> optuna.Study:
+    """Create the study, or load it when it exists (then its objectives must match)."""
+    folder = study_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage or default_storage(name),
+        directions=directions,
+        sampler=sampler,
+        load_if_exists=True,
+    )
+    existing = [d.name.lower() for d in study.directions]
+    if existing != directions:
+        raise UsageError(
+            f"study {name!r} exists with directions {existing}, the space asks for {directions}; "
+            "use another --study name"
+        )
+    if not study.metric_names:
+        study.set_metric_names(metric_names)
+    study.set_user_attr("settings", settings)
+    (folder / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    return study
+
+
+def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
+    """An existing study, by name (default storage) or in ``storage``."""
+    url = storage or default_storage(name)
+    if storage is None and not (study_dir(name) / "study.db").is_file():
+        known = sorted(p.parent.name for p in studies_root().glob("*/study.db"))
+        raise UsageError(
+            f"no study {name!r} under {studies_root()}/"
+            + (f"; known studies: {', '.join(known)}" if known else "")
+        )
+    try:
+        return optuna.load_study(study_name=name, storage=url)
+    except KeyError:
+        raise UsageError(f"no study {name!r} in storage {url}") from None

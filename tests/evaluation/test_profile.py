@@ -1,0 +1,114 @@
+"""Counts checked against arithmetic worked by hand from the blocks' formulas.
+
+Notation: a k x k conv from c_in to c_out has c_in*c_out*k*k weights (+ c_out
+biases) and costs weights * H_out * W_out MACs; BN(c) has 2c parameters and
+no MACs; linear c -> n has c*n + n parameters and c*n MACs.
+"""
+
+import json
+
+import pytest
+
+from evaluation import build_model, count, preset
+from evaluation.profile import count_macs, count_macs_torch, profile_model
+from search.cli import main
+
+
+def d2l_densenet_at_96px_10_classes() -> tuple[int, int]:
+    """Parameters and MACs of the d2l DenseNet on 1x96x96 inputs (convs have biases)."""
+    params = macs = 0
+    # Stem: 7x7/2 conv 1 -> 64 gives 48x48, BN(64), max pool to 24x24.
+    params += 1 * 64 * 49 + 64 + 2 * 64
+    macs += 1 * 64 * 49 * 48 * 48
+    channels, side = 64, 24
+    for block in range(4):
+        # Four BN-ReLU-Conv3x3 layers of growth 32; layer i sees channels + 32i.
+        for i in range(4):
+            c_in = channels + 32 * i
+            params += 2 * c_in + c_in * 32 * 9 + 32
+            macs += c_in * 32 * 9 * side * side
+        channels += 4 * 32
+        if block < 3:
+            # Transition: BN, 1x1 conv to half the channels, 2x2 average pool.
+            params += 2 * channels + channels * (channels // 2) + channels // 2
+            macs += channels * (channels // 2) * side * side
+            channels, side = channels // 2, side // 2
+    # Head: BN(248), global pool, linear 248 -> 10.
+    params += 2 * channels + channels * 10 + 10
+    macs += channels * 10
+    return params, macs
+
+
+def residual_hybrid_at_224px_2_classes() -> tuple[int, int]:
+    """Parameters and MACs of densenet_residual_hybrid on 3x224x224 inputs (no biases).
+
+    A unit on c channels: 1x1 c -> c/4, 3x3 c/4 -> c/4, 1x1 c/4 -> c has
+    c^2/4 + 9c^2/16 + c^2/4 = 17c^2/16 weights and BN(c), BN(c/4), BN(c/4),
+    i.e. 3c parameters; its output cat(x, x + F(x)) has 2c channels.
+    """
+    params = macs = 0
+    params += 3 * 64 * 49 + 2 * 64  # 7x7/2 conv 3 -> 64 and BN, output 112x112
+    macs += 3 * 64 * 49 * 112 * 112
+    channels, side = 64, 56  # after the 3x3/2 max pool
+    for stage, depth in enumerate((2, 4, 3, 2)):
+        for _ in range(depth):
+            params += 17 * channels**2 // 16 + 3 * channels
+            macs += 17 * channels**2 // 16 * side * side
+            channels *= 2
+        if stage < 3:
+            params += 2 * channels + channels * (channels // 2)
+            macs += channels * (channels // 2) * side * side
+            channels, side = channels // 2, side // 2
+    params += 2 * channels + channels * 2 + 2  # BN(16384), linear 16384 -> 2
+    macs += channels * 2
+    return params, macs
+
+
+CASES = {
+    "d2l_densenet": ((1, 96, 96), 10, d2l_densenet_at_96px_10_classes),
+    "densenet_residual_hybrid": ((3, 224, 224), 2, residual_hybrid_at_224px_2_classes),
+}
+
+
+def test_hand_arithmetic_reproduces_the_numbers_written_down():
+    # The d2l figure written out once more, so the arithmetic itself is checked.
+    assert d2l_densenet_at_96px_10_classes() == (758_226, 129_077_168), "d2l hand count changed"
+    assert residual_hybrid_at_224px_2_classes()[1] == 18_622_955_520, "hybrid hand count changed"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_counts_match_hand_arithmetic(name):
+    input_size, classes, by_hand = CASES[name]
+    params, macs = by_hand()
+    formula = count(preset(name), input_size, classes)
+    assert (formula.params, formula.macs) == (params, macs), f"{name}: closed form {formula} vs hand {params, macs}"
+    model = build_model(preset(name), input_size[0], classes, input_size=input_size[1:])
+    assert sum(p.numel() for p in model.parameters()) == params, f"{name}: built model's parameters"
+    assert count_macs(model, input_size) == macs, f"{name}: fvcore MACs"
+    assert count_macs_torch(model, input_size) == macs, f"{name}: FlopCounterMode MACs / 2"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_profile_command_json_prints_hand_checked_counts(name, capsys):
+    input_size, classes, by_hand = CASES[name]
+    params, macs = by_hand()
+    code = main(["profile", name, "--input", ",".join(map(str, input_size)), "--num-classes", str(classes), "--json", "--repeats", "1", "--batch-size", "1"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0, "profile exits 0"
+    assert (result["params"], result["macs"], result["macs_torch"]) == (params, macs, macs), f"{name}: {result}"
+    assert result["latency_ms"] > 0, "latency is measured"
+
+
+def test_profile_model_reports_positive_latency_and_activations():
+    model = build_model(preset("d2l_densenet"), 1, 10, input_size=(64, 64))
+    profile = profile_model(model, (1, 64, 64), batch_size=2, repeats=2)
+    assert profile.latency_ms > 0 and profile.latency_batch_ms > 0, f"latencies: {profile}"
+    assert profile.activation_mb > 0, "a training step saves activations"
+    assert profile.peak_train_mb is None, "peak CUDA memory is only reported on CUDA"
+
+
+def test_profile_command_unknown_name_exits_2_with_one_line(capsys):
+    code = main(["profile", "densenet999"])
+    err = capsys.readouterr().err
+    assert code == 2, "a user's mistake exits with 2"
+    assert err.count("\n") == 1 and err.startswith("error: densenet999: neither a preset nor a file"), err
