@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Protocol
 
+from search.commands.export import ExportCommand
 from search.commands.profile import ProfileCommand
+from search.commands.show import ShowCommand
 
 
 class Command(Protocol):
@@ -18,5 +20,7 @@ class Command(Protocol):
 
 
 COMMANDS: dict[str, Command] = {
+    "show": ShowCommand(),
+    "export": ExportCommand(),
     "profile": ProfileCommand(),
 }

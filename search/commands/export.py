@@ -1,0 +1,38 @@
+"""``search export``: the best architectures of a study as files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from search.commands._common import positive_int
+from search.export import export_study
+from search.study import open_study, study_dir
+
+
+class ExportCommand:
+    help = "Write a study's Pareto-front architectures as YAML (and standalone PyTorch) files."
+    description = (
+        "Write the best front members of a study, best first by the first objective,\n"
+        "as best-K.yaml (the architecture plus its recorded metrics; accepted by\n"
+        "'search train' and 'search profile'), and pareto.csv / trials.csv for the\n"
+        "whole study. With --format python, also best-K.py: a file that builds the\n"
+        "model with nothing but torch installed."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", metavar="STUDY", help="Study name (a folder under studies/).")
+        parser.add_argument("--storage", help="Optuna storage URL, if not studies/STUDY/study.db.")
+        parser.add_argument("--top", type=positive_int, help="Export only the K best front members (default: all).")
+        parser.add_argument("--out", type=Path, help="Output folder (default: studies/STUDY/export/).")
+        parser.add_argument("--format", choices=("yaml", "python"), default="yaml", help="python adds a standalone PyTorch file per member.")
+
+    def run(self, args: argparse.Namespace) -> int:
+        study = open_study(args.study, storage=args.storage)
+        out = args.out or study_dir(args.study) / "export"
+        for path in export_study(study, out, top=args.top, python=args.format == "python"):
+            print(path)
+        if not any(out.glob("best-*.yaml")):
+            print(f"study {args.study} has no feasible finished trial yet: nothing on the front", file=sys.stderr)
+        return 0

@@ -1,0 +1,74 @@
+"""Export a study's best architectures: YAML configs, CSV tables, standalone PyTorch files."""
+
+from __future__ import annotations
+
+import inspect
+import pprint
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from search import standalone
+from search.pareto import front_trials, objective_names, trials_frame
+from search.records import TrialRecord
+
+__all__ = ["export_study", "standalone_source"]
+
+
+def ranked_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Front members, best first by the first objective (ties: lower trial number)."""
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return sorted(front_trials(study), key=lambda t: (sign * t.values[0], t.number))
+
+
+def export_study(study: optuna.Study, out: Path, *, top: int | None, python: bool) -> list[Path]:
+    """Write ``best-K.yaml`` (and ``best-K.py``) per chosen front member, plus CSVs."""
+    out.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = study.user_attrs.get("settings", {})
+    written = []
+    for rank, trial in enumerate(ranked_front(study)[:top], start=1):
+        record = TrialRecord.load(trial)
+        path = out / f"best-{rank}.yaml"
+        document = {
+            "architecture": record.architecture,
+            "metrics": {
+                **dict(zip(objective_names(study), trial.values)),
+                "params": record.params,
+                "macs": record.macs,
+                "latency_ms": record.latency_ms,
+                "val_accuracy_per_epoch": record.val_accuracy_per_epoch,
+            },
+            "source": {
+                "study": study.study_name,
+                "trial": trial.number,
+                "dataset": settings.get("dataset"),
+                "input_size": settings.get("input_size"),
+                "num_classes": settings.get("num_classes"),
+            },
+        }
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        written.append(path)
+        if python:
+            input_size = settings.get("input_size") or [3, 224, 224]
+            source = standalone_source(record.architecture, input_size[0], settings.get("num_classes") or 1000)
+            written.append(out / f"best-{rank}.py")
+            written[-1].write_text(source)
+    frame = trials_frame(study)
+    frame.to_csv(out / "trials.csv", index=False)
+    frame[frame["front"]].to_csv(out / "pareto.csv", index=False)
+    return [*written, out / "pareto.csv", out / "trials.csv"]
+
+
+def standalone_source(architecture: dict[str, Any], in_channels: int, num_classes: int) -> str:
+    """A Python file that builds ``architecture`` with torch alone."""
+    return (
+        inspect.getsource(standalone)
+        + "\n\nARCHITECTURE = "
+        + pprint.pformat(architecture, sort_dicts=False)
+        + f"\nIN_CHANNELS = {in_channels}\nNUM_CLASSES = {num_classes}\n\n\n"
+        + "def build_model() -> nn.Sequential:\n"
+        + '    """The exported network, randomly initialised; load its state_dict to use trained weights."""\n'
+        + "    return build(ARCHITECTURE, IN_CHANNELS, NUM_CLASSES)\n"
+    )

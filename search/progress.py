@@ -1,0 +1,77 @@
+"""Progress of a search: trials done, best accuracy, front size, ETA.
+
+On a terminal it is a tqdm bar with those figures as its postfix; elsewhere
+(CI, a log file) one plain line per finished trial.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+from search.pareto import front_trials, objective_names
+from search.records import TrialRecord
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """An Optuna callback that reports after each trial of this run."""
+
+    def __init__(self, *, total: int, done: int, stream: TextIO = sys.stderr) -> None:
+        self.total, self.done, self.stream = total, done, stream
+        self.started = time.monotonic()
+        self.finished_here = 0
+        self.bar = (
+            tqdm(total=total, initial=done, unit="trial", file=stream, dynamic_ncols=True)
+            if stream.isatty()
+            else None
+        )
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            self.done += 1
+        self.finished_here += 1
+        summary = self._summary(study)
+        if self.bar is not None:
+            self.bar.update(self.done - self.bar.n)
+            self.bar.set_postfix_str(summary)
+        else:
+            record = TrialRecord.load(trial)
+            values = ", ".join(
+                f"{name} {value:.4g}" for name, value in zip(objective_names(study), trial.values or [])
+            )
+            detail = f" ({record.reason})" if record.reason else ""
+            print(
+                f"trial {trial.number} {record.outcome}{detail}: {values or trial.state.name.lower()}"
+                f" [{self.done}/{self.total}] {summary}",
+                file=self.stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def _summary(self, study: optuna.Study) -> str:
+        names = objective_names(study)
+        front = front_trials(study)
+        parts = [f"front {len(front)}"]
+        if "accuracy" in names and front:
+            best = max(t.values[names.index("accuracy")] for t in front)
+            parts.insert(0, f"best accuracy {best:.4f}")
+        remaining = self.total - self.done
+        if self.finished_here and remaining > 0:
+            per_trial = (time.monotonic() - self.started) / self.finished_here
+            parts.append(f"ETA {_duration(per_trial * remaining)}")
+        return ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -1,0 +1,53 @@
+"""An exported standalone file builds the same network with torch alone."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from evaluation import Architecture, DenseSpec, DualPathSpec, ResidualDenseSpec, ResidualSpec, Stage, Stem, Transition, build_model, preset
+from search.export import standalone_source
+
+MIXED = Architecture(
+    stem=Stem(style="small", width=8),
+    stages=(
+        Stage(DenseSpec(growth_rate=4, bn_size=2, dropout=0.1), depth=2),
+        Stage(ResidualSpec(unit="bottleneck", width=4), depth=2, stride=2),
+        Stage(ResidualDenseSpec(reduction=2), depth=1),
+        Stage(DualPathSpec(width=8, growth_rate=4, bottleneck_width=8, groups=2), depth=2, stride=2),
+    ),
+    transitions=(Transition(pooling="max"), None, Transition(compression=0.5, pooling="none")),
+    conv_bias=True,
+)
+
+
+@pytest.mark.parametrize("arch", [MIXED, preset("resnet18"), preset("d2l_densenet")], ids=["mixed", "resnet18", "d2l_densenet"])
+def test_standalone_file_reproduces_outputs_without_the_project(arch, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(arch, 3, 7, input_size=(32, 32)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    torch.save({"state_dict": model.state_dict(), "x": x}, tmp_path / "weights.pt")
+    with torch.no_grad():
+        torch.save(model(x), tmp_path / "expected.pt")
+    (tmp_path / "exported.py").write_text(standalone_source(arch.to_dict(), 3, 7))
+    # -I: isolated mode, so neither the working directory nor PYTHONPATH put the project on the path.
+    # A meta-path hook refuses the project's packages even where pip installed them.
+    script = (
+        "import sys\n"
+        "class Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('evaluation', 'search', 'spaces'): raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "import torch, exported\n"
+        "saved = torch.load('weights.pt', weights_only=True)\n"
+        "model = exported.build_model().eval(); model.load_state_dict(saved['state_dict'])\n"
+        "with torch.no_grad(): out = model(saved['x'])\n"
+        "print((out - torch.load('expected.pt', weights_only=True)).abs().max().item())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.'); exec({script!r})"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, f"standalone file failed: {done.stderr[-2000:]}"
+    assert float(done.stdout.strip()) <= 1e-5, f"outputs differ by {done.stdout.strip()}"
