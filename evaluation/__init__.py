@@ -16,17 +16,23 @@ from evaluation.architecture import (
 )
 from evaluation.builder import Network, build_model
 from evaluation.counts import Counts, count
+from evaluation.data import DATASETS, DataError, DataSplits, load_dataset
 from evaluation.io import load_architecture, save_architecture
 from evaluation.presets import preset, preset_names
 from evaluation.profile import Profile, profile_model
 from evaluation.torchvision_compat import load_torchvision_state_dict
+from evaluation.train import EpochReport, TrainConfig, TrainResult
 
 __all__ = [
     "Architecture",
     "ArchitectureError",
     "Counts",
+    "DATASETS",
+    "DataError",
+    "DataSplits",
     "DenseSpec",
     "DualPathSpec",
+    "EpochReport",
     "Head",
     "Network",
     "Profile",
@@ -34,10 +40,13 @@ __all__ = [
     "ResidualSpec",
     "Stage",
     "Stem",
+    "TrainConfig",
+    "TrainResult",
     "Transition",
     "build_model",
     "count",
     "load_architecture",
+    "load_dataset",
     "load_torchvision_state_dict",
     "preset",
     "preset_names",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,8 +46,10 @@ def _example(model: nn.Module, input_size: tuple[int, int, int], batch_size: int
 
 def count_macs(model: nn.Module, input_size: tuple[int, int, int]) -> int:
     """MACs of one forward pass on one input, by fvcore (eval mode)."""
-    from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn import jit_handles
+    with warnings.catch_warnings():
+        # fvcore's import runs torch.jit.script, which torch 2.14 deprecates.
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis, jit_handles
 
     mac_handles = {
         "aten::_convolution": jit_handles.conv_flop_jit,

@@ -11,21 +11,15 @@ import sys
 from typing import Sequence
 
 from evaluation import ArchitectureError
+from evaluation.data import DataError
 from search.commands import COMMANDS
 from search.errors import UsageError
+from spaces import SpaceError
 
 __all__ = ["main"]
 
-USER_ERRORS: tuple[type[Exception], ...] = (UsageError, ArchitectureError)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """User-facing errors of every package, imported lazily to keep start-up light."""
-    try:
-        from spaces import SpaceError
-    except ImportError:  # spaces not installed in this checkout
-        return USER_ERRORS
-    return (*USER_ERRORS, SpaceError)
+# The root exceptions of user mistakes, one per package.
+USER_ERRORS: tuple[type[Exception], ...] = (UsageError, ArchitectureError, DataError, SpaceError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except _user_errors() as error:
+    except USER_ERRORS as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -23,7 +23,8 @@ __all__ = ["Progress"]
 class Progress:
     """An Optuna callback that reports after each trial of this run."""
 
-    def __init__(self, *, total: int, done: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, *, total: int, done: int, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr  # looked up now, so redirection after import is honoured
         self.total, self.done, self.stream = total, done, stream
         self.started = time.monotonic()
         self.finished_here = 0

@@ -8,6 +8,7 @@ exports. Any Optuna storage URL may replace the SQLite file.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,7 @@ def make_sampler(kind: str, *, seed: int | None) -> optuna.samplers.BaseSampler:
         # modelling stays on. constant_liar: workers sharing a storage avoid
         # proposing the same point while earlier trials still run.
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, constant_liar=True, n_startup_trials=10,
-            warn_independent_sampling=False,
+            seed=seed, multivariate=True, constant_liar=True, n_startup_trials=10
         )
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
@@ -77,7 +77,9 @@ def create_or_resume(
             "use another --study name"
         )
     if not study.metric_names:
-        study.set_metric_names(metric_names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names)
     study.set_user_attr("settings", settings)
     (folder / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     return study

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Protocol
 
+from search.commands.dashboard import DashboardCommand
 from search.commands.export import ExportCommand
+from search.commands.list import ListCommand
 from search.commands.profile import ProfileCommand
+from search.commands.report import ReportCommand
+from search.commands.run import RunCommand
 from search.commands.show import ShowCommand
+from search.commands.train import TrainCommand
 
 
 class Command(Protocol):
@@ -20,7 +25,12 @@ class Command(Protocol):
 
 
 COMMANDS: dict[str, Command] = {
+    "run": RunCommand(),
+    "list": ListCommand(),
     "show": ShowCommand(),
+    "report": ReportCommand(),
+    "dashboard": DashboardCommand(),
     "export": ExportCommand(),
+    "train": TrainCommand(),
     "profile": ProfileCommand(),
 }

@@ -1,0 +1,352 @@
+"""Datasets as in-memory uint8 tensors, and the batch pipeline that feeds training.
+
+A dataset is read once per process (``load_dataset`` caches the raw arrays), kept
+as ``uint8`` tensors of shape (N, C, H, W), and split into train / validation /
+test. The validation split is carved from the training set with a seed; the
+test set is only for final evaluation. ``BatchPipeline`` turns a uint8 batch
+into the network's input on the training device (resize, random crop with
+padding, horizontal flip, normalisation), so the training loop does no
+per-image Python work.
+
+Files are looked for in this order: ``root`` (``--data-root``),
+``$SEARCH_DATA_DIR``, the system copy (Debian's ``dataset-fashion-mnist``
+installs ``/usr/share/datasets/fashion-mnist/*.gz``), torchvision's cache, then
+a download into that cache. When all fail, ``DataError`` says how to get it.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "DATASETS",
+    "BatchPipeline",
+    "DataError",
+    "DataSplits",
+    "DatasetSpec",
+    "load_dataset",
+    "torchvision_cache",
+]
+
+
+class DataError(Exception):
+    """A dataset that is unknown or cannot be found; the message says how to get it."""
+
+
+Pair = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 labels (N,)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the loader needs to know about one dataset.
+
+    ``flip``: whether a horizontal flip is a label-preserving augmentation
+    (clothes and CIFAR objects, yes; digits, no). ``torchvision_class``: the
+    dataset class that downloads it (None: nothing to download).
+    ``system_dirs``: where a distribution package installs the files.
+    """
+
+    name: str
+    title: str
+    num_classes: int
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool
+    read: Callable[[Path], tuple[Pair, Pair] | None]
+    torchvision_class: str | None
+    system_dirs: tuple[Path, ...] = ()
+    apt_package: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Train, validation and test sets as (uint8 images, int64 labels) pairs."""
+
+    name: str
+    train: Pair
+    val: Pair
+    test: Pair
+    num_classes: int
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool
+
+
+# --- readers -------------------------------------------------------------------
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format), gzipped or not: big-endian dims, then data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    ndim = data[3]
+    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(np.int64)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(dims))
+
+
+def _find_idx(directory: Path, stem: str, folder: str) -> Path | None:
+    """``stem`` or ``stem.gz`` in ``directory`` or in torchvision's ``folder/raw`` layout."""
+    for base in (directory, directory / folder / "raw"):
+        for name in (stem, stem + ".gz"):
+            if (base / name).is_file():
+                return base / name
+    return None
+
+
+def _idx_reader(folder: str) -> Callable[[Path], tuple[Pair, Pair] | None]:
+    """A reader for MNIST-format IDX files; ``folder`` is torchvision's class name."""
+
+    def read(directory: Path) -> tuple[Pair, Pair] | None:
+        parts = []
+        for split in ("train", "test"):
+            paths = [_find_idx(directory, stem, folder) for stem in _IDX_FILES[split]]
+            if None in paths:
+                return None
+            images, labels = (_read_idx(p) for p in paths)  # type: ignore[arg-type]
+            parts.append(
+                (torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+            )
+        return parts[0], parts[1]
+
+    return read
+
+
+def _read_cifar10(directory: Path) -> tuple[Pair, Pair] | None:
+    """CIFAR-10's python pickles (``cifar-10-batches-py``), as torchvision extracts them."""
+    base = directory / "cifar-10-batches-py"
+    batches = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    if not all((base / name).is_file() for names in batches.values() for name in names):
+        return None
+    parts = []
+    for names in batches.values():
+        images, labels = [], []
+        for name in names:
+            with open(base / name, "rb") as handle:
+                entry = pickle.load(handle, encoding="latin1")
+            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(entry["labels"], dtype=np.int64))
+        parts.append((torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))))
+    return parts[0], parts[1]
+
+
+def _read_digits(_: Path) -> tuple[Pair, Pair]:
+    """scikit-learn's bundled 8x8 digits (1797 images, no files needed).
+
+    Pixel values 0-16 are scaled to 0-255; a fixed 20% (seed 0, independent of
+    the split seed) is the test set, so every run evaluates on the same images.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(np.round(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    test, train = order[: len(labels) // 5], order[len(labels) // 5 :]
+    return (images[train], labels[train]), (images[test], labels[test])
+
+
+def _download(spec: DatasetSpec, directory: Path) -> None:
+    """Fetch ``spec`` into ``directory`` with torchvision (which also extracts it)."""
+    import torchvision.datasets
+
+    dataset_class = getattr(torchvision.datasets, spec.torchvision_class)
+    for train in (True, False):
+        dataset_class(str(directory), train=train, download=True)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            name="fashion_mnist", title="Fashion-MNIST", num_classes=10, input_size=(1, 28, 28),
+            mean=(0.2860,), std=(0.3530,), flip=True,
+            read=_idx_reader("FashionMNIST"), torchvision_class="FashionMNIST",
+            system_dirs=(Path("/usr/share/datasets/fashion-mnist"),), apt_package="dataset-fashion-mnist",
+        ),
+        DatasetSpec(
+            name="mnist", title="MNIST", num_classes=10, input_size=(1, 28, 28),
+            mean=(0.1307,), std=(0.3081,), flip=False,
+            read=_idx_reader("MNIST"), torchvision_class="MNIST",
+        ),
+        DatasetSpec(
+            name="cifar10", title="CIFAR-10", num_classes=10, input_size=(3, 32, 32),
+            mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), flip=True,
+            read=_read_cifar10, torchvision_class="CIFAR10",
+        ),
+        DatasetSpec(
+            name="digits", title="scikit-learn digits", num_classes=10, input_size=(1, 8, 8),
+            mean=(0.3057,), std=(0.3759,), flip=False,
+            read=_read_digits, torchvision_class=None,
+        ),
+    )
+}
+
+
+# --- lookup --------------------------------------------------------------------
+
+
+def torchvision_cache() -> Path:
+    """Where torchvision-style downloads go: ``$XDG_CACHE_HOME/torchvision`` or ``~/.cache/torchvision``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torchvision"
+
+
+def _candidates(spec: DatasetSpec, root: str | None, search_dir: str | None) -> list[tuple[str, Path]]:
+    """The places to look, in order, each with a label for the error message."""
+    places: list[tuple[str, Path]] = []
+    if root is not None:
+        places.append(("--data-root", Path(root)))
+    if search_dir:
+        places.append(("$SEARCH_DATA_DIR", Path(search_dir)))
+    places += [("system copy", directory) for directory in spec.system_dirs]
+    places.append(("torchvision cache", torchvision_cache()))
+    return places
+
+
+@functools.lru_cache(maxsize=8)
+def _load_raw(name: str, root: str | None, search_dir: str | None) -> tuple[Pair, Pair]:
+    """Train and test pairs of ``name``, read once per process and per place.
+
+    ``search_dir`` is ``$SEARCH_DATA_DIR`` at call time, passed in so that it
+    is part of the cache key.
+    """
+    spec = DATASETS[name]
+    places = _candidates(spec, root, search_dir)
+    for _, directory in places:
+        found = spec.read(directory)
+        if found is not None:
+            return found
+    assert spec.torchvision_class is not None, f"{name}: a reader without files never returns None"
+    cache = torchvision_cache()
+    try:
+        _download(spec, cache)
+        found = spec.read(cache)
+        failure = "the download left no readable files"
+    except Exception as error:  # any network or file error: reported below as one message
+        found, failure = None, f"{type(error).__name__}: {' '.join(str(error).split())}"
+    if found is not None:
+        return found
+    looked = "; ".join(f"{label} {directory}" for label, directory in places)
+    ways = []
+    if spec.apt_package:
+        ways.append(f"install Debian's package (sudo apt-get install {spec.apt_package})")
+    ways.append(
+        f"download it with torchvision (python -c \"import torchvision; "
+        f"torchvision.datasets.{spec.torchvision_class}('{cache}', download=True)\") "
+        f"or put the files in a folder passed as --data-root or $SEARCH_DATA_DIR"
+    )
+    raise DataError(
+        f"{spec.title} not found (looked in: {looked}) and the download into {cache} failed "
+        f"({failure}); {' or '.join(ways)}"
+    )
+
+
+def load_dataset(
+    name: str = "fashion_mnist",
+    *,
+    root: str | Path | None = None,
+    validation_size: int | float = 5000,
+    seed: int = 0,
+) -> DataSplits:
+    """``name`` split into train, validation and test sets.
+
+    ``validation_size`` is a count of images or, below 1, a fraction of the
+    training set; 0 keeps the whole training set for training. The split
+    depends only on ``seed`` and the size, so repeated calls agree.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    (train_x, train_y), test = _load_raw(name, None if root is None else str(root), os.environ.get("SEARCH_DATA_DIR"))
+    count = round(validation_size * len(train_y)) if isinstance(validation_size, float) else validation_size
+    if not 0 <= count < len(train_y):
+        raise DataError(
+            f"validation_size must leave training images: between 0 and {len(train_y) - 1} "
+            f"(or a fraction below 1), got {validation_size}"
+        )
+    order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:count].sort().values, order[count:].sort().values
+    return DataSplits(
+        name=name,
+        train=(train_x[train_idx], train_y[train_idx]),
+        val=(train_x[val_idx], train_y[val_idx]),
+        test=test,
+        num_classes=spec.num_classes,
+        input_size=spec.input_size,
+        mean=spec.mean,
+        std=spec.std,
+        flip=spec.flip,
+    )
+
+
+# --- batches on the device -------------------------------------------------------
+
+
+class BatchPipeline:
+    """uint8 batch -> float input on the device: resize, augment, normalise.
+
+    Augmentation is per batch with per-image randomness (Krizhevsky et al.'s
+    random crop with padding and horizontal flip), done as one gather, so no
+    Python runs per image. The crop pads by 1/8 of the side (4 px at 32, as in
+    the ResNet paper's CIFAR setting) with zeros, i.e. black as torchvision's
+    ``RandomCrop(padding=...)``. Output is channels_last when asked, because
+    the gather produces NHWC memory anyway.
+    """
+
+    def __init__(
+        self,
+        *,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device,
+        resize: int | None = None,
+        flip: bool = True,
+        channels_last: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
+        self.scale = 1 / (torch.tensor(std, device=device).view(1, -1, 1, 1) * 255)
+        self.resize = resize
+        self.flip = flip
+        self.channels_last = channels_last
+        self.generator = generator
+
+    def __call__(self, images: torch.Tensor, *, augment: bool) -> torch.Tensor:
+        x = images.float()
+        if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
+            # Bilinear, as torchvision's Resize on PIL images in the d2l book.
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        if augment:
+            x = self._crop(x)
+            if self.flip:
+                flip = torch.rand(len(x), device=x.device, generator=self.generator) < 0.5
+                x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        x = (x - self.mean) * self.scale
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=memory_format)
+
+    def _crop(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        pad = max(1, min(h, w) // 8)
+        padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # N, H+2p, W+2p, C
+        offsets = torch.randint(0, 2 * pad + 1, (2, n), device=x.device, generator=self.generator)
+        rows = (offsets[0].view(n, 1) + torch.arange(h, device=x.device)).view(n, h, 1)
+        cols = (offsets[1].view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, w)
+        return padded[torch.arange(n, device=x.device).view(n, 1, 1), rows, cols].permute(0, 3, 1, 2)

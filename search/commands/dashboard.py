@@ -1,0 +1,71 @@
+"""``search dashboard``: optuna-dashboard on this machine's loopback, for one study's storage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from search.errors import UsageError
+from search.study import default_storage, open_study
+
+# Loopback only: the dashboard can rename and delete studies and has no login.
+HOST = "127.0.0.1"
+
+
+def port_number(text: str) -> int:
+    """Parse a TCP port, 0 meaning any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Log nothing per request: the dashboard polls every few seconds."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class DashboardCommand:
+    help = "Serve optuna-dashboard for a study on 127.0.0.1 (Ctrl-C stops it)."
+    description = (
+        "Start optuna-dashboard (the installed package) against the study's storage,\n"
+        "listening on 127.0.0.1 only. Each trial's user attributes appear there: the\n"
+        "architecture as JSON, params, MACs, latency, the learning curve, the outcome\n"
+        "and the reason when it failed. --port 0 picks a free port; the URL is printed."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", metavar="STUDY", help="The study's name (its folder under studies/).")
+        parser.add_argument(
+            "--storage", metavar="URL", default=None,
+            help="An Optuna storage URL holding the study (default: studies/<study>/study.db).",
+        )
+        parser.add_argument(
+            "--port", type=port_number, default=8080,
+            help="Port to listen on, 0 for any free one (default: 8080).",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from optuna_dashboard import wsgi
+
+        open_study(args.study, storage=args.storage)  # fails early, naming the known studies
+        app = wsgi(args.storage or default_storage(args.study))
+        try:
+            server = make_server(HOST, args.port, app, handler_class=_QuietHandler)
+        except OSError as error:
+            raise UsageError(f"cannot listen on {HOST}:{args.port}: {error.strerror or error}") from None
+        url = f"http://{HOST}:{server.server_port}/dashboard"
+        print(f"optuna-dashboard for study {args.study!r} at {url} (Ctrl-C to stop)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("dashboard stopped", file=sys.stderr)
+        finally:
+            server.server_close()
+        return 0

@@ -1,0 +1,167 @@
+"""One trial: sample, validate, profile, screen, train, record.
+
+The order is cheapest first. An architecture that cannot be built, or breaks a
+constraint that is known before training (params, MACs, latency), is
+*rejected*: it costs no training and is completed as infeasible through
+``Trial.set_constraint``, so the sampler learns to avoid it (a FAIL would be
+ignored by Optuna's samplers, which would keep proposing it). An architecture
+already evaluated in the study takes the recorded values instead of training
+again. A run that diverges (NaN/inf loss) is completed as infeasible with its
+reason. Anything else that raises is recorded and left to Optuna as FAIL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from evaluation import Architecture, ArchitectureError, build_model, count
+from evaluation.data import DataSplits
+from evaluation.profile import count_macs, measure_latency_ms
+from evaluation.train import EpochReport, TrainConfig, train
+from search.records import TrialRecord, architecture_key
+from spaces import Space, precheck, sample_architecture
+
+__all__ = ["Objective", "VALID_CONSTRAINT"]
+
+# Constraint set to 1 when a trial has no meaningful result (the architecture
+# could not be built, or training diverged): such trials never enter the front.
+VALID_CONSTRAINT = "valid"
+
+
+@dataclass
+class Objective:
+    """The callable given to ``study.optimize``; returns the space's objective values."""
+
+    space: Space
+    data: DataSplits
+    config: TrainConfig
+    latency_repeats: int = 5
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        try:
+            return self._evaluate(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # noqa: BLE001 - recorded, then Optuna marks FAIL
+            trial.set_user_attr("outcome", "failed")
+            trial.set_user_attr("reason", f"{type(error).__name__}: {error}")
+            raise
+
+    # -- steps --------------------------------------------------------------
+
+    def _evaluate(self, trial: optuna.Trial) -> list[float]:
+        try:
+            arch = sample_architecture(self.space, trial)
+        except ArchitectureError as error:
+            return self._finish(trial, TrialRecord(outcome="rejected", reason=str(error)), valid=False)
+        record = TrialRecord(outcome="trained", architecture=arch.to_dict())
+        record.architecture_key = architecture_key(record.architecture)
+
+        previous = self._find_evaluated(trial, record.architecture_key)
+        if previous is not None:
+            return self._copy(trial, previous)
+
+        reason = precheck(self.space, arch)
+        counts = self._counts(arch)
+        if counts is not None:
+            record.params, record.macs = counts
+        if reason is not None:
+            record.outcome, record.reason = "rejected", reason
+            return self._finish(trial, record, valid=counts is not None)
+
+        model = build_model(arch, self.space.input_size[0], self.space.num_classes, input_size=self.space.input_size[1:])
+        record.macs = count_macs(model, self.space.input_size)
+        record.latency_ms = measure_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
+        limit = self.space.constraints.max_latency_ms
+        if limit is not None and record.latency_ms > limit:
+            record.outcome = "rejected"
+            record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"
+            return self._finish(trial, record, valid=True)
+
+        # Each trial its own seed, derived from the run's, so a study repeats.
+        config = dataclasses.replace(self.config, seed=self.config.seed + trial.number)
+        result = train(model, self.data, config, on_epoch=self._epoch_callback(trial, record))
+        record.val_accuracy_per_epoch = list(result.val_accuracies)
+        record.epochs_run = result.epochs_run
+        record.train_seconds = result.train_seconds
+        record.eval_seconds = result.eval_seconds
+        record.device = result.device
+        if result.diverged:
+            record.outcome, record.reason = "diverged", result.stopped_reason
+            return self._finish(trial, record, valid=False)
+        if result.stopped_reason:
+            record.reason = result.stopped_reason
+        return self._finish(trial, record, valid=True)
+
+    def _counts(self, arch: Architecture) -> tuple[int, int] | None:
+        """Closed-form params and MACs, or None when the architecture cannot be built."""
+        try:
+            counts = count(arch, self.space.input_size, self.space.num_classes)
+        except ArchitectureError:
+            return None
+        return counts.params, counts.macs
+
+    def _epoch_callback(self, trial: optuna.Trial, record: TrialRecord):
+        single_objective = len(self.space.objectives) == 1
+
+        def on_epoch(report: EpochReport) -> bool:
+            record.val_accuracy_per_epoch.append(report.val_accuracy)
+            trial.set_user_attr("val_accuracy_per_epoch", record.val_accuracy_per_epoch)
+            # Optuna prunes single-objective studies only.
+            if single_objective and self.space.objectives[0].metric == "accuracy":
+                trial.report(report.val_accuracy, report.epoch)
+                if trial.should_prune():
+                    record.outcome = "pruned"
+                    record.reason = f"pruned after epoch {report.epoch}"
+                    record.save(trial)
+                    raise optuna.TrialPruned(record.reason)
+            return False
+
+        return on_epoch
+
+    def _find_evaluated(self, trial: optuna.Trial, key: str) -> FrozenTrial | None:
+        """The first finished trial of this study with the same architecture."""
+        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if other.number != trial.number and other.user_attrs.get("architecture_key") == key:
+                return other
+        return None
+
+    def _copy(self, trial: optuna.Trial, previous: FrozenTrial) -> list[float]:
+        """Take the values and constraints recorded for the same architecture."""
+        record = TrialRecord.load(previous)
+        record.outcome = "duplicate"
+        record.duplicate_of = previous.user_attrs.get("duplicate_of", previous.number)
+        record.reason = f"same architecture as trial {record.duplicate_of}; values copied"
+        record.save(trial)
+        for key, value in previous.constraints.items():
+            trial.set_constraint(key, value)
+        return list(previous.values)
+
+    def _finish(self, trial: optuna.Trial, record: TrialRecord, *, valid: bool) -> list[float]:
+        record.save(trial)
+        trial.set_constraint(VALID_CONSTRAINT, 0.0 if valid else 1.0)
+        limits = self.space.constraints
+        for name, value, limit in (
+            ("params", record.params, limits.max_params),
+            ("macs", record.macs, limits.max_macs),
+            ("latency_ms", record.latency_ms, limits.max_latency_ms),
+        ):
+            if limit is not None:
+                # Relative excess, so constraints of different units weigh alike.
+                trial.set_constraint(name, 0.0 if value is None else (value - limit) / limit)
+        return [self._value(metric.metric, record) for metric in self.space.objectives]
+
+    @staticmethod
+    def _value(metric: str, record: TrialRecord) -> float:
+        """An objective value; trials without a result get accuracy 0 and their known costs."""
+        if metric == "accuracy":
+            curve = record.val_accuracy_per_epoch
+            return curve[-1] if record.outcome == "trained" and curve else 0.0
+        value: Any = getattr(record, metric)
+        return float(value) if value is not None and math.isfinite(value) else 0.0

@@ -1,0 +1,56 @@
+"""From an Optuna trial to an Architecture, and the checks before any training.
+
+``sample_architecture`` uses Optuna's define-by-run API only
+(``suggest_categorical``, ``suggest_int``, ``suggest_float``), so any sampler
+works; the result is a pure function of the trial's parameters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from evaluation.architecture import Architecture, ArchitectureError
+from evaluation.counts import count
+from spaces.space import Space
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
+
+__all__ = ["enqueue_architecture", "precheck", "sample_architecture"]
+
+
+def sample_architecture(space: Space, trial: BaseTrial) -> Architecture:
+    """The Architecture ``trial`` picks from ``space``.
+
+    Parameters are named by part (``num_stages``, ``stage2.block``,
+    ``stage2.depth``, ``stage2.dense.growth_rate``, ``transition1.pooling``,
+    ``stem.width``); a shared knob drops the number (``transition.pooling``).
+    """
+    return space.architecture(lambda knob: knob.suggest(trial))
+
+
+def enqueue_architecture(space: Space, arch: Architecture) -> dict[str, Any]:
+    """Parameters for ``study.enqueue_trial`` that make the trial sample ``arch``.
+
+    Raises ``SpaceError`` naming the first knob ``arch`` does not fit.
+    """
+    return space.params_for(arch)
+
+
+def precheck(space: Space, arch: Architecture) -> str | None:
+    """Why ``arch`` must not be trained in ``space``, or None if it may be.
+
+    Uses the closed-form counts, so nothing is built: the architecture must
+    fit ``space.input_size`` and meet the params and MACs constraints. The
+    latency constraint needs a measurement and is left to the trial.
+    """
+    try:
+        counts = count(arch, space.input_size, space.num_classes)
+    except ArchitectureError as error:
+        return str(error)
+    limits = space.constraints
+    if limits.max_params is not None and counts.params > limits.max_params:
+        return f"params {counts.params:,} > max_params {limits.max_params:,}"
+    if limits.max_macs is not None and counts.macs > limits.max_macs:
+        return f"MACs {counts.macs:,} > max_macs {limits.max_macs:,}"
+    return None

@@ -1,0 +1,325 @@
+"""``Space``: a validated search space, and the walk from knob values to an Architecture.
+
+The loader (``spaces.schema``) builds a Space from a file; everything else
+reads it. ``architecture(choose)`` is the single place that turns knob values
+into an Architecture: sampling passes Optuna's suggest, ``example`` passes the
+first value of every knob, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Mapping
+
+from evaluation.architecture import (
+    BLOCK_SPECS,
+    Architecture,
+    Head,
+    Stage,
+    Stem,
+    Transition,
+)
+from spaces.errors import SpaceError
+from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
+
+__all__ = ["Constraints", "Objective", "Space", "StageKnobs", "TrainingBudget", "TransitionKnobs"]
+
+METRICS = ("accuracy", "macs", "params", "latency_ms")
+DIRECTIONS = ("maximize", "minimize")
+SCHEDULES = ("cosine", "onecycle")
+PARAMETERISATIONS = ("static", "conditional")
+
+Choose = Callable[[Knob], Scalar]
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: Literal["accuracy", "macs", "params", "latency_ms"]
+    direction: Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits a trial must meet; params and MACs are checked before training."""
+
+    max_params: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """How long one trial trains: small by default, so a search explores widely."""
+
+    epochs: int = 1
+    train_fraction: float = 0.15
+    batch_size: int = 128
+    lr: float = 0.05
+    schedule: Literal["cosine", "onecycle"] = "onecycle"
+
+
+@dataclass(frozen=True)
+class StageKnobs:
+    """The knobs of one stage; ``blocks`` holds those of every block type it may choose.
+
+    A block's knobs may include the stage's ``depth`` (a depth range per block
+    type) and ``stride``; ``depth`` here is None when every block has its own.
+    """
+
+    block: Knob
+    depth: Knob | None
+    blocks: Mapping[str, Mapping[str, Knob]] = field(hash=False)
+
+    def depth_knob(self, kind: str) -> Knob:
+        """The knob that sets the depth of a stage of block ``kind``."""
+        knob = self.blocks[kind].get("depth", self.depth)
+        assert knob is not None, f"no depth knob for {kind}"
+        return knob
+
+
+@dataclass(frozen=True)
+class TransitionKnobs:
+    present: Knob
+    compression: Knob
+    pooling: Knob
+
+
+@dataclass(frozen=True)
+class Space:
+    """A search space over Architectures, with the data, objectives and budget it is meant for.
+
+    ``stages`` and ``transitions`` run to the largest stage count the space
+    allows; a sample with fewer stages ignores the rest.
+    """
+
+    name: str
+    path: Path
+    source: str  # how messages name the file: "spaces/resnet.yaml" or the user's path
+    description: str
+    dataset: str
+    input_size: tuple[int, int, int]
+    num_classes: int
+    objectives: tuple[Objective, ...]
+    constraints: Constraints
+    training: TrainingBudget
+    parameterisation: Literal["static", "conditional"]
+    # Dicts cannot be hashed: the mappings count in equality only.
+    stem: Mapping[str, Knob] = field(hash=False)
+    num_stages: Knob
+    stages: tuple[StageKnobs, ...]
+    transitions: tuple[TransitionKnobs, ...]
+    head: Mapping[str, Knob] = field(hash=False)
+    conv_bias: Knob
+    baselines: Mapping[str, Architecture] = field(default_factory=dict, hash=False)
+
+    def error(self, path: str, what: str) -> SpaceError:
+        return SpaceError(f"{self.source}: {path}: {what}")
+
+    # -- from knob values to an Architecture -------------------------------------------
+
+    def architecture(self, choose: Choose) -> Architecture:
+        """The Architecture whose knob values ``choose`` picks, in a fixed order.
+
+        With the static parameterisation every knob of every stage up to the
+        largest stage count is chosen, active or not, so the set of Optuna
+        parameters is the same in every trial (see README, "Parameterisation").
+        """
+        static = self.parameterisation == "static"
+        stem = Stem(**{name: choose(knob) for name, knob in self.stem.items()})
+        count = choose(self.num_stages)
+        stages = []
+        for i, knobs in enumerate(self.stages):
+            active = i < count
+            if not (active or static):
+                break
+            kind = choose(knobs.block)
+            # The stage's depth knob is asked unless the block brings its own.
+            asked = knobs.depth is not None and (static or "depth" not in knobs.blocks[kind])
+            depth = choose(knobs.depth) if asked else None
+            values: dict[str, Scalar] = {}
+            for block, block_knobs in knobs.blocks.items():
+                if block == kind:
+                    values = {name: choose(knob) for name, knob in block_knobs.items()}
+                elif static:
+                    for knob in block_knobs.values():
+                        choose(knob)  # asked and ignored, so that every trial has the same parameters
+            if active:
+                stride = values.pop("stride", 1)
+                depth = values.pop("depth", depth)
+                stages.append(Stage(block=BLOCK_SPECS[kind](**values), depth=depth, stride=stride))
+        transitions: list[Transition | None] = []
+        for i, knobs in enumerate(self.transitions):
+            active = i < count - 1
+            if not (active or static):
+                break
+            present = choose(knobs.present)
+            transition = None
+            if present or static:
+                transition = Transition(compression=choose(knobs.compression), pooling=choose(knobs.pooling))
+            if active:
+                transitions.append(transition if present else None)
+        head = Head(**{name: choose(knob) for name, knob in self.head.items()})
+        return Architecture(
+            stem=stem, stages=tuple(stages), transitions=tuple(transitions), head=head,
+            conv_bias=choose(self.conv_bias),
+        )
+
+    def example(self) -> Architecture:
+        """A deterministic member: every knob at its first choice or low end."""
+        return self.architecture(Knob.first)
+
+    def baseline(self, name: str) -> Architecture:
+        """The known architecture listed under ``baselines`` in the file."""
+        if name not in self.baselines:
+            known = ", ".join(sorted(self.baselines)) or "none"
+            raise self.error("baselines", f"no baseline {name!r}; known baselines: {known}")
+        return self.baselines[name]
+
+    def with_input(
+        self, *, dataset: str | None = None, input_size: tuple[int, int, int] | None = None,
+        num_classes: int | None = None,
+    ) -> Space:
+        """This space for another data set or input shape (the command line's overrides)."""
+        if input_size is not None and (len(input_size) != 3 or min(input_size) < 1):
+            raise self.error("input", f"must be 3 positive integers (C, H, W), got {input_size!r}")
+        if num_classes is not None and num_classes < 2:
+            raise self.error("num_classes", f"must be >= 2, got {num_classes}")
+        return dataclasses.replace(
+            self,
+            dataset=self.dataset if dataset is None else dataset,
+            input_size=self.input_size if input_size is None else tuple(input_size),
+            num_classes=self.num_classes if num_classes is None else num_classes,
+        )
+
+    # -- the inverse: an Architecture to knob values -----------------------------------
+
+    def params_for(self, arch: Architecture) -> dict[str, Scalar]:
+        """Trial parameters for which ``architecture`` gives back ``arch``.
+
+        Raises ``SpaceError`` naming the first knob whose value ``arch`` does
+        not fit. Inactive knobs of the static parameterisation get their first
+        value, so the result is complete.
+        """
+        params: dict[str, Scalar] = {}
+
+        def fit(knob: Knob, value: Scalar) -> None:
+            if not knob.contains(value):
+                raise self.error(
+                    knob.path, f"the architecture has {value!r}, the space allows {knob.distribution.describe()}"
+                )
+            if knob.param is None:
+                return
+            if knob.param in params and params[knob.param] != value:
+                raise self.error(
+                    knob.path,
+                    f"shared by all stages ({knob.param}), but the architecture has both "
+                    f"{params[knob.param]!r} and {value!r}",
+                )
+            params[knob.param] = value
+
+        for name, knob in self.stem.items():
+            fit(knob, getattr(arch.stem, name))
+        if len(arch.stages) > len(self.stages):
+            raise self.error(
+                "stages.count", f"the architecture has {len(arch.stages)} stages, the space at most {len(self.stages)}"
+            )
+        fit(self.num_stages, len(arch.stages))
+        for stage, knobs in zip(arch.stages, self.stages):
+            fit(knobs.block, stage.block.kind)
+            for name, knob in knobs.blocks[stage.block.kind].items():
+                fit(knob, getattr(stage if name in ("depth", "stride") else stage.block, name))
+            if "depth" not in knobs.blocks[stage.block.kind]:
+                fit(knobs.depth_knob(stage.block.kind), stage.depth)
+        for transition, knobs in zip(arch.transitions, self.transitions):
+            fit(knobs.present, transition is not None)
+            if transition is not None:
+                fit(knobs.compression, transition.compression)
+                fit(knobs.pooling, transition.pooling)
+        for name, knob in self.head.items():
+            fit(knob, getattr(arch.head, name))
+        fit(self.conv_bias, arch.conv_bias)
+        if self.parameterisation == "static":
+            for knob in self.knobs():
+                if knob.param is not None:
+                    params.setdefault(knob.param, knob.first())
+        return params
+
+    def knobs(self) -> list[Knob]:
+        """Every knob, in the order ``architecture`` chooses them."""
+        found: list[Knob] = [*self.stem.values(), self.num_stages]
+        for stage in self.stages:
+            found += [stage.block, *([] if stage.depth is None else [stage.depth])]
+            found += [k for ks in stage.blocks.values() for k in ks.values()]
+        for transition in self.transitions:
+            found += [transition.present, transition.compression, transition.pooling]
+        return [*found, *self.head.values(), self.conv_bias]
+
+    def grid(self) -> dict[str, list[Scalar]]:
+        """Every parameter with all its values, for ``optuna.samplers.GridSampler``."""
+        grid: dict[str, list[Scalar]] = {}
+        for knob in self.knobs():
+            if knob.param is None or knob.param in grid:
+                continue
+            if knob.count() is None:
+                raise self.error(knob.path, "a grid needs a finite knob; give the float range a step")
+            grid[knob.param] = list(knob.values())
+        return grid
+
+    # -- size ---------------------------------------------------------------------------
+
+    @property
+    def size_is_exact(self) -> bool:
+        """False when a float range without step makes the space infinite."""
+        return all(knob.count() is not None for knob in self.knobs())
+
+    def size(self) -> int:
+        """Number of distinct architectures; an estimate when ``size_is_exact`` is False.
+
+        Knobs of a block type count only in stages that choose it, those of a
+        transition only when it is present, and a shared knob once for the
+        whole network if any part uses it: a sum over stage counts of a
+        product over stages, run as a small dynamic programme whose state is
+        the set of shared parameters used so far.
+        """
+        shared_counts = {k.param: _count(k) for k in self.knobs() if k.shared}
+        total = 0
+        for count in self.num_stages.values():
+            slots = [self._stage_options(k) for k in self.stages[:count]]
+            slots += [self._transition_options(k) for k in self.transitions[: count - 1]]
+            states: Counter[frozenset[str]] = Counter({frozenset(): 1})
+            for options in slots:
+                following: Counter[frozenset[str]] = Counter()
+                for used, ways in states.items():
+                    for factor, shared in options:
+                        following[used | shared] += ways * factor
+                states = following
+            total += sum(ways * math.prod(shared_counts[p] for p in used) for used, ways in states.items())
+        fixed_parts = [*self.stem.values(), *self.head.values(), self.conv_bias]
+        return total * math.prod(_count(k) for k in fixed_parts)
+
+    def _stage_options(self, knobs: StageKnobs) -> list[tuple[int, frozenset[str]]]:
+        return [
+            _options([knobs.depth_knob(kind), *(k for n, k in knobs.blocks[kind].items() if n != "depth")])
+            for kind in knobs.block.values()
+        ]
+
+    def _transition_options(self, knobs: TransitionKnobs) -> list[tuple[int, frozenset[str]]]:
+        return [
+            _options([knobs.compression, knobs.pooling]) if present else (1, frozenset())
+            for present in knobs.present.values()
+        ]
+
+
+def _count(knob: Knob) -> int:
+    count = knob.count()
+    return CONTINUOUS_RESOLUTION if count is None else count
+
+
+def _options(knobs: list[Knob]) -> tuple[int, frozenset[str]]:
+    """Ways to set ``knobs`` counting per-part knobs only, and the shared parameters among them."""
+    shared = frozenset(k.param for k in knobs if k.shared and k.param is not None)
+    return math.prod(_count(k) for k in knobs if not k.shared), shared

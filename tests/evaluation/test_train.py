@@ -1,0 +1,127 @@
+"""The brief-training loop: repeatability, stopping, divergence, fidelity knobs, a real run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from evaluation import Architecture, DenseSpec, Stage, Stem, Transition, build_model
+from evaluation import train as train_module
+from evaluation.data import DataSplits, load_dataset
+from evaluation.train import EpochReport, TrainConfig, evaluate, resolve_precision, train
+
+TINY = Architecture(
+    stem=Stem(style="small", width=8),
+    stages=(Stage(DenseSpec(growth_rate=8, bn_size=0), depth=2),) * 2,
+    transitions=(Transition(compression=0.5, pooling="avg"),),
+)
+QUICK = TrainConfig(epochs=2, batch_size=64, lr=0.2, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def digits() -> DataSplits:
+    return load_dataset("digits", validation_size=300, seed=0)
+
+
+def _model(seed: int = 0, side: int = 8) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(TINY, 1, 10, input_size=(side, side))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_is_repeatable_on_cpu_from_a_seed(digits: DataSplits, precision: str) -> None:
+    config = TrainConfig(epochs=2, batch_size=64, lr=0.2, device="cpu", precision=precision, seed=7)
+    first, second = _model(), _model()
+    results = [train(model, digits, config) for model in (first, second)]
+    assert results[0].val_accuracies == results[1].val_accuracies, f"accuracies differ: {results}"
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs between two runs with the same seed"
+    other = _model()
+    train(other, digits, TrainConfig(epochs=2, batch_size=64, lr=0.2, device="cpu", precision=precision, seed=8))
+    assert not torch.equal(other.state_dict()["head.classifier.weight"], first.state_dict()["head.classifier.weight"]), (
+        "another seed must shuffle and augment differently"
+    )
+
+
+def test_train_reports_every_epoch_and_separate_times(digits: DataSplits) -> None:
+    reports: list[EpochReport] = []
+    result = train(_model(), digits, QUICK, on_epoch=lambda report: reports.append(report) or False)
+    assert [r.epoch for r in reports] == [1, 2] and result.epochs_run == 2, f"epochs reported: {reports}"
+    assert result.val_accuracies == [r.val_accuracy for r in reports], "result and reports must agree"
+    assert result.train_seconds > 0 and result.eval_seconds > 0, f"times {result.train_seconds}, {result.eval_seconds}"
+    assert all(r.images_per_second > 0 and r.train_loss > 0 for r in reports), f"reports {reports}"
+    assert result.stopped_reason is None and not result.diverged, f"a full run has no stop reason: {result}"
+    assert result.val_accuracies[-1] > 0.3, f"digits after 2 epochs should beat chance (0.1): {result.val_accuracies}"
+
+
+def test_train_stops_when_on_epoch_returns_true(digits: DataSplits) -> None:
+    result = train(_model(), digits, QUICK, on_epoch=lambda report: True)
+    assert result.epochs_run == 1 and len(result.val_accuracies) == 1, f"one epoch expected, ran {result.epochs_run}"
+    assert result.stopped_reason and "on_epoch" in result.stopped_reason, f"reason: {result.stopped_reason}"
+    assert not result.diverged, "a requested stop is not a divergence"
+
+
+def test_train_stops_with_a_reason_when_the_loss_is_nan(digits: DataSplits) -> None:
+    model = _model()
+    with torch.no_grad():
+        model.head.classifier.weight.fill_(float("inf"))  # every logit inf or nan: the loss is nan
+    called: list[EpochReport] = []
+    result = train(model, digits, QUICK, on_epoch=lambda report: called.append(report) or False)
+    assert result.diverged, "a nan loss must mark the run diverged"
+    assert result.stopped_reason and "nan" in result.stopped_reason, f"reason: {result.stopped_reason}"
+    assert result.epochs_run == 0 and not called, "a diverged epoch is neither counted nor reported"
+
+
+def test_train_fidelity_knobs_fraction_and_resize(digits: DataSplits) -> None:
+    seen: list[tuple[int, ...]] = []
+    model = _model(side=16)
+    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    steps: list[int] = []
+    config = TrainConfig(epochs=1, batch_size=32, train_fraction=0.5, resize=16, device="cpu", check_every=1)
+    train(model, digits, config, on_progress=lambda epoch, step, total: steps.append(total))
+    expected = round(0.5 * len(digits.train[1])) // 32
+    assert steps[0] == expected, f"half of {len(digits.train[1])} images in batches of 32 is {expected} steps, got {steps[0]}"
+    assert seen[0][2:] == (16, 16), f"resize 16 must feed 16x16 images, fed {seen[0]}"
+
+
+def test_evaluate_agrees_with_the_per_epoch_validation(digits: DataSplits) -> None:
+    model = _model()
+    result = train(model, digits, QUICK)
+    accuracy = evaluate(model, *digits.val, QUICK, mean=digits.mean, std=digits.std)
+    assert accuracy == result.val_accuracies[-1], f"evaluate gave {accuracy}, training saw {result.val_accuracies[-1]}"
+
+
+def test_resolve_precision_auto_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) is torch.bfloat16, "native bf16 CPUs train in bf16"
+    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) is None, "other CPUs train in fp32 (emulated bf16 is slower)"
+    assert resolve_precision("fp32", cpu) is None and resolve_precision("bf16", cpu) is torch.bfloat16, "explicit wins"
+
+
+def test_train_config_rejects_bad_values_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="schedule must be one of cosine, onecycle, got 'step'"):
+        TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\], got 0"):
+        TrainConfig(train_fraction=0)
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (make data installs it)",
+)
+def test_train_short_real_run_on_fashion_mnist_beats_chance() -> None:
+    data = load_dataset("fashion_mnist", validation_size=1000, seed=0)
+    config = TrainConfig(epochs=2, train_fraction=4000 / 59000, batch_size=32, device="cpu")
+    arch = Architecture(
+        stem=Stem(style="small", width=16),
+        stages=(Stage(DenseSpec(growth_rate=16, bn_size=0), depth=2),) * 2,
+        transitions=(Transition(compression=0.5, pooling="avg"),),
+    )
+    torch.manual_seed(0)
+    model = build_model(arch, 1, 10, input_size=(28, 28))
+    result = train(model, data, config)
+    assert result.val_accuracies[-1] > 0.6, f"4000 images x 2 epochs should reach well above 0.1: {result.val_accuracies}"

@@ -1,0 +1,116 @@
+"""One trial's outcomes: trained, rejected, diverged, failed, duplicate."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from evaluation import Architecture, DenseSpec, Head, Stage, Stem
+from evaluation.train import TrainConfig
+from search import objective as objective_module
+from search.objective import VALID_CONSTRAINT, Objective
+from search.pareto import front_trials
+from spaces import enqueue_architecture
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def arch(growth_rate: int, depth: int = 1) -> Architecture:
+    return Architecture(
+        stem=Stem(style="small", width=8),
+        stages=(Stage(DenseSpec(growth_rate=growth_rate, bn_size=0), depth=depth),),
+        head=Head(norm=True),
+    )
+
+
+def make(space, data, **config) -> tuple[optuna.Study, Objective]:
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    budget = dict(epochs=1, batch_size=64, lr=0.05, device="cpu", seed=0) | config
+    return study, Objective(space=space, data=data, config=TrainConfig(**budget), latency_repeats=1)
+
+
+def counting_train(monkeypatch) -> list:
+    calls = []
+    real = objective_module.train
+
+    def train(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective_module, "train", train)
+    return calls
+
+
+def test_objective_trains_and_records_everything(tiny_space, digits):
+    study, objective = make(tiny_space, digits, epochs=6, lr=0.2)
+    study.enqueue_trial(enqueue_architecture(tiny_space, arch(4, depth=2)))
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    attrs = trial.user_attrs
+    assert trial.state == TrialState.COMPLETE and attrs["outcome"] == "trained", f"{trial.state} {attrs}"
+    assert Architecture.from_dict(attrs["architecture"]) == arch(4, depth=2), "the architecture is recorded as sampled"
+    assert trial.values[0] == attrs["val_accuracy_per_epoch"][-1] > 0.3, f"digits after six epochs: {trial.values}"
+    assert trial.values[1] == attrs["macs"] > 0, "MACs are the second objective"
+    assert len(attrs["val_accuracy_per_epoch"]) == attrs["epochs_run"] == 6, "one validation accuracy per epoch"
+    for key in ("params", "latency_ms", "epochs_run", "train_seconds", "eval_seconds", "device"):
+        assert key in attrs, f"{key} is recorded"
+    assert trial.constraints[VALID_CONSTRAINT] == 0.0 and trial.constraints["params"] <= 0, trial.constraints
+
+
+def test_objective_rejects_oversized_architecture_without_training(tiny_space, digits, monkeypatch):
+    calls = counting_train(monkeypatch)
+    study, objective = make(tiny_space, digits)
+    study.enqueue_trial(enqueue_architecture(tiny_space, arch(64, depth=2)))
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert calls == [], "a rejected architecture costs no training"
+    assert trial.state == TrialState.COMPLETE, "rejected trials complete, so the sampler sees them as infeasible"
+    assert trial.user_attrs["outcome"] == "rejected", trial.user_attrs
+    assert "max_params 20,000" in trial.user_attrs["reason"], trial.user_attrs["reason"]
+    assert trial.constraints["params"] > 0, f"the constraint is violated: {trial.constraints}"
+    assert front_trials(study) == [], "an infeasible trial never enters the front"
+
+
+def test_objective_records_divergence_and_the_study_goes_on(tiny_space, digits):
+    study, objective = make(tiny_space, digits, lr=1e12)
+    study.enqueue_trial(enqueue_architecture(tiny_space, arch(4)))
+    study.optimize(objective, n_trials=2)
+    first = study.trials[0]
+    assert first.user_attrs["outcome"] == "diverged", first.user_attrs
+    assert "training loss became" in first.user_attrs["reason"], first.user_attrs["reason"]
+    assert first.constraints[VALID_CONSTRAINT] == 1.0, "a diverged trial is infeasible"
+    assert len(study.trials) == 2 and study.trials[1].state == TrialState.COMPLETE, "the study continued"
+
+
+def test_objective_records_an_exception_and_the_study_goes_on(tiny_space, digits, monkeypatch):
+    real = objective_module.train
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("out of memory, say")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective_module, "train", flaky)
+    study, objective = make(tiny_space, digits)
+    study.enqueue_trial(enqueue_architecture(tiny_space, arch(4)))
+    study.enqueue_trial(enqueue_architecture(tiny_space, arch(4, depth=2)))
+    study.optimize(objective, n_trials=2, catch=(Exception,))
+    failed, trained = study.trials
+    assert failed.state == TrialState.FAIL, f"an exception fails the trial: {failed.state}"
+    assert failed.user_attrs["reason"] == "RuntimeError: out of memory, say", failed.user_attrs
+    assert trained.user_attrs["outcome"] == "trained", "the next trial runs normally"
+
+
+def test_objective_does_not_train_a_duplicate_again(tiny_space, digits, monkeypatch):
+    calls = counting_train(monkeypatch)
+    study, objective = make(tiny_space, digits)
+    params = enqueue_architecture(tiny_space, arch(4))
+    study.enqueue_trial(params)
+    study.enqueue_trial(params)
+    study.optimize(objective, n_trials=2)
+    original, repeat = study.trials
+    assert len(calls) == 1, f"the repeated architecture was trained {len(calls)} times"
+    assert repeat.user_attrs["outcome"] == "duplicate" and repeat.user_attrs["duplicate_of"] == 0, repeat.user_attrs
+    assert repeat.values == original.values, "a duplicate takes the recorded values"
+    assert repeat.constraints == original.constraints, "and the recorded constraints"
