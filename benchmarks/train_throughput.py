@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Subset
 from evaluation import Architecture, build_model, count, load_architecture
 from evaluation.data import DATASETS, DataSplits, load_dataset
 from evaluation.train import TrainConfig, evaluate, train
+from spaces import load_space
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
 
@@ -78,6 +79,15 @@ def d2l_loader(root: Path, indices: list[int], side: int, batch_size: int, worke
     return DataLoader(Subset(dataset, indices), batch_size, shuffle=train, num_workers=workers)
 
 
+def model_architecture(name: str) -> Architecture:
+    """A preset or YAML file, or ``SPACE:BASELINE`` / ``SPACE:example`` of a built-in space."""
+    if ":" not in name:
+        return load_architecture(name)
+    space_name, member = name.split(":", 1)
+    space = load_space(space_name)
+    return space.example() if member == "example" else space.baseline(member)
+
+
 def d2l_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer) -> float:
     """One epoch of the book's ``train_ch6`` loop (fp32, per-batch metric syncs); returns images/s."""
     model.train()
@@ -114,7 +124,10 @@ def subset(data: DataSplits, images: int) -> DataSplits:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["d2l_densenet", "resnet18"], help="Presets or YAML files.")
+    parser.add_argument(
+        "--models", nargs="+", default=["d2l_densenet", "resnet18", "densenet_hybrid:small_dense"],
+        help="Presets, YAML files, or SPACE:BASELINE / SPACE:example for a built-in space's architectures.",
+    )
     parser.add_argument("--side", type=int, default=32, help="Image side both loops train at (default 32).")
     parser.add_argument("--images", type=int, default=2048, help="Training images per timed epoch.")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -138,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = torchvision_copy(Path(tmp))
         for name in args.models:
-            arch = load_architecture(name)
+            arch = model_architecture(name)
             macs = count(arch, (1, args.side, args.side), 10).macs
             config = TrainConfig(
                 epochs=1, batch_size=args.batch_size, lr=args.lr, resize=args.side if args.side != 28 else None,

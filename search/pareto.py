@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from search.records import TrialRecord, describe_architecture
 
-__all__ = ["front_trials", "objective_names", "trials_frame"]
+__all__ = ["dominates", "front_trials", "is_feasible", "objective_names", "running_front_sizes", "trials_frame"]
 
 
 def objective_names(study: optuna.Study) -> list[str]:
     """The metrics the study optimises, in the order of its values."""
     return list(study.metric_names or [f"objective{i}" for i in range(len(study.directions))])
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Within every constraint set with ``Trial.set_constraint`` (values <= 0), as Optuna decides."""
+    return all(v <= 0 for v in trial.constraints.values())
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """Objective values ``a`` are no worse than ``b`` in every objective and better in one.
+
+    ``directions`` holds "maximize" or "minimize" per objective, as in
+    ``ReportData.directions``. Equal vectors do not dominate each other.
+    """
+    signs = [-1.0 if d == "maximize" else 1.0 for d in directions]
+    losses_a = [s * x for s, x in zip(signs, a)]
+    losses_b = [s * y for s, y in zip(signs, b)]
+    return all(x <= y for x, y in zip(losses_a, losses_b)) and any(x < y for x, y in zip(losses_a, losses_b))
+
+
+def running_front_sizes(values: Iterable[Sequence[float] | None], directions: Sequence[str]) -> list[int]:
+    """The size of the Pareto front among the value vectors so far, after each one.
+
+    ``None`` stands for a trial that cannot join the front (unfinished or
+    infeasible); the size after it is the size before. Counts like
+    ``Study.best_trials``: equal vectors share the front.
+    """
+    front: list[Sequence[float]] = []
+    sizes = []
+    for candidate in values:
+        if candidate is not None and not any(dominates(f, candidate, directions) for f in front):
+            front = [f for f in front if not dominates(candidate, f, directions)] + [candidate]
+        sizes.append(len(front))
+    return sizes
 
 
 def front_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -46,7 +81,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                 "latency_ms": record.latency_ms,
                 "epochs": record.epochs_run,
                 "train_s": record.train_seconds,
-                "feasible": all(v <= 0 for v in trial.constraints.values()),
+                "feasible": is_feasible(trial),
                 "front": trial.number in on_front,
                 "architecture": describe_architecture(record.architecture) if record.architecture else None,
                 "reason": record.reason,

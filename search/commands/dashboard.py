@@ -7,6 +7,7 @@ import sys
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from search.errors import UsageError
+from search.commands._common import add_study_arguments
 from search.study import default_storage, open_study
 
 # Loopback only: the dashboard can rename and delete studies and has no login.
@@ -41,11 +42,7 @@ class DashboardCommand:
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("study", metavar="STUDY", help="The study's name (its folder under studies/).")
-        parser.add_argument(
-            "--storage", metavar="URL", default=None,
-            help="An Optuna storage URL holding the study (default: studies/<study>/study.db).",
-        )
+        add_study_arguments(parser)
         parser.add_argument(
             "--port", type=port_number, default=8080,
             help="Port to listen on, 0 for any free one (default: 8080).",

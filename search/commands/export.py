@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from search.commands._common import positive_int
+from search.commands._common import add_study_arguments, positive_int
 from search.export import export_study
 from search.study import open_study, study_dir
 
@@ -22,8 +22,7 @@ class ExportCommand:
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("study", metavar="STUDY", help="Study name (a folder under studies/).")
-        parser.add_argument("--storage", help="Optuna storage URL, if not studies/STUDY/study.db.")
+        add_study_arguments(parser)
         parser.add_argument("--top", type=positive_int, help="Export only the K best front members (default: all).")
         parser.add_argument("--out", type=Path, help="Output folder (default: studies/STUDY/export/).")
         parser.add_argument("--format", choices=("yaml", "python"), default="yaml", help="python adds a standalone PyTorch file per member.")

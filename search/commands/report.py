@@ -6,6 +6,7 @@ import argparse
 import time
 
 from search.report import write_report
+from search.commands._common import add_study_arguments
 from search.study import open_study
 
 
@@ -21,11 +22,7 @@ class ReportCommand:
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("study", metavar="STUDY", help="The study's name (its folder under studies/).")
-        parser.add_argument(
-            "--storage", metavar="URL", default=None,
-            help="An Optuna storage URL holding the study (default: studies/<study>/study.db).",
-        )
+        add_study_arguments(parser)
         parser.add_argument(
             "--out", metavar="PATH", default=None,
             help="Where to write the page (default: studies/<study>/report.html).",

@@ -7,6 +7,7 @@ import argparse
 import pandas as pd
 
 from search.pareto import objective_names, trials_frame
+from search.commands._common import add_study_arguments
 from search.study import open_study
 
 
@@ -19,8 +20,7 @@ class ShowCommand:
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("study", metavar="STUDY", help="Study name (a folder under studies/).")
-        parser.add_argument("--storage", help="Optuna storage URL, if not studies/STUDY/study.db.")
+        add_study_arguments(parser)
         parser.add_argument("--front-only", action="store_true", help="Print only the Pareto front.")
 
     def run(self, args: argparse.Namespace) -> int:

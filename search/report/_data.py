@@ -1,0 +1,219 @@
+"""The report's data: ``collect_report(study)`` reads a study into plain values (the compute half)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
+from search.records import TrialRecord
+
+__all__ = [
+    "COST_METRICS",
+    "IMPORTANCE_MIN_TRIALS",
+    "Importance",
+    "Knob",
+    "ReportData",
+    "TrialPoint",
+    "collect_report",
+]
+
+# Costs every trial records, drawn against the quality objective even when the
+# study does not optimise them (the issue asks for accuracy vs MACs and vs params).
+COST_METRICS = ("macs", "params", "latency_ms")
+# PED-ANOVA compares the best 10% of trials with all of them; below this many
+# feasible trials that top decile is one or no trial and the numbers are noise.
+IMPORTANCE_MIN_TRIALS = 10
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One searched parameter and the values it may take."""
+
+    name: str
+    kind: str  # "categorical", "int" or "float"
+    choices: tuple[Any, ...] = ()
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    """One trial as the report sees it: Optuna's facts plus the trial's record."""
+
+    number: int
+    state: str
+    values: tuple[float, ...] | None
+    feasible: bool
+    on_front: bool
+    knobs: dict[str, Any]
+    constraints: dict[str, float]
+    curve: tuple[float, ...]
+    record: TrialRecord
+
+    @property
+    def finished(self) -> bool:
+        """Completed with values and within every constraint: a candidate for the front."""
+        return self.state == "COMPLETE" and self.values is not None and self.feasible
+
+    @property
+    def drawn(self) -> bool:
+        """Shown in the objective plots. A diverged trial's chance-level accuracy would
+        squash every axis, so it is left out unless it is on the front."""
+        return self.finished and (self.record.outcome != "diverged" or self.on_front)
+
+
+@dataclass(frozen=True)
+class Importance:
+    """How much each knob matters for one objective, or why that is unknown."""
+
+    objective: str
+    values: dict[str, float]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report draws, computed from the study once."""
+
+    study_name: str
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]
+    trials: tuple[TrialPoint, ...]
+    front: tuple[int, ...]
+    front_size_history: tuple[tuple[int, int], ...]
+    knobs: tuple[Knob, ...]
+    importances: tuple[Importance, ...]
+    settings: dict[str, Any]
+    generated_at: str
+
+    @property
+    def quality(self) -> int:
+        """Index of the objective drawn on the y axes: the first maximised one (accuracy)."""
+        return next((i for i, d in enumerate(self.directions) if d == "maximize"), 0)
+
+    def metric(self, trial: TrialPoint, name: str) -> float | None:
+        """An objective's value, else the recorded cost of that name."""
+        if name in self.objectives and trial.values is not None:
+            return trial.values[self.objectives.index(name)]
+        value = getattr(trial.record, name, None) if name in COST_METRICS else None
+        return None if value is None else float(value)
+
+
+def collect_report(study: optuna.Study) -> ReportData:
+    """Read ``study`` into a ``ReportData``; safe while other processes add trials."""
+    names = tuple(objective_names(study))
+    directions = tuple(d.name.lower() for d in study.directions)
+    front = tuple(t.number for t in front_trials(study))
+    on_front = set(front)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    points = tuple(_trial_point(t, on_front) for t in trials)
+    return ReportData(
+        study_name=study.study_name,
+        objectives=names,
+        directions=directions,
+        trials=points,
+        front=front,
+        front_size_history=_front_size_history(points, directions),
+        knobs=_knobs(trials),
+        importances=_importances(study, names, directions),
+        settings=dict(study.user_attrs.get("settings") or {}),
+        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _trial_point(trial: FrozenTrial, on_front: set[int]) -> TrialPoint:
+    record = TrialRecord.load(trial)
+    # The record's curve is the truth; a trial that reported epochs but died
+    # before saving its record still has Optuna's intermediate values.
+    curve = record.val_accuracy_per_epoch or [v for _, v in sorted(trial.intermediate_values.items())]
+    return TrialPoint(
+        number=trial.number,
+        state=trial.state.name,
+        values=tuple(trial.values) if trial.values is not None else None,
+        feasible=is_feasible(trial),
+        on_front=trial.number in on_front,
+        knobs=dict(trial.params),
+        constraints=dict(trial.constraints),
+        curve=tuple(float(v) for v in curve),
+        record=record,
+    )
+
+
+def _front_size_history(points: Sequence[TrialPoint], directions: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """(trial number, size of the front among trials up to it), for every trial.
+
+    Counts like ``Study.best_trials``: feasible completed trials only, equal
+    value vectors do not dominate each other.
+    """
+    sizes = running_front_sizes((p.values if p.finished else None for p in points), directions)
+    return tuple(zip((p.number for p in points), sizes))
+
+
+def _knobs(trials: list[FrozenTrial]) -> tuple[Knob, ...]:
+    """The union of the trials' parameters, in the order the space samples them."""
+    distributions: dict[str, BaseDistribution] = {}
+    for trial in trials:
+        for name, distribution in trial.distributions.items():
+            distributions.setdefault(name, distribution)
+    return tuple(_knob(name, d) for name, d in distributions.items())
+
+
+def _knob(name: str, distribution: BaseDistribution) -> Knob:
+    if isinstance(distribution, CategoricalDistribution):
+        return Knob(name, "categorical", tuple(distribution.choices))
+    kind = "float" if isinstance(distribution, FloatDistribution) else "int"
+    return Knob(name, kind, log=bool(getattr(distribution, "log", False)))
+
+
+def _importances(study: optuna.Study, names: tuple[str, ...], directions: tuple[str, ...]) -> tuple[Importance, ...]:
+    """PED-ANOVA importances (Optuna's default evaluator) per objective, feasible trials only.
+
+    PED-ANOVA scores how differently a knob is distributed in the best 10% of
+    trials than in all of them; it handles the conditional knobs of deeper
+    networks. Rejected trials would teach it the constraints rather than the
+    objective, so their target is NaN, which the evaluator skips.
+    """
+    feasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
+    if len(feasible) < IMPORTANCE_MIN_TRIALS:
+        note = f"needs at least {IMPORTANCE_MIN_TRIALS} feasible completed trials, the study has {len(feasible)}"
+        return tuple(Importance(name, {}, note) for name in names)
+    # A knob that took one value in every trial cannot be judged, yet PED-ANOVA
+    # still scores it against its prior; leave such knobs out.
+    seen: dict[str, set[str]] = {}
+    for trial in feasible:
+        for knob, value in trial.params.items():
+            seen.setdefault(knob, set()).add(repr(value))
+    varied = [knob for knob, values in seen.items() if len(values) > 1]
+    if not varied:
+        note = "every knob took a single value in the feasible trials, so none can be judged"
+        return tuple(Importance(name, {}, note) for name in names)
+    return tuple(_importance(study, varied, i, name, directions[i] == "maximize") for i, name in enumerate(names))
+
+
+def _importance(study: optuna.Study, knobs: list[str], index: int, name: str, maximize: bool) -> Importance:
+    sign = -1.0 if maximize else 1.0  # PED-ANOVA takes lower targets as better
+
+    def target(trial: FrozenTrial) -> float:
+        return sign * trial.values[index] if is_feasible(trial) else math.nan
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "importances will be equal" and experimental notices
+            raw = optuna.importance.get_param_importances(study, params=knobs, target=target, normalize=False)
+    except (ValueError, RuntimeError, ZeroDivisionError) as error:
+        return Importance(name, {}, f"Optuna could not compute importances: {error}")
+    total = sum(raw.values())
+    # Optuna's own normalising would turn all zeros into equal shares, which
+    # would read as "every knob matters a bit".
+    if total <= 0:
+        return Importance(name, {}, "no knob separates the best 10% of trials from the rest (every importance is 0)")
+    return Importance(name, {k: v / total for k, v in sorted(raw.items(), key=lambda kv: -kv[1])})
+

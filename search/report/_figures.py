@@ -1,0 +1,469 @@
+"""The report's plots as plotly figure dicts, drawn from a ``ReportData`` (the draw half).
+
+Figures are JSON-ready dicts rather than ``plotly.graph_objects``: the page
+embeds them as data and plotly.js draws them in the browser.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from search.records import describe_architecture
+from search.report._data import COST_METRICS, Importance, Knob, ReportData, TrialPoint
+
+__all__ = [
+    "ABSENT",
+    "PARCOORDS_MAX_KNOBS",
+    "PLOT_CONFIG",
+    "SLICES_MAX_KNOBS",
+    "curves_figure",
+    "format_metric",
+    "history_figure",
+    "importance_figure",
+    "metric_label",
+    "parcoords_figure",
+    "pareto_figure",
+    "slices_figure",
+]
+
+# Knobs drawn in the parallel-coordinates plot: more axes than this overlap.
+PARCOORDS_MAX_KNOBS = 10
+# Knobs given a slice plot and an importance bar, the most important first: a
+# space that samples every block's knobs in every trial has dozens, and a
+# thousand trials in fifty slice plots would make the page sluggish.
+SLICES_MAX_KNOBS = 16
+IMPORTANCE_MAX_BARS = 20
+# Axis label for a knob a trial lacks (a stage its network does not have);
+# short, so it does not crowd the value labels beside it.
+ABSENT = "–"
+
+_GREY = "#9aa5b1"
+_FRONT = "#d1495b"
+_PRUNED = "#edae49"
+_TRAINED = "#5b7fa6"
+_DIVERGED = "#7b4b94"
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+_HOVERLABEL = {"bgcolor": "white", "bordercolor": "#888", "font": {"size": 12, "color": "#222"}, "align": "left"}
+
+# name -> (axis title, short axis title for small plots, log axis)
+_METRIC_AXES = {
+    "accuracy": ("validation accuracy", "val. accuracy", False),
+    "macs": ("MACs (multiply-accumulates), log scale", "MACs", True),
+    "params": ("parameters, log scale", "parameters", True),
+    "latency_ms": ("latency per image (ms)", "latency (ms)", False),
+}
+
+
+def _si(value: float) -> str:
+    """12_345_678 -> '12.3 M'."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}"
+    return f"{value:.3g}"
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """A metric's value with its unit, for hovers and the table."""
+    if value is None:
+        return ""
+    if name == "accuracy":
+        return f"{value * 100:.2f} %" if value <= 1.0 else f"{value:.2f} %"
+    if name in ("macs", "params"):
+        return _si(value)
+    if name == "latency_ms":
+        return f"{value:.2f} ms"
+    return f"{value:.4g}"
+
+
+def metric_label(name: str) -> str:
+    """A metric's name as titles, legends and the table show it: 'macs' -> 'MACs'."""
+    return {"macs": "MACs", "latency_ms": "latency", "params": "parameters"}.get(name, name)
+
+
+def _axis(name: str, values: Iterable[float | None], *, short: bool = False) -> dict[str, Any]:
+    """Axis title and scale for a metric; accuracies as percentages, counts as 10M, 20M."""
+    title, short_title, log = _METRIC_AXES.get(name, (name, name, False))
+    present = [v for v in values if v is not None]
+    axis: dict[str, Any] = {"title": {"text": short_title if short else title}}
+    if log and present and min(present) > 0:
+        axis["type"] = "log"
+        # Across one to three decades plotly labels every digit (7M 8M 9M...),
+        # which overlap; "D2" labels only 1, 2 and 5 of each decade.
+        if 0.7 <= math.log10(max(present) / min(present)) <= 3:
+            axis["dtick"] = "D2"
+    if name == "accuracy" and present and max(present) <= 1.0:
+        axis["tickformat"] = ".1%"
+    elif log:
+        axis["tickformat"] = "~s"
+    return axis
+
+
+def _architecture_lines(architecture: dict[str, Any] | None) -> list[str]:
+    """``describe_architecture`` one segment per line, stages numbered."""
+    if not architecture:
+        return []
+    segments = iter(describe_architecture(architecture).split(" | "))
+    lines = [next(segments)]
+    transitions = architecture.get("transitions", [])
+    for i, _ in enumerate(architecture["stages"]):
+        lines.append(f"stage {i + 1}: {next(segments)}")
+        if i < len(transitions) and transitions[i] is not None:
+            lines.append(f"   then {next(segments)}")
+    return lines
+
+
+def _hover(data: ReportData, trial: TrialPoint) -> str:
+    """The trial's numbers and architecture in words, one fact per line."""
+    lines = [f"<b>trial #{trial.number}</b> ({trial.record.outcome}{', on the front' if trial.on_front else ''})"]
+    shown = list(data.objectives) + [m for m in COST_METRICS if m not in data.objectives]
+    for name in shown:
+        value = data.metric(trial, name)
+        if value is not None:
+            lines.append(f"{metric_label(name)}: {format_metric(name, value)}")
+    lines += [html.escape(line) for line in _architecture_lines(trial.record.architecture)]
+    lines.append("<i>click for the full config</i>")
+    return "<br>".join(lines)
+
+
+def _layout(**overrides: Any) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "template": "plotly_white",
+        "hovermode": "closest",
+        "hoverlabel": _HOVERLABEL,
+        "margin": {"l": 70, "r": 20, "t": 50, "b": 60},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        "font": {"size": 13},
+    }
+    layout.update(overrides)
+    return layout
+
+
+def pareto_figure(data: ReportData, x_name: str) -> dict[str, Any]:
+    """Quality objective against one cost: every feasible trial, the front highlighted."""
+    y_name = data.objectives[data.quality]
+    drawn = [t for t in data.trials if t.drawn and data.metric(t, x_name) is not None]
+    others = [t for t in drawn if not t.on_front]
+    front = sorted((t for t in drawn if t.on_front), key=lambda t: (data.metric(t, x_name), data.metric(t, y_name)))
+
+    def markers(trials: list[TrialPoint], **style: Any) -> dict[str, Any]:
+        return {
+            "type": "scatter",
+            "mode": "markers",
+            "x": [data.metric(t, x_name) for t in trials],
+            "y": [data.metric(t, y_name) for t in trials],
+            "customdata": [t.number for t in trials],
+            "hovertext": [_hover(data, t) for t in trials],
+            "hovertemplate": "%{hovertext}<extra></extra>",
+            **style,
+        }
+
+    traces = [markers(others, name=f"other feasible trials ({len(others)})", marker={"color": _GREY, "size": 7, "opacity": 0.6})]
+    # The staircase is the attained region's border only when the plot shows
+    # exactly the two objectives; elsewhere the front is a set of points. With
+    # y maximised the border runs right then up, with y minimised down then right.
+    if len(data.objectives) == 2 and x_name in data.objectives and front:
+        shape = "hv" if data.directions[data.quality] == "maximize" else "vh"
+        traces.append({
+            "type": "scatter",
+            "mode": "lines",
+            "x": [data.metric(t, x_name) for t in front],
+            "y": [data.metric(t, y_name) for t in front],
+            "line": {"color": _FRONT, "width": 1.5, "shape": shape},
+            "hoverinfo": "skip",
+            "showlegend": False,
+        })
+    traces.append(markers(
+        front, name=f"Pareto front ({len(front)} trials)", meta="front",
+        marker={"color": _FRONT, "size": 10, "line": {"color": "white", "width": 1}},
+    ))
+    title = f"{metric_label(y_name)} vs {metric_label(x_name)}"
+    layout = _layout(
+        title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        xaxis=_axis(x_name, (data.metric(t, x_name) for t in drawn)),
+        yaxis=_axis(y_name, (data.metric(t, y_name) for t in drawn)),
+        height=460,
+        margin={"l": 70, "r": 20, "t": 80, "b": 60},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+    )
+    return {"data": traces, "layout": layout}
+
+
+def history_figure(data: ReportData) -> dict[str, Any]:
+    """Each objective by trial number with the best so far, and the front's size."""
+    rows = len(data.objectives) + 1
+    drawn = [t for t in data.trials if t.drawn]
+    traces: list[dict[str, Any]] = []
+    layout = _layout(height=220 * rows + 80)
+    gap = 0.35 / rows
+    span = (1 - gap * (rows - 1)) / rows
+    annotations = []
+    for row, name in enumerate([*data.objectives, "front size"]):
+        axis = "" if row == 0 else str(row + 1)
+        top = 1 - row * (span + gap)
+        where = {"xaxis": f"x{axis}", "yaxis": f"y{axis}"}
+        if name == "front size":
+            title = "trials on the Pareto front so far"
+            traces.append({
+                "type": "scatter", "mode": "lines", **where,
+                "x": [n for n, _ in data.front_size_history], "y": [s for _, s in data.front_size_history],
+                "line": {"color": _FRONT, "shape": "hv"}, "showlegend": False,
+                "hovertemplate": "after trial #%{x}: %{y} trials on the front<extra></extra>",
+            })
+            most = max((s for _, s in data.front_size_history), default=0)
+            y_axis: dict[str, Any] = {"title": {"text": "trials"}, "rangemode": "tozero", "dtick": 1 if most <= 8 else None}
+        else:
+            i = data.objectives.index(name)
+            values = [t.values[i] for t in drawn]
+            best = max if data.directions[i] == "maximize" else min
+            title = f"{metric_label(name)} of each feasible trial, and the {'highest' if best is max else 'lowest'} so far"
+            running: list[float] = []
+            for value in values:
+                running.append(value if not running else best(running[-1], value))
+            traces.append({
+                "type": "scatter", "mode": "markers", **where,
+                "x": [t.number for t in drawn], "y": values, "customdata": [t.number for t in drawn],
+                "hovertext": [_hover(data, t) for t in drawn], "hovertemplate": "%{hovertext}<extra></extra>",
+                "marker": {"color": [_FRONT if t.on_front else _GREY for t in drawn], "size": 6},
+                "name": "a trial (red: on the front)", "legendgroup": "trial", "showlegend": row == 0,
+            })
+            traces.append({
+                "type": "scatter", "mode": "lines", **where,
+                "x": [t.number for t in drawn], "y": running, "line": {"color": _TRAINED, "shape": "hv"},
+                "name": "best so far", "legendgroup": "best", "showlegend": row == 0, "hoverinfo": "skip",
+            })
+            y_axis = _axis(name, values, short=True)
+        y_axis.update({"domain": [top - span, top], "anchor": f"x{axis}"})
+        layout[f"yaxis{axis}"] = y_axis
+        layout[f"xaxis{axis}"] = {
+            "anchor": f"y{axis}", "matches": "x" if row else None,
+            "title": {"text": "trial number"} if row == rows - 1 else None,
+            "dtick": 1 if len(data.trials) <= 12 else None,  # no ticks at trial 0.5
+        }
+        annotations.append({
+            "text": f"<b>{html.escape(title)}</b>", "showarrow": False, "xref": "paper", "yref": "paper",
+            "x": 0, "y": top, "xanchor": "left", "yanchor": "bottom", "font": {"size": 13},
+        })
+    layout["annotations"] = annotations
+    # Left-aligned: the right end of the top line belongs to plotly's toolbar.
+    layout["legend"] = {"orientation": "h", "yanchor": "bottom", "y": 1.0 + 36 / layout["height"], "x": 0}
+    layout["margin"] = {"l": 80, "r": 20, "t": 70, "b": 60}
+    return {"data": traces, "layout": _drop_none(layout)}
+
+
+def curves_figure(data: ReportData) -> dict[str, Any]:
+    """Validation accuracy per epoch of every trial; pruned ones dashed, ending in a cross."""
+    # (legend, colour, member, dash, width, end marker), drawn in this order so
+    # pruned curves stay visible on top. Unfinished curves end in an open
+    # circle: still running, or stopped by an error.
+    groups = [
+        ("trained", _TRAINED, lambda t: t.state == "COMPLETE" and not t.on_front and t.record.outcome != "diverged",
+         "solid", 1.0, None),
+        ("running, failed or diverged", _DIVERGED,
+         lambda t: t.state not in ("COMPLETE", "PRUNED") or (t.record.outcome == "diverged" and not t.on_front),
+         "dot", 1.5, "circle-open"),
+        ("on the Pareto front", _FRONT, lambda t: t.on_front, "solid", 2.5, None),
+        ("pruned: stopped early", _PRUNED, lambda t: t.state == "PRUNED", "dash", 1.5, "x-thin"),
+    ]
+    traces = []
+    for name, color, member, dash, width, end in groups:
+        trials = [t for t in data.trials if t.curve and member(t)]
+        x: list[int | None] = []
+        y: list[float | None] = []
+        ids: list[int | None] = []
+        sizes: list[int] = []
+        for trial in trials:
+            epochs = len(trial.curve)
+            x += [*range(1, epochs + 1), None]
+            y += [*trial.curve, None]
+            ids += [trial.number] * epochs + [None]
+            sizes += [0] * (epochs - 1) + [9 if end else 0, 0]
+        traces.append({
+            "type": "scatter", "mode": "lines+markers", "x": x, "y": y, "customdata": ids,
+            "name": f"{name} ({len(trials)})", "connectgaps": False,
+            "line": {"color": color, "width": width, "dash": dash},
+            "marker": {"symbol": end or "circle", "size": sizes, "line": {"color": color, "width": 2}},
+            "opacity": 0.9 if name != "trained" else 0.5,
+            "hovertemplate": f"trial #%{{customdata}} ({name}), epoch %{{x}}: %{{y:.2%}}<extra></extra>",
+        })
+    y_axis = _axis("accuracy", [v for t in data.trials for v in t.curve])
+    # Diverged runs sit at chance level; start the view at the others' range
+    # (double-click the plot to see everything).
+    healthy = [v for t in data.trials if t.record.outcome != "diverged" for v in t.curve]
+    if healthy:
+        low, high = min(healthy), max(healthy)
+        pad = (high - low) * 0.05 or 0.01
+        y_axis["range"] = [low - pad, high + pad]
+    longest = max((len(t.curve) for t in data.trials), default=0)
+    return {"data": traces, "layout": _drop_none(_layout(
+        height=480,
+        xaxis={"title": {"text": "epoch"}, "dtick": 1 if longest <= 20 else None, "range": [0.8, longest + 0.2]},
+        yaxis=y_axis,
+    ))}
+
+
+def importance_figure(importance: Importance) -> dict[str, Any]:
+    ranked = list(importance.values)
+    names = ranked[:IMPORTANCE_MAX_BARS][::-1]  # bars bottom-up: the biggest on top
+    values = [importance.values[n] for n in names]
+    shown = f" (top {len(names)} of {len(ranked)} knobs)" if len(names) < len(ranked) else ""
+    return {
+        "data": [{
+            "type": "bar", "orientation": "h", "x": values, "y": names, "marker": {"color": _TRAINED},
+            "hovertemplate": "%{y}: %{x:.1%} of the total importance<extra></extra>",
+            "text": [f"{v:.0%}" for v in values], "textposition": "outside", "cliponaxis": False,
+        }],
+        "layout": _layout(
+            title={"text": f"for {metric_label(importance.objective)}{shown}", "x": 0, "xanchor": "left"},
+            height=max(260, 28 * len(names) + 110),
+            xaxis={"title": {"text": "share of importance (PED-ANOVA)"}, "tickformat": ".0%", "rangemode": "tozero"},
+            yaxis={"automargin": True, "type": "category"},
+            margin={"l": 20, "r": 40, "t": 50, "b": 60},
+        ),
+    }
+
+
+def _knob_codes(knob: Knob, values: list[Any]) -> tuple[list[float], list[float], list[str]]:
+    """Plot positions for a knob's values, and the tick positions and labels.
+
+    Categorical choices sit at 0, 1, 2, ...; log-scaled knobs at their log10,
+    labelled with their value; a knob missing from a trial (a stage the network
+    does not have) sits one step below, labelled ABSENT.
+    """
+    if knob.kind == "categorical":
+        labels = [str(c) for c in knob.choices]
+        codes = [float(knob.choices.index(v)) if v in knob.choices else -1.0 for v in values]
+        ticks = list(range(len(labels)))
+        if any(c < 0 for c in codes):
+            return codes, [-1.0, *ticks], [ABSENT, *labels]
+        return codes, [float(t) for t in ticks], labels
+    scale = (lambda v: math.log10(float(v))) if knob.log else float
+    present = [scale(v) for v in values if v is not None]
+    if not present:
+        return [0.0] * len(values), [], []
+    low, high = min(present), max(present)
+    distinct = sorted(set(present))
+    # A whole grid step below the lowest value keeps ABSENT's label clear of the values'.
+    if knob.kind == "int" and len(distinct) > 1:
+        step = min(b - a for a, b in zip(distinct, distinct[1:]))
+    else:
+        step = (high - low) / 4 or 1.0
+    codes = [scale(v) if v is not None else low - step for v in values]
+    if knob.kind == "int" and not knob.log and len(distinct) <= 12:
+        ticks = distinct
+    else:
+        ticks = [low + (high - low) * k / 4 for k in range(5)] if high > low else [low]
+    labels = [f"{10**t if knob.log else t:.3g}" for t in ticks]
+    if any(v is None for v in values):
+        return codes, [low - step, *ticks], [ABSENT, *labels]
+    return codes, ticks, labels
+
+
+def _span(values: list[float], pad: float) -> list[float] | None:
+    """An axis range covering ``values`` plus ``pad``; a single value gets room around it."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    pad = pad or (0.5 if high == low else 0.0)
+    return [low - pad, high + pad]
+
+
+def _ranked_knobs(data: ReportData) -> list[Knob]:
+    """Knobs by importance for the quality objective; unranked ones keep the space's order."""
+    ranking = list(data.importances[data.quality].values) if data.importances else []
+    order = {name: i for i, name in enumerate(ranking)}
+    return sorted(data.knobs, key=lambda k: order.get(k.name, len(order)))
+
+
+def parcoords_figure(data: ReportData) -> dict[str, Any]:
+    """The most important knobs and the objectives as parallel axes, one line per trial."""
+    trials = [t for t in data.trials if t.drawn]
+    knobs = _ranked_knobs(data)[:PARCOORDS_MAX_KNOBS]
+    dimensions = []
+    for knob in knobs:
+        codes, ticks, labels = _knob_codes(knob, [t.knobs.get(knob.name) for t in trials])
+        dimensions.append(_drop_none({
+            "label": knob.name, "values": codes, "tickvals": ticks, "ticktext": labels, "range": _span(ticks + codes, 0.0),
+        }))
+    for i, name in enumerate(data.objectives):
+        values = [t.values[i] for t in trials]
+        dimension: dict[str, Any] = {"label": metric_label(name), "values": values}
+        if name == "accuracy" and values and max(values) <= 1.0:
+            dimension["tickformat"] = ".1%"
+        elif name in ("macs", "params"):
+            dimension["tickformat"] = ".3~s"
+        dimensions.append(dimension)
+    quality = [t.values[data.quality] for t in trials]
+    return {
+        "data": [{
+            "type": "parcoords", "dimensions": dimensions, "labelangle": -20, "labelside": "top",
+            "domain": {"x": [0, 0.92]},  # room on the right for the colour bar
+            "line": {
+                "color": quality, "colorscale": "Viridis", "showscale": True,
+                "colorbar": {"title": {"text": metric_label(data.objectives[data.quality])}, "tickformat": ".1%" if quality and max(quality) <= 1.0 else None},
+            },
+        }],
+        "layout": _drop_none(_layout(height=520, margin={"l": 90, "r": 60, "t": 130, "b": 40})),
+    }
+
+
+def slices_figure(data: ReportData) -> dict[str, Any]:
+    """The quality objective against each knob, one small plot per knob."""
+    trials = [t for t in data.trials if t.drawn]
+    knobs = _ranked_knobs(data)[:SLICES_MAX_KNOBS]
+    y_name = data.objectives[data.quality]
+    columns = 4
+    rows = max(1, math.ceil(len(knobs) / columns))
+    x_gap, y_gap = 0.06, 0.9 / (rows * 4) if rows > 1 else 0.0
+    width, height = (1 - x_gap * (columns - 1)) / columns, (1 - y_gap * (rows - 1)) / rows
+    traces: list[dict[str, Any]] = []
+    layout = _layout(height=240 * rows + 80, showlegend=False, margin={"l": 70, "r": 20, "t": 40, "b": 40})
+    annotations = []
+    y_values = [t.values[data.quality] for t in trials]
+    for k, knob in enumerate(knobs):
+        row, column = divmod(k, columns)
+        suffix = "" if k == 0 else str(k + 1)
+        # Trials without the knob (a stage their network lacks) sit at ABSENT.
+        codes, ticks, labels = _knob_codes(knob, [t.knobs.get(knob.name) for t in trials])
+        # Categorical and small integer knobs stack their points in columns; a
+        # deterministic jitter spreads them so the density shows.
+        jitter = 0.3 if knob.kind == "categorical" or (knob.kind == "int" and len(ticks) <= 13) else 0.0
+        for on_front, color, size in ((False, _GREY, 5), (True, _FRONT, 7)):
+            group = [(t, c) for t, c in zip(trials, codes) if t.on_front == on_front]
+            traces.append({
+                "type": "scatter", "mode": "markers", "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+                "x": [c + jitter * (((t.number * 0.6180339) % 1.0) - 0.5) for t, c in group],
+                "y": [t.values[data.quality] for t, _ in group], "customdata": [t.number for t, _ in group],
+                "text": [f"trial #{t.number}: {knob.name} = {t.knobs.get(knob.name, 'absent')}" for t, _ in group],
+                "hovertemplate": "%{text}<br>" + metric_label(y_name) + " %{y" + (":.2%" if y_name == "accuracy" else "") + "}<extra></extra>",
+                "marker": {"color": color, "size": size, "opacity": 0.7},
+            })
+        x0 = column * (width + x_gap)
+        y1 = 1 - row * (height + y_gap)
+        x_axis: dict[str, Any] = {
+            "domain": [x0, x0 + width], "anchor": f"y{suffix}", "tickvals": ticks, "ticktext": labels, "zeroline": False,
+            # every choice on the axis, even one no trial took yet, with room for the jitter
+            "range": _span(ticks + codes, 0.5) if jitter else None,
+        }
+        layout[f"xaxis{suffix}"] = x_axis
+        y_axis = _axis(y_name, y_values, short=True)
+        y_axis.update({"domain": [y1 - height, y1], "anchor": f"x{suffix}", "matches": "y" if k else None})
+        if column:
+            y_axis["title"] = None
+        layout[f"yaxis{suffix}"] = y_axis
+        annotations.append({
+            "text": f"<b>{html.escape(knob.name)}</b>", "showarrow": False, "xref": "paper", "yref": "paper",
+            "x": x0 + width / 2, "y": y1, "xanchor": "center", "yanchor": "bottom", "font": {"size": 12},
+        })
+    layout["annotations"] = annotations
+    return {"data": traces, "layout": _drop_none(layout)}
+
+
+def _drop_none(value: Any) -> Any:
+    """Remove None entries from nested layout dicts (plotly.js reads null as a value)."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+
