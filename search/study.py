@@ -35,14 +35,21 @@ def default_storage(name: str) -> str:
     return f"sqlite:///{study_dir(name) / 'study.db'}"
 
 
-def make_sampler(kind: str, *, seed: int | None) -> optuna.samplers.BaseSampler:
-    """The sampler for ``kind``; options that matter for parallel runs are explicit."""
+def make_sampler(kind: str, *, seed: int | None, trials: int) -> optuna.samplers.BaseSampler:
+    """The sampler for ``kind``; options that matter for parallel runs are explicit.
+
+    TPE starts modelling after a third of the planned ``trials`` (at least 3,
+    at most Optuna's default 10), so a short study still gets past random search.
+    """
     if kind == "tpe":
         # multivariate: the space samples every knob in every trial, so joint
         # modelling stays on. constant_liar: workers sharing a storage avoid
         # proposing the same point while earlier trials still run.
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, constant_liar=True, n_startup_trials=10
+            seed=seed,
+            multivariate=True,
+            constant_liar=True,
+            n_startup_trials=min(10, max(3, trials // 3)),
         )
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)

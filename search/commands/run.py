@@ -83,7 +83,7 @@ class RunCommand:
             storage=args.storage,
             directions=[o.direction for o in space.objectives],
             metric_names=[o.metric for o in space.objectives],
-            sampler=make_sampler(args.sampler, seed=args.seed),
+            sampler=make_sampler(args.sampler, seed=args.seed, trials=args.trials),
             settings=_settings(space, config, args),
         )
         for baseline in args.enqueue_preset:
