@@ -279,7 +279,9 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
             x += [*range(1, epochs + 1), None]
             y += [*trial.curve, None]
             ids += [trial.number] * epochs + [None]
-            sizes += [0] * (epochs - 1) + [9 if end else 0, 0]
+            # A one-epoch curve has no segment to draw: mark its point instead.
+            last = 9 if end else 6 if epochs == 1 else 0
+            sizes += [0] * (epochs - 1) + [last, 0]
         traces.append({
             "type": "scatter", "mode": "lines+markers", "x": x, "y": y, "customdata": ids,
             "name": f"{name} ({len(trials)})", "connectgaps": False,

@@ -1,6 +1,11 @@
 """`search run` end to end: bad input, resume without retraining, export, train."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import yaml
 from optuna.trial import TrialState
@@ -58,3 +63,28 @@ def test_run_on_fashion_mnist_smoke(studies_dir, capsys):
     assert len(outcomes) == 2 and set(outcomes) <= {"trained", "rejected", "duplicate"}, outcomes
     err = capsys.readouterr().err
     assert "trial 1" in err and "[2/2]" in err, f"progress lines are printed: {err[-500:]}"
+
+
+def test_run_interrupted_with_ctrl_c_keeps_finished_trials(tiny_space_file, studies_dir):
+    """SIGINT mid-study: exit 130, every finished trial kept, the next run resumes."""
+    env = {**os.environ, "SEARCH_STUDIES_DIR": str(studies_dir)}
+    command = [sys.executable, "-m", "search", "run", "--space", str(tiny_space_file), "--study", "stopped",
+               "--trials", "200", "--epochs", "3", "--no-report"]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    finished = 0
+    while finished < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        if (studies_dir / "stopped" / "study.db").exists():
+            finished = len(open_study("stopped").get_trials(states=(TrialState.COMPLETE,)))
+    assert finished >= 2, "the study made progress before the interrupt"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, f"Ctrl-C exits 130, got {process.returncode}: {err[-500:]}"
+    assert "interrupted: finished trials are kept" in err, err[-500:]
+    trials = open_study("stopped").trials
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= finished, "no finished trial is lost"
+    assert not [t for t in trials if t.state == TrialState.RUNNING], "no trial is left RUNNING"
+    assert _run(tiny_space_file, "stopped", len(complete) + 1) == 0, "the study resumes"
+    assert len(open_study("stopped").get_trials(states=(TrialState.COMPLETE,))) == len(complete) + 1, "one more trial"
