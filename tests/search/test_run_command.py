@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from evaluation import Architecture, load_architecture
 from search.cli import main
+from search.pareto import front_trials
 from search.study import open_study
 
 
@@ -49,6 +50,12 @@ def test_run_resumes_without_training_twice_and_exports_for_train(tiny_space_fil
     assert Architecture.from_dict(trial.user_attrs["architecture"]) == load_architecture(best), "export keeps the architecture"
 
     capsys.readouterr()
+    assert main(["show", "tiny", "--front-only"]) == 0, "show"
+    shown = capsys.readouterr().out
+    front = [t.number for t in front_trials(open_study("tiny"))]
+    assert f"Pareto front ({len(front)} trials, accuracy vs macs)" in shown, shown
+    assert len(list((out).glob("best-*.yaml"))) == len(front), "every front member is exported"
+
     assert main(["train", str(best), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "trained")]) == 0, "train accepts it"
     result = json.loads((tmp_path / "trained" / "result.json").read_text())
     assert result["params"] == exported["metrics"]["params"], "the trained model is the exported one"
