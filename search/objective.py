@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluation import Architecture, ArchitectureError, build_model, count
@@ -75,6 +77,10 @@ class Objective:
             record.outcome, record.reason = "rejected", reason
             return self._finish(trial, record, valid=counts is not None)
 
+        # Each trial its own seed, derived from the run's, for its initial
+        # weights and its training alike, so a study repeats from --seed.
+        config = dataclasses.replace(self.config, seed=self.config.seed + trial.number)
+        torch.manual_seed(config.seed)
         model = build_model(arch, self.space.input_size[0], self.space.num_classes, input_size=self.space.input_size[1:])
         record.macs = count_macs(model, self.space.input_size)
         record.latency_ms = measure_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
@@ -84,8 +90,6 @@ class Objective:
             record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"
             return self._finish(trial, record, valid=True)
 
-        # Each trial its own seed, derived from the run's, so a study repeats.
-        config = dataclasses.replace(self.config, seed=self.config.seed + trial.number)
         result = train(model, self.data, config, on_epoch=self._epoch_callback(trial, record))
         record.val_accuracy_per_epoch = list(result.val_accuracies)
         record.epochs_run = result.epochs_run
@@ -107,7 +111,7 @@ class Objective:
             return None
         return counts.params, counts.macs
 
-    def _epoch_callback(self, trial: optuna.Trial, record: TrialRecord):
+    def _epoch_callback(self, trial: optuna.Trial, record: TrialRecord) -> Callable[[EpochReport], bool]:
         single_objective = len(self.space.objectives) == 1
 
         def on_epoch(report: EpochReport) -> bool:

@@ -114,3 +114,13 @@ def test_objective_does_not_train_a_duplicate_again(tiny_space, digits, monkeypa
     assert repeat.user_attrs["outcome"] == "duplicate" and repeat.user_attrs["duplicate_of"] == 0, repeat.user_attrs
     assert repeat.values == original.values, "a duplicate takes the recorded values"
     assert repeat.constraints == original.constraints, "and the recorded constraints"
+
+
+def test_objective_repeats_a_trial_from_its_seed(tiny_space, digits):
+    values = []
+    for _ in range(2):
+        study, objective = make(tiny_space, digits)
+        study.enqueue_trial(enqueue_architecture(tiny_space, arch(4, depth=2)))
+        study.optimize(objective, n_trials=1)
+        values.append(study.trials[0].user_attrs["val_accuracy_per_epoch"])
+    assert values[0] == values[1], f"the same seed gives the same learning curve: {values}"

@@ -82,7 +82,8 @@ def test_run_interrupted_with_ctrl_c_keeps_finished_trials(tiny_space_file, stud
     finished = 0
     while finished < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.5)
-        if (studies_dir / "stopped" / "study.db").exists():
+        # settings.yaml is written once the study exists in the storage.
+        if (studies_dir / "stopped" / "settings.yaml").exists():
             finished = len(open_study("stopped").get_trials(states=(TrialState.COMPLETE,)))
     assert finished >= 2, "the study made progress before the interrupt"
     process.send_signal(signal.SIGINT)
