@@ -13,13 +13,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-__all__ = ["OUTCOMES", "TrialRecord", "architecture_key", "describe_architecture"]
-
-# trained: trained and evaluated; rejected: refused before training (cannot be
-# built, or breaks a constraint); diverged: loss became NaN/inf; failed: raised;
-# duplicate: an architecture already evaluated, values copied from that trial;
-# pruned: stopped early by the pruner.
-OUTCOMES = ("trained", "rejected", "diverged", "failed", "duplicate", "pruned")
+__all__ = ["TrialRecord", "architecture_key", "describe_architecture"]
 
 
 def architecture_key(architecture: dict[str, Any]) -> str:
@@ -30,7 +24,13 @@ def architecture_key(architecture: dict[str, Any]) -> str:
 
 @dataclass
 class TrialRecord:
-    """The facts of one trial; stored one user attribute per field."""
+    """The facts of one trial; stored one user attribute per field.
+
+    ``outcome``: trained (trained and evaluated), rejected (refused before
+    training: cannot be built, or breaks a constraint), diverged (loss became
+    NaN/inf), failed (raised), duplicate (an architecture already evaluated;
+    values copied from that trial) or pruned (stopped early by the pruner).
+    """
 
     outcome: str
     architecture: dict[str, Any] | None = None
