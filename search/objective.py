@@ -91,7 +91,6 @@ class Objective:
             return self._finish(trial, record, valid=True)
 
         result = train(model, self.data, config, on_epoch=self._epoch_callback(trial, record))
-        record.val_accuracy_per_epoch = list(result.val_accuracies)
         record.epochs_run = result.epochs_run
         record.train_seconds = result.train_seconds
         record.eval_seconds = result.eval_seconds
@@ -115,6 +114,7 @@ class Objective:
         single_objective = len(self.space.objectives) == 1
 
         def on_epoch(report: EpochReport) -> bool:
+            # The curve grows here, epoch by epoch, so a report drawn mid-run shows it.
             record.val_accuracy_per_epoch.append(report.val_accuracy)
             trial.set_user_attr("val_accuracy_per_epoch", record.val_accuracy_per_epoch)
             # Optuna prunes single-objective studies only.

@@ -14,15 +14,16 @@ import torch
 from optuna.trial import TrialState
 
 from evaluation import Architecture, preset
-from evaluation.presets import PRESETS
 from evaluation.data import DATASETS, DataSplits, load_dataset
+from evaluation.presets import PRESETS
 from evaluation.train import TrainConfig, resolve_device
 from search.commands._common import positive_int
 from search.errors import UsageError
 from search.objective import Objective
 from search.progress import Progress
+from search.report import write_report
 from search.runner import run_trials
-from search.study import SAMPLERS, create_or_resume, make_sampler
+from search.study import SAMPLERS, create_or_resume, make_sampler, study_dir
 from spaces import Space, enqueue_architecture, load_space
 
 # On a GPU the same command trains on the whole training set for more epochs.
@@ -174,8 +175,5 @@ def _settings(space: Space, config: TrainConfig, args: argparse.Namespace) -> di
 
 
 def _write_report(study: optuna.Study, name: str) -> None:
-    from search.report import write_report
-    from search.study import study_dir
-
     path = write_report(study, study_dir(name) / "report.html")
     print(f"report: {path}", file=sys.stderr)
