@@ -40,7 +40,7 @@ def densenet121(memory_efficient: bool):
 
 def one_step(memory_efficient: bool, batch_size: int) -> float:
     """Peak RSS in MiB of this process after one forward and backward pass."""
-    model = build_model(densenet121(memory_efficient), 3, 1000)
+    model = build_model(densenet121(memory_efficient), (3, 224, 224), 1000)
     model(torch.randn(batch_size, *INPUT)).sum().backward()
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -63,7 +63,7 @@ def main() -> None:
         )
         result[f"{variant}_peak_rss_mib"] = float(child.stdout.strip().splitlines()[-1])
     for variant in ("plain", "efficient"):
-        model = build_model(densenet121(variant == "efficient"), 3, 1000)
+        model = build_model(densenet121(variant == "efficient"), (3, 224, 224), 1000)
         result[f"{variant}_saved_activations_mib"] = activation_bytes(model, INPUT, batch_size=args.batch_size) / 2**20
     result["saved_activations_ratio"] = result["efficient_saved_activations_mib"] / result["plain_saved_activations_mib"]
     result["peak_rss_ratio"] = result["efficient_peak_rss_mib"] / result["plain_peak_rss_mib"]

@@ -159,9 +159,9 @@ def main() -> None:
             )
             loader = d2l_loader(root, train_indices[: args.images], args.side, args.batch_size, args.workers)
             torch.manual_seed(0)
-            ours_model = build_model(arch, 1, 10, input_size=(args.side, args.side))
+            ours_model = build_model(arch, (1, args.side, args.side), 10)
             torch.manual_seed(0)
-            base_model = build_model(arch, 1, 10, input_size=(args.side, args.side))
+            base_model = build_model(arch, (1, args.side, args.side), 10)
             base_optimizer = torch.optim.SGD(base_model.parameters(), lr=args.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
             small = subset(data, args.images)
             small = dataclasses.replace(small, val=(small.val[0][:0], small.val[1][:0]))  # time training only
@@ -208,9 +208,9 @@ def compare_accuracy(
     constant rate, no augmentation); both validated on the same held-out images."""
     side = args.side
     torch.manual_seed(0)
-    ours_model = build_model(arch, 1, 10, input_size=(side, side))
+    ours_model = build_model(arch, (1, side, side), 10)
     torch.manual_seed(0)
-    base_model = build_model(arch, 1, 10, input_size=(side, side))
+    base_model = build_model(arch, (1, side, side), 10)
     config = TrainConfig(
         epochs=args.accuracy_epochs, batch_size=args.batch_size,
         resize=side if side != 28 else None, device="cpu",

@@ -4,7 +4,6 @@ search-space files."""
 
 from evaluation.architecture import (
     Architecture,
-    ArchitectureError,
     DenseSpec,
     DualPathSpec,
     Head,
@@ -16,7 +15,8 @@ from evaluation.architecture import (
 )
 from evaluation.builder import Network, build_model
 from evaluation.counts import Counts, count
-from evaluation.data import DATASETS, DataError, DataSplits, load_dataset
+from evaluation.data import DATASETS, DataSplits, load_dataset
+from evaluation.errors import ArchitectureError, ConfigError, DataError, ToolkitError
 from evaluation.io import load_architecture, save_architecture
 from evaluation.presets import preset, preset_names
 from evaluation.profile import Profile, profile_model
@@ -26,6 +26,7 @@ from evaluation.train import EpochReport, TrainConfig, TrainResult
 __all__ = [
     "Architecture",
     "ArchitectureError",
+    "ConfigError",
     "Counts",
     "DATASETS",
     "DataError",
@@ -41,6 +42,7 @@ __all__ = [
     "Stage",
     "Stem",
     "TrainConfig",
+    "ToolkitError",
     "TrainResult",
     "Transition",
     "build_model",

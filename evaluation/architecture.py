@@ -18,6 +18,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
+from evaluation.errors import ArchitectureError
+
 __all__ = [
     "Architecture",
     "ArchitectureError",
@@ -40,10 +42,6 @@ STEM_STYLES = ("imagenet", "small")
 # afford more stages than halvings.
 POOLINGS = ("avg", "max", "none")
 RESIDUAL_UNITS = ("basic", "bottleneck")
-
-
-class ArchitectureError(ValueError):
-    """An architecture that is malformed, or cannot be built for its input."""
 
 
 def _check(condition: bool, message: str) -> None:

@@ -27,17 +27,16 @@ class Network(nn.Sequential):
         self.architecture = architecture
 
 
-def build_model(
-    arch: Architecture, in_channels: int = 3, num_classes: int = 1000, *, input_size: tuple[int, int] = (224, 224)
-) -> Network:
-    """Build ``arch`` for inputs of ``in_channels`` x ``input_size`` and ``num_classes`` outputs.
+def build_model(arch: Architecture, input_size: tuple[int, int, int], num_classes: int) -> Network:
+    """Build ``arch`` for inputs of shape (C, H, W) and ``num_classes`` outputs.
 
-    ``input_size`` (H, W) is only used to refuse architectures whose feature
-    map would shrink below 1x1; the model itself accepts any size that works.
+    Takes its arguments as ``count`` does. H and W are only used to refuse
+    architectures whose feature map would shrink below 1x1; the model itself
+    accepts any size that works.
     """
     bias = arch.conv_bias
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    for step in trace(arch, (in_channels, *input_size)):
+    for step in trace(arch, input_size):
         part = step.part
         if isinstance(part, Stem):
             layers[step.name] = make_stem(part, step.in_channels, bias=bias)

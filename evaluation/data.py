@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from evaluation.errors import DataError
+
 __all__ = [
     "DATASETS",
     "BatchPipeline",
@@ -37,10 +39,6 @@ __all__ = [
     "load_dataset",
     "torchvision_cache",
 ]
-
-
-class DataError(Exception):
-    """A dataset that is unknown or cannot be found; the message says how to get it."""
 
 
 Pair = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 labels (N,)

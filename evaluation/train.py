@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from evaluation.data import BatchPipeline, DataSplits
+from evaluation.errors import ConfigError
 
 __all__ = [
     "EpochReport",
@@ -82,7 +83,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
 
 
 @dataclass(frozen=True)

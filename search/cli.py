@@ -10,17 +10,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from evaluation import ArchitectureError
-from evaluation.data import DataError
+from evaluation.errors import ToolkitError
 from search.commands import COMMANDS
-from search.errors import UsageError
-from spaces import SpaceError
 
 __all__ = ["main"]
-
-# The root exceptions of user mistakes, one per package.
-USER_ERRORS: tuple[type[Exception], ...] = (UsageError, ArchitectureError, DataError, SpaceError)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -43,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except USER_ERRORS as error:
+    except ToolkitError as error:  # a user's mistake, never a bug
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)

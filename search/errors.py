@@ -1,5 +1,11 @@
-"""The root exception of ``search``."""
+"""The exception of ``search``, under the toolkit's root ``ToolkitError``."""
+
+from __future__ import annotations
+
+from evaluation.errors import ToolkitError
+
+__all__ = ["UsageError"]
 
 
-class UsageError(Exception):
+class UsageError(ToolkitError):
     """A mistake in what the user asked for; the CLI prints it as one line and exits 2."""

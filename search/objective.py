@@ -81,7 +81,7 @@ class Objective:
         # weights and its training alike, so a study repeats from --seed.
         config = dataclasses.replace(self.config, seed=self.config.seed + trial.number)
         torch.manual_seed(config.seed)
-        model = build_model(arch, self.space.input_size[0], self.space.num_classes, input_size=self.space.input_size[1:])
+        model = build_model(arch, self.space.input_size, self.space.num_classes)
         record.macs = count_macs(model, self.space.input_size)
         record.latency_ms = measure_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
         limit = self.space.constraints.max_latency_ms

@@ -38,7 +38,7 @@ class ProfileCommand:
     def run(self, args: argparse.Namespace) -> int:
         arch = load_architecture(args.architecture)
         formula = count(arch, args.input, args.num_classes)
-        model = build_model(arch, args.input[0], args.num_classes, input_size=args.input[1:])
+        model = build_model(arch, args.input, args.num_classes)
         profile = profile_model(model, args.input, batch_size=args.batch_size, repeats=args.repeats)
         result = {**profile.to_dict(), "macs_formula": formula.macs, "params_formula": formula.params}
         if args.json:

@@ -129,7 +129,7 @@ class TrainCommand:
         out = args.out or Path("runs") / Path(args.architecture).stem
 
         torch.manual_seed(args.seed)
-        model = build_model(arch, channels, data.num_classes, input_size=(side, side))
+        model = build_model(arch, (channels, side, side), data.num_classes)
         started = time.perf_counter()
         progress = _print_progress(min(config.batch_size, len(data.train[1])))
         result = train(model, data, config, on_epoch=_print_epoch(config.epochs), on_progress=progress)

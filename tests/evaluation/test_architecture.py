@@ -73,8 +73,8 @@ def test_build_model_refuses_vanishing_feature_map_naming_the_transition():
         transitions=(Transition(pooling="max"),) * 3,
     )
     with pytest.raises(ArchitectureError, match=r"^transitions\[2\]: feature map would shrink below 1x1 \(1x1 pooled to 0x0\)"):
-        build_model(arch, 1, 10, input_size=(28, 28))
-    model = build_model(arch, 1, 10, input_size=(64, 64))
+        build_model(arch, (1, 28, 28), 10)
+    model = build_model(arch, (1, 64, 64), 10)
     assert model is not None, "the same architecture builds for 64x64 inputs"
 
 

@@ -21,7 +21,7 @@ BLOCKS = {
 @pytest.mark.parametrize("kind", BLOCKS)
 def test_every_parameter_receives_a_gradient(kind):
     arch = Architecture(stem=Stem(style="small", width=8), stages=(BLOCKS[kind], BLOCKS[kind]), transitions=(Transition(),))
-    model = build_model(arch, 3, 5, input_size=(16, 16))
+    model = build_model(arch, (3, 16, 16), 5)
     model(torch.randn(2, 3, 16, 16)).sum().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"{kind}: no gradient reaches {missing}"
@@ -38,7 +38,7 @@ def _dense_net(memory_efficient: bool) -> torch.nn.Module:
         transitions=(Transition(),),
     )
     torch.manual_seed(0)
-    return build_model(arch, 3, 10, input_size=(32, 32))
+    return build_model(arch, (3, 32, 32), 10)
 
 
 def test_memory_efficient_dense_layer_matches_plain_outputs_and_gradients():

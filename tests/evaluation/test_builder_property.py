@@ -63,7 +63,7 @@ def test_random_architecture_builds_runs_and_matches_closed_form(arch, channels,
         formula = count(arch, input_size, classes)
     except ArchitectureError:
         assume(False)  # vanishing feature map: refused before building, tested elsewhere
-    model = build_model(arch, channels, classes, input_size=(side, side))
+    model = build_model(arch, (channels, side, side), classes)
     out = model(torch.randn(2, *input_size))
     assert out.shape == (2, classes), f"output shape {tuple(out.shape)} for {arch}"
     out.sum().backward()

@@ -82,7 +82,7 @@ def test_counts_match_hand_arithmetic(name):
     params, macs = by_hand()
     formula = count(preset(name), input_size, classes)
     assert (formula.params, formula.macs) == (params, macs), f"{name}: closed form {formula} vs hand {params, macs}"
-    model = build_model(preset(name), input_size[0], classes, input_size=input_size[1:])
+    model = build_model(preset(name), input_size, classes)
     assert sum(p.numel() for p in model.parameters()) == params, f"{name}: built model's parameters"
     assert count_macs(model, input_size) == macs, f"{name}: fvcore MACs"
     assert count_macs_torch(model, input_size) == macs, f"{name}: FlopCounterMode MACs / 2"
@@ -100,7 +100,7 @@ def test_profile_command_json_prints_hand_checked_counts(name, capsys):
 
 
 def test_profile_model_reports_positive_latency_and_activations():
-    model = build_model(preset("d2l_densenet"), 1, 10, input_size=(64, 64))
+    model = build_model(preset("d2l_densenet"), (1, 64, 64), 10)
     profile = profile_model(model, (1, 64, 64), batch_size=2, repeats=2)
     assert profile.latency_ms > 0 and profile.latency_batch_ms > 0, f"latencies: {profile}"
     assert profile.activation_mb > 0, "a training step saves activations"

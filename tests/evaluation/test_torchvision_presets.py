@@ -16,7 +16,7 @@ def pair(request):
     name = request.param
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None).eval()
-    ours = build_model(preset(name), 3, 1000).eval()
+    ours = build_model(preset(name), (3, 224, 224), 1000).eval()
     return name, ours, reference
 
 

@@ -27,7 +27,7 @@ def digits() -> DataSplits:
 
 def _model(seed: int = 0, side: int = 8) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_model(TINY, 1, 10, input_size=(side, side))
+    return build_model(TINY, (1, side, side), 10)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -122,6 +122,6 @@ def test_train_short_real_run_on_fashion_mnist_beats_chance() -> None:
         transitions=(Transition(compression=0.5, pooling="avg"),),
     )
     torch.manual_seed(0)
-    model = build_model(arch, 1, 10, input_size=(28, 28))
+    model = build_model(arch, (1, 28, 28), 10)
     result = train(model, data, config)
     assert result.val_accuracies[-1] > 0.6, f"4000 images x 2 epochs should reach well above 0.1: {result.val_accuracies}"

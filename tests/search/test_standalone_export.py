@@ -25,7 +25,7 @@ MIXED = Architecture(
 @pytest.mark.parametrize("arch", [MIXED, preset("resnet18"), preset("d2l_densenet")], ids=["mixed", "resnet18", "d2l_densenet"])
 def test_standalone_file_reproduces_outputs_without_the_project(arch, tmp_path):
     torch.manual_seed(0)
-    model = build_model(arch, 3, 7, input_size=(32, 32)).eval()
+    model = build_model(arch, (3, 32, 32), 7).eval()
     x = torch.randn(2, 3, 32, 32)
     torch.save({"state_dict": model.state_dict(), "x": x}, tmp_path / "weights.pt")
     with torch.no_grad():

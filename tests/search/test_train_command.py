@@ -37,7 +37,7 @@ def test_train_command_writes_result_and_reloadable_weights(tmp_path: Path, caps
     assert "epoch 2/2" in capsys.readouterr().err, "progress must show each epoch"
 
     arch = load_architecture(out / "architecture.yaml")
-    model = build_model(arch, 1, 10, input_size=(8, 8))
+    model = build_model(arch, (1, 8, 8), 10)
     model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
     data = load_dataset("digits", validation_size=0)
     config = TrainConfig(**{**result["settings"], "device": "cpu"})

@@ -28,7 +28,7 @@ def _random_study(seed: int) -> optuna.Study:
 
 def _forward(space: Space, arch: Architecture) -> torch.Tensor:
     channels, height, width = space.input_size
-    model = build_model(arch, channels, space.num_classes, input_size=(height, width)).eval()
+    model = build_model(arch, (channels, height, width), space.num_classes).eval()
     with torch.no_grad():
         return model(torch.zeros(1, channels, height, width))
 
