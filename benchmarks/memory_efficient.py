@@ -18,7 +18,8 @@ import sys
 
 import torch
 
-from evaluation import DenseSpec, build_model, preset
+from evaluation import build_model, preset
+from evaluation.blocks import DenseSpec
 from evaluation.profile import activation_bytes
 
 INPUT = (3, 224, 224)

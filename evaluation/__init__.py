@@ -1,18 +1,10 @@
 """From an architecture to numbers: the Architecture language, model building,
 presets, profiling, data and brief training. Knows nothing of Optuna or of
-search-space files."""
+search-space files. Block specs (``DenseSpec``, ...) live with their families
+in ``evaluation.blocks``."""
 
-from evaluation.architecture import (
-    Architecture,
-    DenseSpec,
-    DualPathSpec,
-    Head,
-    ResidualDenseSpec,
-    ResidualSpec,
-    Stage,
-    Stem,
-    Transition,
-)
+from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
+from evaluation.blocks import BLOCKS
 from evaluation.builder import Network, build_model
 from evaluation.counts import Counts, count
 from evaluation.data import DATASETS, DataSplits, load_dataset
@@ -26,19 +18,16 @@ from evaluation.train import EpochReport, TrainConfig, TrainResult
 __all__ = [
     "Architecture",
     "ArchitectureError",
+    "BLOCKS",
     "ConfigError",
     "Counts",
     "DATASETS",
     "DataError",
     "DataSplits",
-    "DenseSpec",
-    "DualPathSpec",
     "EpochReport",
     "Head",
     "Network",
     "Profile",
-    "ResidualDenseSpec",
-    "ResidualSpec",
     "Stage",
     "Stem",
     "TrainConfig",

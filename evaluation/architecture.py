@@ -16,20 +16,17 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from itertools import zip_longest
+from typing import Any, Mapping
 
+from evaluation.blocks import BLOCKS, POOLING_LAYERS, BlockSpec
 from evaluation.errors import ArchitectureError
 
 __all__ = [
     "Architecture",
     "ArchitectureError",
-    "BlockSpec",
-    "DenseSpec",
-    "DualPathSpec",
     "Head",
     "POOLINGS",
-    "ResidualDenseSpec",
-    "ResidualSpec",
     "STEM_STYLES",
     "Stage",
     "Stem",
@@ -37,11 +34,7 @@ __all__ = [
 ]
 
 STEM_STYLES = ("imagenet", "small")
-# Poolings a transition may end with. "none" keeps the spatial size: the
-# transition then only compresses channels, which lets small inputs (28x28)
-# afford more stages than halvings.
-POOLINGS = ("avg", "max", "none")
-RESIDUAL_UNITS = ("basic", "bottleneck")
+POOLINGS = tuple(POOLING_LAYERS)  # avg, max, none (see evaluation.blocks._layers)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -74,99 +67,6 @@ class Stem:
 
 
 @dataclass(frozen=True)
-class DenseSpec:
-    """DenseNet layers: each adds ``growth_rate`` channels by concatenation.
-
-    ``bn_size`` 0 is the plain BN-ReLU-Conv3x3 layer of the d2l book; k > 0 puts
-    a BN-ReLU-Conv1x1 bottleneck to ``k * growth_rate`` channels first, as in
-    DenseNet-BC and torchvision. ``memory_efficient`` recomputes that
-    bottleneck in the backward pass instead of storing it.
-    """
-
-    kind: ClassVar[str] = "dense"
-    growth_rate: int = 32
-    bn_size: int = 4
-    dropout: float = 0.0
-    memory_efficient: bool = False
-
-    def validate(self, path: str) -> None:
-        _check_int(f"{path}.growth_rate", self.growth_rate, low=1)
-        _check_int(f"{path}.bn_size", self.bn_size, low=0)
-        _check(0.0 <= self.dropout < 1.0, f"{path}.dropout must be in [0, 1), got {self.dropout}")
-        _check(
-            not self.memory_efficient or self.bn_size > 0,
-            f"{path}.memory_efficient needs a bottleneck (bn_size > 0), got bn_size {self.bn_size}",
-        )
-
-
-@dataclass(frozen=True)
-class ResidualSpec:
-    """ResNet units (post-activation, as torchvision): ``basic`` is two 3x3
-    convs with ``width`` channels; ``bottleneck`` is 1x1-3x3-1x1 with output
-    ``4 * width``. A strided or widening first unit gets a 1x1 projection."""
-
-    kind: ClassVar[str] = "residual"
-    unit: str = "basic"
-    width: int = 64
-
-    @property
-    def expansion(self) -> int:
-        return 4 if self.unit == "bottleneck" else 1
-
-    def validate(self, path: str) -> None:
-        _check_choice(f"{path}.unit", self.unit, RESIDUAL_UNITS)
-        _check_int(f"{path}.width", self.width, low=1)
-
-
-@dataclass(frozen=True)
-class ResidualDenseSpec:
-    """The residual-dense hybrid: a pre-activation bottleneck residual unit
-    (BN-ReLU-1x1 to c/``reduction``, BN-ReLU-3x3, BN-ReLU-1x1 back to c)
-    whose output is concatenated with its input, doubling the channels."""
-
-    kind: ClassVar[str] = "residual_dense"
-    reduction: int = 4
-
-    def validate(self, path: str) -> None:
-        _check_int(f"{path}.reduction", self.reduction, low=1)
-
-
-@dataclass(frozen=True)
-class DualPathSpec:
-    """Dual path network units (Chen et al., 2017): a pre-activation
-    1x1-3x3(grouped)-1x1 bottleneck whose output is split into ``width``
-    channels added to the residual path and ``growth_rate`` channels
-    concatenated to the dense path. The first unit of a stage projects its
-    input to ``width + 2 * growth_rate`` channels, as DPN does."""
-
-    kind: ClassVar[str] = "dual_path"
-    width: int = 64
-    growth_rate: int = 16
-    bottleneck_width: int = 64
-    groups: int = 1
-
-    def validate(self, path: str) -> None:
-        _check_int(f"{path}.width", self.width, low=1)
-        _check_int(f"{path}.growth_rate", self.growth_rate, low=1)
-        _check_int(f"{path}.bottleneck_width", self.bottleneck_width, low=1)
-        _check_int(f"{path}.groups", self.groups, low=1)
-        _check(
-            self.bottleneck_width % self.groups == 0,
-            f"{path}.bottleneck_width must be divisible by groups ({self.groups}), "
-            f"got {self.bottleneck_width}",
-        )
-
-
-BlockSpec = DenseSpec | ResidualSpec | ResidualDenseSpec | DualPathSpec
-BLOCK_SPECS: dict[str, type[BlockSpec]] = {
-    spec.kind: spec for spec in (DenseSpec, ResidualSpec, ResidualDenseSpec, DualPathSpec)
-}
-# Blocks whose units concatenate their input with new features, so they cannot
-# change the spatial size inside the stage: they downsample with transitions.
-_CONCATENATING = ("dense", "residual_dense")
-
-
-@dataclass(frozen=True)
 class Stage:
     """``depth`` units of one block type; ``stride`` 2 downsamples in the
     first unit (ResNet style, no transition needed)."""
@@ -177,17 +77,22 @@ class Stage:
 
     def validate(self, path: str) -> None:
         _check(
-            isinstance(self.block, tuple(BLOCK_SPECS.values())),
-            f"{path}.block must be one of {', '.join(BLOCK_SPECS)}, got {self.block!r}",
+            isinstance(self.block, BlockSpec) and self.block.kind in BLOCKS,
+            f"{path}.block must be one of {', '.join(BLOCKS)}, got {self.block!r}",
         )
         _check_int(f"{path}.depth", self.depth, low=1)
         _check(self.stride in (1, 2), f"{path}.stride must be 1 or 2, got {self.stride}")
         _check(
-            self.stride == 1 or self.block.kind not in _CONCATENATING,
+            self.stride == 1 or BLOCKS[self.block.kind].downsamples,
             f"{path}.stride must be 1 for {self.block.kind} blocks (downsample with a transition), "
             f"got {self.stride}",
         )
         self.block.validate(path)
+
+    def describe(self) -> str:
+        """``dense x4 k12 bn4``: block, depth, the block's knobs, and ``/2`` when it strides."""
+        knobs = BLOCKS[self.block.kind].describe(self.block)
+        return f"{self.block.kind} x{self.depth} {knobs}" + (" /2" if self.stride == 2 else "")
 
 
 @dataclass(frozen=True)
@@ -255,6 +160,18 @@ class Architecture:
         self.stem.validate("stem")
         self.head.validate("head")
 
+    def describe(self) -> str:
+        """The architecture in words, one segment per part, for hovers and tables.
+
+        e.g. ``small stem 32 | dense x4 k24 bn4 | avg pool, x0.5 channels | residual x2 basic w64``
+        """
+        parts = [f"{self.stem.style} stem {self.stem.width}"]
+        for stage, transition in zip_longest(self.stages, self.transitions):
+            parts.append(stage.describe())
+            if transition is not None:
+                parts.append(f"{transition.pooling} pool, x{transition.compression:g} channels")
+        return " | ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of str, int, float, bool, list and None."""
         return {
@@ -307,10 +224,10 @@ def _stage_from_dict(data: Any, path: str) -> Stage:
     _check(isinstance(data, Mapping), f"{path} must be a mapping, got {type(data).__name__}")
     kind = data.get("block")
     _check(
-        kind in BLOCK_SPECS,
-        f"{path}.block must be one of {', '.join(BLOCK_SPECS)}, got {kind!r}",
+        kind in BLOCKS,
+        f"{path}.block must be one of {', '.join(BLOCKS)}, got {kind!r}",
     )
-    spec_type = BLOCK_SPECS[kind]
+    spec_type = BLOCKS[kind].spec
     knobs = {k: v for k, v in data.items() if k not in ("block", "depth", "stride")}
     _check("depth" in data, f"{path}.depth is required")
     stage_fields = _parse_values(Stage, {"depth": data["depth"], "stride": data.get("stride", 1)}, path)

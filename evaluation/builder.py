@@ -1,9 +1,10 @@
 """``build_model``: an Architecture becomes an ``nn.Module``.
 
 The network is an ``nn.Sequential`` of ``stem``, ``stage1``, ``transition1``,
-..., ``head``, so state-dict keys and per-module tables stay readable. Shapes
-come from ``evaluation.shapes.trace``, which refuses an architecture whose
-feature map would vanish before any layer is allocated.
+..., ``head``, so state-dict keys and per-module tables stay readable.
+``evaluation.shapes.trace`` runs first and refuses an architecture whose
+feature map would vanish before any layer is allocated; then the layers are
+assembled by the same torch-only code the standalone export copies.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections import OrderedDict
 
 from torch import nn
 
-from evaluation.architecture import Architecture, Stage, Stem, Transition
-from evaluation.blocks import build_stage, make_head, make_stem, make_transition
+from evaluation.architecture import Architecture
+from evaluation.blocks import BLOCKS
+from evaluation.blocks._layers import assemble
 from evaluation.shapes import trace
 
 __all__ = ["Network", "build_model"]
@@ -34,21 +36,9 @@ def build_model(arch: Architecture, input_size: tuple[int, int, int], num_classe
     architectures whose feature map would shrink below 1x1; the model itself
     accepts any size that works.
     """
-    bias = arch.conv_bias
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    for step in trace(arch, input_size):
-        part = step.part
-        if isinstance(part, Stem):
-            layers[step.name] = make_stem(part, step.in_channels, bias=bias)
-        elif isinstance(part, Stage):
-            layers[step.name] = build_stage(
-                part.block, step.in_channels, part.depth, stride=part.stride, bias=bias
-            )
-        elif isinstance(part, Transition):
-            layers[step.name] = make_transition(part, step.in_channels, step.out_channels, bias=bias)
-        else:
-            layers[step.name] = make_head(part, step.in_channels, num_classes)
-    model = Network(arch, layers)
+    trace(arch, input_size)
+    stages = {kind: (family.stage, family.out_channels) for kind, family in BLOCKS.items()}
+    model = Network(arch, assemble(arch.to_dict(), input_size[0], num_classes, stages))
     _initialise(model)
     return model
 

@@ -8,17 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from evaluation.architecture import (
-    Architecture,
-    ArchitectureError,
-    DenseSpec,
-    Head,
-    ResidualDenseSpec,
-    ResidualSpec,
-    Stage,
-    Stem,
-    Transition,
-)
+from evaluation.architecture import Architecture, ArchitectureError, Head, Stage, Stem, Transition
+from evaluation.blocks import DenseSpec, ResidualDenseSpec, ResidualSpec
 
 __all__ = ["PRESETS", "preset", "preset_names", "register_preset"]
 

@@ -1,7 +1,8 @@
 """Channel counts and spatial sizes through an Architecture, without building it.
 
-``trace`` is the single place where the shape rules live; the builder and the
-closed-form counts both walk its steps, so they cannot disagree. It raises an
+``trace`` is the single place where the shape rules live (each block family's
+output-channel rule comes from the registry); the builder and the closed-form
+counts both walk its steps, so they cannot disagree. It raises an
 ``ArchitectureError`` naming the part where a feature map would vanish.
 """
 
@@ -9,15 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluation.architecture import (
-    Architecture,
-    ArchitectureError,
-    BlockSpec,
-    Head,
-    Stage,
-    Stem,
-    Transition,
-)
+from evaluation.architecture import Architecture, ArchitectureError, Head, Stage, Stem, Transition
+from evaluation.blocks import BLOCKS, BlockSpec
+from evaluation.blocks._layers import transition_out_channels
 
 __all__ = ["Step", "stage_out_channels", "trace"]
 
@@ -47,16 +42,8 @@ def strided(size: Size, stride: int) -> Size:
 
 
 def stage_out_channels(block: BlockSpec, in_channels: int, depth: int) -> int:
-    """Channels leaving a stage of ``depth`` units of ``block``."""
-    if block.kind == "dense":
-        return in_channels + depth * block.growth_rate
-    if block.kind == "residual":
-        return block.width * block.expansion
-    if block.kind == "residual_dense":
-        return in_channels * 2**depth
-    if block.kind == "dual_path":
-        return block.width + (depth + 2) * block.growth_rate
-    raise AssertionError(f"unhandled block kind {block.kind}")
+    """Channels leaving a stage of ``depth`` units of ``block``: its family's rule."""
+    return BLOCKS[block.kind].out_channels(in_channels, depth, **block.knobs())
 
 
 def trace(arch: Architecture, input_size: tuple[int, int, int]) -> list[Step]:
@@ -70,11 +57,10 @@ def trace(arch: Architecture, input_size: tuple[int, int, int]) -> list[Step]:
     channels, size = arch.stem.width, stem_out
     for i, stage in enumerate(arch.stages):
         path = f"stages[{i}]"
-        if stage.block.kind == "residual_dense" and channels // stage.block.reduction < 1:
-            raise ArchitectureError(
-                f"{path}.reduction {stage.block.reduction} leaves no bottleneck channels "
-                f"for {channels} input channels"
-            )
+        check_input = BLOCKS[stage.block.kind].check_input
+        problem = None if check_input is None else check_input(stage.block, channels)
+        if problem is not None:
+            raise ArchitectureError(f"{path}.{problem}")
         out_channels = stage_out_channels(stage.block, channels, stage.depth)
         out_size = strided(size, stage.stride)
         steps.append(Step(f"stage{i + 1}", path, stage, channels, out_channels, size, out_size))
@@ -83,7 +69,7 @@ def trace(arch: Architecture, input_size: tuple[int, int, int]) -> list[Step]:
         if transition is None:
             continue
         path = f"transitions[{i}]"
-        out_channels = int(channels * transition.compression)
+        out_channels = transition_out_channels(channels, transition.compression)
         if out_channels < 1:
             raise ArchitectureError(
                 f"{path}.compression {transition.compression} leaves no channels "

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
-import pprint
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
 
-from search import standalone
+from evaluation.standalone import standalone_source
 from search.pareto import front_trials, objective_names, trials_frame
 from search.records import TrialRecord
 
@@ -59,16 +57,3 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
     frame.to_csv(out / "trials.csv", index=False)
     frame[frame["front"]].to_csv(out / "pareto.csv", index=False)
     return [*written, out / "pareto.csv", out / "trials.csv"]
-
-
-def standalone_source(architecture: dict[str, Any], in_channels: int, num_classes: int) -> str:
-    """A Python file that builds ``architecture`` with torch alone."""
-    return (
-        inspect.getsource(standalone)
-        + "\n\nARCHITECTURE = "
-        + pprint.pformat(architecture, sort_dicts=False)
-        + f"\nIN_CHANNELS = {in_channels}\nNUM_CLASSES = {num_classes}\n\n\n"
-        + "def build_model() -> nn.Sequential:\n"
-        + '    """The exported network, randomly initialised; load its state_dict to use trained weights."""\n'
-        + "    return build(ARCHITECTURE, IN_CHANNELS, NUM_CLASSES)\n"
-    )

@@ -13,6 +13,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from evaluation import Architecture
+
 __all__ = ["TrialRecord", "architecture_key", "describe_architecture"]
 
 
@@ -61,30 +63,5 @@ class TrialRecord:
 
 
 def describe_architecture(architecture: dict[str, Any]) -> str:
-    """The architecture in words, one stage per segment, for hovers and tables.
-
-    e.g. ``small stem 32 | dense x4 k24 bn4 | avg /0.5 | residual basic x2 w64``
-    """
-    stem = architecture["stem"]
-    parts = [f"{stem['style']} stem {stem['width']}"]
-    transitions = architecture.get("transitions", [])
-    for i, stage in enumerate(architecture["stages"]):
-        parts.append(_describe_stage(stage))
-        if i < len(transitions) and transitions[i] is not None:
-            t = transitions[i]
-            parts.append(f"{t['pooling']} pool, x{t['compression']:g} channels")
-    return " | ".join(parts)
-
-
-def _describe_stage(stage: dict[str, Any]) -> str:
-    kind, depth = stage["block"], stage["depth"]
-    stride = " /2" if stage.get("stride", 1) == 2 else ""
-    if kind == "dense":
-        knobs = f"k{stage['growth_rate']}" + (f" bn{stage['bn_size']}" if stage["bn_size"] else " plain")
-    elif kind == "residual":
-        knobs = f"{stage['unit']} w{stage['width']}"
-    elif kind == "dual_path":
-        knobs = f"w{stage['width']} k{stage['growth_rate']} b{stage['bottleneck_width']} g{stage['groups']}"
-    else:
-        knobs = f"r{stage['reduction']}"
-    return f"{kind} x{depth} {knobs}{stride}"
+    """The recorded architecture in words (``Architecture.describe``), for hovers and tables."""
+    return Architecture.from_dict(architecture).describe()

@@ -129,6 +129,9 @@ class Knob:
     distribution: Distribution
     shared: bool = False
 
+    def describe(self) -> str:
+        return self.distribution.describe()
+
     @property
     def searched(self) -> bool:
         return not isinstance(self.distribution, Fixed)

@@ -1,39 +1,26 @@
 """Loading a space file: ``yaml.safe_load``, a closed set of keys, typed knobs.
 
 Every error is a ``SpaceError`` reading ``<file>: <key.path>: <rule and value>``.
-The knob types below mirror the validation of ``evaluation.architecture``, so
-any combination of knob values the loader accepts assembles into an
-Architecture; whether it fits the input and the constraints is
+The knob types of blocks come from the bounds their specs declare
+(``evaluation.blocks``), and each block's rule across knobs is checked for
+every value a space allows, so any combination of knob values the loader
+accepts assembles into an Architecture; whether it fits the input and the constraints is
 ``spaces.sample.precheck``'s question.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from evaluation.architecture import (
-    BLOCK_SPECS,
-    POOLINGS,
-    RESIDUAL_UNITS,
-    STEM_STYLES,
-    Architecture,
-    ArchitectureError,
-    DenseSpec,
-    DualPathSpec,
-    Head,
-    ResidualDenseSpec,
-    ResidualSpec,
-    Stem,
-    Transition,
-)
+from evaluation.architecture import POOLINGS, STEM_STYLES, Architecture, ArchitectureError, Head, Stem, Transition
+from evaluation.blocks import BLOCKS, BlockFamily, field_bounds, field_types
 from spaces.errors import SpaceError
-from spaces.knobs import Fixed, IntRange, Knob, KnobError, KnobType, parse_knob
+from spaces.knobs import Fixed, Knob, KnobError, KnobType, parse_knob
 from spaces.space import (
     DIRECTIONS,
     METRICS,
@@ -60,31 +47,22 @@ _BOOL = KnobType(bool)
 _STRIDE = KnobType(int, minimum=1, maximum=2)
 
 STEM_KNOBS = {"style": KnobType(str, choices=STEM_STYLES), "width": _POSITIVE}
-STAGE_KNOBS = {"block": KnobType(str, choices=tuple(BLOCK_SPECS)), "depth": _POSITIVE}
-# Knobs of each block type: the spec's fields, plus the stage's stride for the
-# blocks that may downsample inside a stage. A block section may also set the
-# stage's depth, when block types want different depth ranges.
-BLOCK_KNOBS: dict[str, dict[str, KnobType]] = {
-    "dense": {
-        "growth_rate": _POSITIVE,
-        "bn_size": KnobType(int, minimum=0),
-        "dropout": _FRACTION_OPEN_HIGH,
-        "memory_efficient": _BOOL,
-    },
-    "residual": {"unit": KnobType(str, choices=RESIDUAL_UNITS), "width": _POSITIVE, "stride": _STRIDE},
-    "residual_dense": {"reduction": _POSITIVE},
-    "dual_path": {
-        "width": _POSITIVE,
-        "growth_rate": _POSITIVE,
-        "bottleneck_width": _POSITIVE,
-        "groups": _POSITIVE,
-        "stride": _STRIDE,
-    },
-}
-BLOCK_DEFAULTS = {
-    "dense": DenseSpec(), "residual": ResidualSpec(), "residual_dense": ResidualDenseSpec(),
-    "dual_path": DualPathSpec(),
-}
+STAGE_KNOBS = {"block": KnobType(str, choices=tuple(BLOCKS)), "depth": _POSITIVE}
+
+
+def _block_knobs(family: BlockFamily) -> dict[str, KnobType]:
+    """The knobs of one block type: its spec's fields with their declared bounds,
+    plus the stage's stride for the blocks that may downsample inside a stage."""
+    bounds = field_bounds(family.spec)
+    knobs = {
+        name: KnobType(kind, **dataclasses.asdict(bounds[name])) for name, kind in field_types(family.spec).items()
+    }
+    return {**knobs, "stride": _STRIDE} if family.downsamples else knobs
+
+
+# A block section may also set the stage's depth, when block types want
+# different depth ranges.
+BLOCK_KNOBS: dict[str, dict[str, KnobType]] = {kind: _block_knobs(family) for kind, family in BLOCKS.items()}
 TRANSITION_KNOBS = {
     "present": _BOOL,
     "compression": KnobType(float, minimum=0.0, maximum=1.0, minimum_open=True),
@@ -323,10 +301,8 @@ class _Loader:
                 blocks[kind]["depth"] = resolve("depth", STAGE_KNOBS["depth"], kind)
         own_depths = all("depth" in knobs for knobs in blocks.values())
         depth = None if own_depths and "depth" not in (*own, *each) else resolve("depth", STAGE_KNOBS["depth"])
-        if "dense" in blocks:
-            self.check_memory_efficient(blocks["dense"])
-        if "dual_path" in blocks:
-            self.check_groups(blocks["dual_path"])
+        for kind, knobs in blocks.items():
+            self.check_block_knobs(kind, knobs)
         return StageKnobs(block=block, depth=depth, blocks=blocks)
 
     def transitions(self, value: Any, count: int) -> tuple[TransitionKnobs, ...]:
@@ -353,26 +329,12 @@ class _Loader:
 
     # -- rules across knobs ------------------------------------------------------------
 
-    def check_memory_efficient(self, knobs: Mapping[str, Knob]) -> None:
-        """A memory-efficient dense layer recomputes its bottleneck, so it needs one."""
-        flag, bn_size = knobs["memory_efficient"], knobs["bn_size"]
-        if flag.contains(True) and bn_size.contains(0):
-            raise self.error(
-                flag.path,
-                f"memory_efficient may be true while bn_size may be 0 ({bn_size.path}); it needs bn_size > 0",
-            )
-
-    def check_groups(self, knobs: Mapping[str, Knob]) -> None:
-        """Grouped 3x3 convolutions need every groups value to divide every bottleneck_width."""
-        groups, width = knobs["groups"], knobs["bottleneck_width"]
-        common = _gcd(width)
-        for g in groups.values():
-            if common % g:
-                raise self.error(
-                    groups.path,
-                    f"groups {g} does not divide every bottleneck_width "
-                    f"({width.path}: {width.distribution.describe()})",
-                )
+    def check_block_knobs(self, kind: str, knobs: Mapping[str, Knob]) -> None:
+        """The block's own rule across its knobs (``BlockFamily.check_knobs``), for every value they allow."""
+        check = BLOCKS[kind].check_knobs
+        problem = None if check is None else check(knobs)
+        if problem is not None:
+            raise self.error(*problem)
 
     def baselines(self, value: Any, space: Space) -> dict[str, Architecture]:
         if value is None:
@@ -395,15 +357,7 @@ class _Loader:
 
 
 def _block_default(kind: str, key: str) -> Any:
-    return 1 if key == "stride" else getattr(BLOCK_DEFAULTS[kind], key)
-
-
-def _gcd(knob: Knob) -> int:
-    """gcd of every value of an int knob; for a range low, low + step, ... that of low and step."""
-    d = knob.distribution
-    if isinstance(d, IntRange) and d.high > d.low:
-        return math.gcd(d.low, 1 if d.log else d.step)
-    return math.gcd(*knob.values())
+    return 1 if key == "stride" else getattr(BLOCKS[kind].spec(), key)
 
 
 def _join(path: str, key: str) -> str:

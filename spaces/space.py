@@ -15,14 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
-from evaluation.architecture import (
-    BLOCK_SPECS,
-    Architecture,
-    Head,
-    Stage,
-    Stem,
-    Transition,
-)
+from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
+from evaluation.blocks import BLOCKS
 from spaces.errors import SpaceError
 from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
 
@@ -150,7 +144,7 @@ class Space:
             if active:
                 stride = values.pop("stride", 1)
                 depth = values.pop("depth", depth)
-                stages.append(Stage(block=BLOCK_SPECS[kind](**values), depth=depth, stride=stride))
+                stages.append(Stage(block=BLOCKS[kind].spec(**values), depth=depth, stride=stride))
         transitions: list[Transition | None] = []
         for i, knobs in enumerate(self.transitions):
             active = i < count - 1

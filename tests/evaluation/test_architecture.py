@@ -6,9 +6,6 @@ import yaml
 from evaluation import (
     Architecture,
     ArchitectureError,
-    DenseSpec,
-    DualPathSpec,
-    ResidualSpec,
     Stage,
     Stem,
     Transition,
@@ -16,6 +13,7 @@ from evaluation import (
     preset,
     preset_names,
 )
+from evaluation.blocks import BLOCKS, DenseSpec, DualPathSpec, ResidualSpec
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -47,7 +45,7 @@ def _small(**changes) -> dict:
     [
         ({"stages.0.depth": 0}, "stages[0].depth must be >= 1, got 0"),
         ({"stages.0.growth_rate": -4}, "stages[0].growth_rate must be >= 1, got -4"),
-        ({"stages.1.block": "inception"}, "stages[1].block must be one of dense, residual, residual_dense, dual_path, got 'inception'"),
+        ({"stages.1.block": "inception"}, f"stages[1].block must be one of {', '.join(BLOCKS)}, got 'inception'"),
         ({"transitions.0.pooling": "l2"}, "transitions[0].pooling must be one of avg, max, none, got 'l2'"),
         ({"transitions.0.compression": 0.0}, "transitions[0].compression must be in (0, 1], got 0.0"),
         ({"stem.style": "huge"}, "stem.style must be one of imagenet, small, got 'huge'"),

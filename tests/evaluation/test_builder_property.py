@@ -7,32 +7,46 @@ from hypothesis import strategies as st
 from evaluation import (
     Architecture,
     ArchitectureError,
-    DenseSpec,
-    DualPathSpec,
     Head,
-    ResidualDenseSpec,
-    ResidualSpec,
     Stage,
     Stem,
     Transition,
     build_model,
     count,
 )
+from evaluation.blocks import BLOCKS, BlockFamily, Bounds, field_bounds, field_types
 from evaluation.profile import count_macs_torch
 
-small = st.integers(min_value=1, max_value=8)
-blocks = st.one_of(
-    st.builds(DenseSpec, growth_rate=small, bn_size=st.integers(0, 3), dropout=st.sampled_from([0.0, 0.2])),
-    st.builds(ResidualSpec, unit=st.sampled_from(["basic", "bottleneck"]), width=small),
-    st.builds(ResidualDenseSpec, reduction=st.integers(1, 4)),
-    st.builds(DualPathSpec, width=small, growth_rate=small, bottleneck_width=st.sampled_from([2, 4, 8]), groups=st.sampled_from([1, 2])),
-)
+# Field values near each bound the spec declares: small ints from the minimum
+# up, floats on a coarse grid, every choice; specs that break their own rule
+# across fields (DualPathSpec's groups) are filtered out.
+FLOAT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def field_values(kind: type, bounds: Bounds) -> st.SearchStrategy:
+    if kind is bool:
+        return st.booleans()
+    if bounds.choices is not None:
+        return st.sampled_from(bounds.choices)
+    if kind is int:
+        low = int(bounds.minimum or 0) + (1 if bounds.minimum_open else 0)
+        return st.integers(low, low + 7)
+    return st.sampled_from([v for v in FLOAT_GRID if bounds.holds(v)])
+
+
+def spec_strategy(family: BlockFamily) -> st.SearchStrategy:
+    bounds = field_bounds(family.spec)
+    fields = {name: field_values(kind, bounds[name]) for name, kind in field_types(family.spec).items()}
+    return st.builds(family.spec, **fields).filter(lambda spec: spec.check() is None)
+
+
+blocks = st.one_of(*(spec_strategy(family) for family in BLOCKS.values()))
 
 
 @st.composite
 def stages(draw) -> Stage:
     block = draw(blocks)
-    stride = 1 if block.kind in ("dense", "residual_dense") else draw(st.sampled_from([1, 2]))
+    stride = draw(st.sampled_from([1, 2])) if BLOCKS[block.kind].downsamples else 1
     return Stage(block=block, depth=draw(st.integers(1, 3)), stride=stride)
 
 

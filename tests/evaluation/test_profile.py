@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from evaluation import build_model, count, preset
+from evaluation import Architecture, build_model, count, preset, save_architecture
 from evaluation.profile import count_macs, count_macs_torch, profile_model
 from search.cli import main
 
@@ -64,35 +64,96 @@ def residual_hybrid_at_224px_2_classes() -> tuple[int, int]:
     return params, macs
 
 
+# Two CSP dense stages (split, growth 4, bottleneck 2 x 4 = 8 channels) on 1x8x8 inputs.
+CSP_DENSE = {
+    "stem": {"style": "small", "width": 16},
+    "stages": [
+        {"block": "csp_dense", "depth": 2, "split": 0.5, "growth_rate": 4, "bn_size": 2, "fusion": "both"},
+        {"block": "csp_dense", "depth": 2, "split": 0.25, "growth_rate": 4, "bn_size": 2, "fusion": "first"},
+    ],
+    "transitions": [{"compression": 0.5, "pooling": "avg"}],
+    "head": {"norm": True},
+}
+
+
+def csp_dense_at_8px_10_classes() -> tuple[int, int]:
+    """Parameters and MACs of ``CSP_DENSE`` on 1x8x8 inputs (no biases).
+
+    A dense layer on c channels: BN(c), 1x1 c -> 8, BN(8), 3x3 8 -> 4, i.e.
+    2c + 8c + 16 + 288 parameters and (8c + 288) * H * W MACs. A CSP
+    transition on c channels is BN(c) and a 1x1 c -> c: 2c + c^2 parameters.
+    """
+    params = macs = 0
+    params += 1 * 16 * 9 + 2 * 16  # 3x3 stem 1 -> 16 and BN, 8x8
+    macs += 1 * 16 * 9 * 64
+
+    def dense_layers(c: int, pixels: int) -> None:
+        nonlocal params, macs
+        for c_in in (c, c + 4):
+            params += 2 * c_in + 8 * c_in + 16 + 288
+            macs += (8 * c_in + 288) * pixels
+
+    def csp_transition(c: int, pixels: int) -> None:
+        nonlocal params, macs
+        params += 2 * c + c * c
+        macs += c * c * pixels
+
+    # Stage 1, 16 channels at 8x8: 8 through two dense layers (8 -> 16), 8 bypass;
+    # partial transition on 16, fusion transition on 8 + 16 = 24.
+    dense_layers(8, 64)
+    csp_transition(16, 64)
+    csp_transition(24, 64)
+    # Transition: BN(24), 1x1 24 -> 12, average pool to 4x4.
+    params += 2 * 24 + 24 * 12
+    macs += 24 * 12 * 64
+    # Stage 2, 12 channels at 4x4: int(12 * 0.25) = 3 dense (3 -> 11), 9 bypass;
+    # fusion first: only the fusion transition, on 9 + 11 = 20.
+    dense_layers(3, 16)
+    csp_transition(20, 16)
+    params += 2 * 20 + 20 * 10 + 10  # head: BN(20), linear 20 -> 10
+    macs += 20 * 10
+    return params, macs
+
+
 CASES = {
     "d2l_densenet": ((1, 96, 96), 10, d2l_densenet_at_96px_10_classes),
     "densenet_residual_hybrid": ((3, 224, 224), 2, residual_hybrid_at_224px_2_classes),
+    "csp_dense": ((1, 8, 8), 10, csp_dense_at_8px_10_classes),
 }
+
+
+def _architecture(name: str) -> Architecture:
+    return Architecture.from_dict(CSP_DENSE) if name == "csp_dense" else preset(name)
 
 
 def test_hand_arithmetic_reproduces_the_numbers_written_down():
     # The d2l figure written out once more, so the arithmetic itself is checked.
     assert d2l_densenet_at_96px_10_classes() == (758_226, 129_077_168), "d2l hand count changed"
     assert residual_hybrid_at_224px_2_classes()[1] == 18_622_955_520, "hybrid hand count changed"
+    assert csp_dense_at_8px_10_classes() == (3_630, 145_096), "CSP hand count changed"
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_counts_match_hand_arithmetic(name):
     input_size, classes, by_hand = CASES[name]
     params, macs = by_hand()
-    formula = count(preset(name), input_size, classes)
+    formula = count(_architecture(name), input_size, classes)
     assert (formula.params, formula.macs) == (params, macs), f"{name}: closed form {formula} vs hand {params, macs}"
-    model = build_model(preset(name), input_size, classes)
+    model = build_model(_architecture(name), input_size, classes)
     assert sum(p.numel() for p in model.parameters()) == params, f"{name}: built model's parameters"
     assert count_macs(model, input_size) == macs, f"{name}: fvcore MACs"
     assert count_macs_torch(model, input_size) == macs, f"{name}: FlopCounterMode MACs / 2"
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_profile_command_json_prints_hand_checked_counts(name, capsys):
+def test_profile_command_json_prints_hand_checked_counts(name, capsys, tmp_path):
     input_size, classes, by_hand = CASES[name]
     params, macs = by_hand()
-    code = main(["profile", name, "--input", ",".join(map(str, input_size)), "--num-classes", str(classes), "--json", "--repeats", "1", "--batch-size", "1"])
+    target = name
+    if name == "csp_dense":  # not a preset: profiled from a YAML file, as a user writes one
+        target = str(tmp_path / "csp.yaml")
+        save_architecture(_architecture(name), target)
+    code = main(["profile", target, "--input", ",".join(map(str, input_size)), "--num-classes", str(classes), "--json", "--repeats", "1", "--batch-size", "1"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0, "profile exits 0"
     assert (result["params"], result["macs"], result["macs_torch"]) == (params, macs, macs), f"{name}: {result}"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluation import Architecture, DenseSpec, Stage, Stem, Transition, build_model
+from evaluation import Architecture, Stage, Stem, Transition, build_model
+from evaluation.blocks import DenseSpec
 from evaluation import train as train_module
 from evaluation.data import DataSplits, load_dataset
 from evaluation.train import EpochReport, TrainConfig, evaluate, resolve_precision, train

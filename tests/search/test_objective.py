@@ -4,7 +4,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from evaluation import Architecture, DenseSpec, Head, Stage, Stem
+from evaluation import Architecture, Head, Stage, Stem
+from evaluation.blocks import DenseSpec
 from evaluation.train import TrainConfig
 from search import objective as objective_module
 from search.objective import VALID_CONSTRAINT, Objective

@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from evaluation import Architecture, DenseSpec, DualPathSpec, ResidualDenseSpec, ResidualSpec, Stage, Stem, Transition, build_model, preset
+from evaluation import Architecture, Stage, Stem, Transition, build_model, preset
+from evaluation.blocks import BLOCKS, DenseSpec, DualPathSpec, ResidualDenseSpec, ResidualSpec
 from search.export import standalone_source
 
 MIXED = Architecture(
@@ -20,9 +21,19 @@ MIXED = Architecture(
     transitions=(Transition(pooling="max"), None, Transition(compression=0.5, pooling="none")),
     conv_bias=True,
 )
+# One stage of every registered family, with its default knobs.
+EVERY_BLOCK = Architecture(
+    stem=Stem(style="small", width=8),
+    stages=tuple(Stage(f.spec(), depth=2, stride=2 if f.downsamples else 1) for f in BLOCKS.values()),
+    transitions=(Transition(compression=0.5, pooling="none"),) * (len(BLOCKS) - 1),
+)
 
 
-@pytest.mark.parametrize("arch", [MIXED, preset("resnet18"), preset("d2l_densenet")], ids=["mixed", "resnet18", "d2l_densenet"])
+@pytest.mark.parametrize(
+    "arch",
+    [MIXED, EVERY_BLOCK, preset("resnet18"), preset("d2l_densenet")],
+    ids=["mixed", "every_block", "resnet18", "d2l_densenet"],
+)
 def test_standalone_file_reproduces_outputs_without_the_project(arch, tmp_path):
     torch.manual_seed(0)
     model = build_model(arch, (3, 32, 32), 7).eval()

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from evaluation import build_model
-from evaluation.architecture import Architecture, DenseSpec, Stage, Transition
+from evaluation.architecture import Architecture, Stage, Transition
+from evaluation.blocks import DenseSpec
 from spaces import Space, SpaceError, enqueue_architecture, load_space, precheck, sample_architecture
 
 BUILTINS = ["densenet", "densenet_hybrid", "resnet"]

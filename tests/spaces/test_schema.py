@@ -9,7 +9,8 @@ from typing import Callable
 
 import pytest
 
-from evaluation.architecture import BLOCK_SPECS, Head, Stem, Transition
+from evaluation.architecture import Head, Stem, Transition
+from evaluation.blocks import BLOCKS
 from spaces import SpaceError, builtin_space_names, load_space
 from spaces.schema import BLOCK_KNOBS, HEAD_KNOBS, STEM_KNOBS, TRANSITION_KNOBS
 
@@ -70,7 +71,7 @@ def test_load_space_unknown_name_is_one_line() -> None:
     [
         pytest.param(
             "stages:\n  count: 2\n  each: {block: dense, dept: 3}\n",
-            "stages.each.dept: unknown key; expected one of block, depth, dense, residual, residual_dense, dual_path",
+            f"stages.each.dept: unknown key; expected one of block, depth, {', '.join(BLOCKS)}",
             id="unknown-key",
         ),
         pytest.param(
@@ -90,7 +91,7 @@ def test_load_space_unknown_name_is_one_line() -> None:
         ),
         pytest.param(
             "stages:\n  count: 2\n  each: {block: {choice: [dense, densee]}, depth: 2}\n",
-            "stages.each.block: choice must be one of dense, residual, residual_dense, dual_path, got 'densee'",
+            f"stages.each.block: choice must be one of {', '.join(BLOCKS)}, got 'densee'",
             id="unknown-block",
         ),
         pytest.param(
@@ -234,7 +235,7 @@ def test_load_space_missing_required_key(write_space: Callable[..., Path]) -> No
 @pytest.mark.parametrize(
     ("knobs", "cls", "extra"),
     [(STEM_KNOBS, Stem, set()), (TRANSITION_KNOBS, Transition, {"present"}), (HEAD_KNOBS, Head, set())]
-    + [(BLOCK_KNOBS[kind], spec, {"stride"} if "stride" in BLOCK_KNOBS[kind] else set()) for kind, spec in BLOCK_SPECS.items()],
+    + [(BLOCK_KNOBS[kind], family.spec, {"stride"} if family.downsamples else set()) for kind, family in BLOCKS.items()],
 )
 def test_knob_tables_cover_every_architecture_field(knobs: dict, cls: type, extra: set[str]) -> None:
     fields = {f.name for f in dataclasses.fields(cls) if f.name in typing.get_type_hints(cls)}

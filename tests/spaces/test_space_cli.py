@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.blocks import BLOCKS, field_types
 from search.cli import main
 from search.commands import COMMANDS
 from spaces import builtin_space_names, load_space
@@ -19,6 +20,10 @@ def test_list_command_shows_each_builtin_with_size(capsys: pytest.CaptureFixture
         space = load_space(name)
         assert f"{name}  (fashion_mnist, 1x28x28, 10 classes; {space.size():,} architectures)" in out, out
         assert space.description.split()[0] in out, f"{name}: description missing"
+    for kind, family in BLOCKS.items():
+        assert f"\n  {kind}: " in out, f"block {kind} is not listed"
+        for knob in field_types(family.spec):
+            assert f"{knob}: " in out.split(f"\n  {kind}: ")[1], f"{kind}.{knob} is not listed"
 
 
 class _LoadSpaceCommand:
