@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluation import Architecture, ArchitectureError, build_model, count
 from evaluation.data import DataSplits
 from evaluation.profile import count_macs, measure_latency_ms
-from evaluation.train import EpochReport, TrainConfig, train
+from evaluation.training import EpochReport, TrainConfig, train
 from search.records import TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
 

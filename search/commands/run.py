@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from evaluation import Architecture, preset
 from evaluation.data import DATASETS, DataSplits, load_dataset
 from evaluation.presets import PRESETS
-from evaluation.train import TrainConfig, resolve_device
+from evaluation import TrainConfig, resolve_device
 from search.commands._common import positive_int
 from search.errors import UsageError
 from search.objective import Objective

@@ -4,8 +4,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from evaluation import Architecture, DenseSpec, Head, Stage, Stem
-from evaluation.train import TrainConfig
+from evaluation import Architecture, DenseSpec, Head, Stage, Stem, TrainConfig
 from search import objective as objective_module
 from search.objective import VALID_CONSTRAINT, Objective
 from search.pareto import front_trials
