@@ -37,7 +37,15 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from evaluation import Architecture, TrainConfig, build_model, count, evaluate, load_architecture, train
+from evaluation import (
+    Architecture,
+    TrainConfig,
+    build_model,
+    count,
+    evaluate,
+    load_architecture,
+    train,
+)
 from evaluation.data import DATASETS, DataSplits, load_dataset
 from spaces import load_space
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation import Architecture, ArchitectureError, DenseSpec, Stage, Stem, preset, smallest_input_side
+from evaluation import (
+    Architecture,
+    ArchitectureError,
+    DenseSpec,
+    Stage,
+    Stem,
+    preset,
+    smallest_input_side,
+)
 
 SMALL_STEM = Architecture(
     stem=Stem(style="small", width=8),
