@@ -37,9 +37,16 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from evaluation import Architecture, build_model, count, load_architecture
+from evaluation import (
+    Architecture,
+    TrainConfig,
+    build_model,
+    count,
+    evaluate,
+    load_architecture,
+    train,
+)
 from evaluation.data import DATASETS, DataSplits, load_dataset
-from evaluation.train import TrainConfig, evaluate, train
 from spaces import load_space
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4

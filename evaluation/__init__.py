@@ -12,8 +12,17 @@ from evaluation.errors import ArchitectureError, ConfigError, DataError, Toolkit
 from evaluation.io import load_architecture, save_architecture
 from evaluation.presets import preset, preset_names
 from evaluation.profile import Profile, profile_model
+from evaluation.resolution import smallest_input_side
 from evaluation.torchvision_compat import load_torchvision_state_dict
-from evaluation.train import EpochReport, TrainConfig, TrainResult
+from evaluation.training import (
+    EpochReport,
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    resolve_device,
+    resolve_precision,
+    train,
+)
 
 __all__ = [
     "Architecture",
@@ -36,11 +45,16 @@ __all__ = [
     "Transition",
     "build_model",
     "count",
+    "evaluate",
     "load_architecture",
     "load_dataset",
     "load_torchvision_state_dict",
     "preset",
     "preset_names",
     "profile_model",
+    "resolve_device",
+    "resolve_precision",
     "save_architecture",
+    "smallest_input_side",
+    "train",
 ]

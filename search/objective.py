@@ -25,11 +25,11 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluation import Architecture, ArchitectureError, build_model, count
 from evaluation.data import DataSplits
 from evaluation.profile import count_macs, measure_latency_ms
-from evaluation.train import EpochReport, TrainConfig, train
+from evaluation.training import EpochReport, TrainConfig, train
 from search.records import TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
 
-__all__ = ["Objective", "VALID_CONSTRAINT"]
+__all__ = ["TrialObjective", "VALID_CONSTRAINT"]
 
 # Constraint set to 1 when a trial has no meaningful result (the architecture
 # could not be built, or training diverged): such trials never enter the front.
@@ -37,7 +37,7 @@ VALID_CONSTRAINT = "valid"
 
 
 @dataclass
-class Objective:
+class TrialObjective:
     """The callable given to ``study.optimize``; returns the space's objective values."""
 
     space: Space

@@ -14,10 +14,19 @@ from typing import Any
 
 import optuna
 import yaml
+from optuna.trial import TrialState
 
 from search.errors import UsageError
 
-__all__ = ["SAMPLERS", "create_or_resume", "default_storage", "make_sampler", "open_study", "study_dir"]
+__all__ = [
+    "SAMPLERS",
+    "create_or_resume",
+    "default_storage",
+    "finished_trials",
+    "make_sampler",
+    "open_study",
+    "study_dir",
+]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -105,3 +114,8 @@ def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
         return optuna.load_study(study_name=name, storage=url)
     except KeyError:
         raise UsageError(f"no study {name!r} in storage {url}") from None
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that count toward a run's total: complete or pruned (failed ones are retried)."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))

@@ -1,34 +1,22 @@
-"""``search run``: an Optuna study over a search space, trained on real data."""
+"""``search run``: an Optuna study over a search space, trained on real data.
+
+Flags in, one call to ``search.run_search``, progress and the outcome out on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import platform
 import sys
-import time
-from typing import Any
 
 import optuna
-import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial
 
-from evaluation import Architecture, preset
-from evaluation.data import DATASETS, DataSplits, load_dataset
-from evaluation.presets import PRESETS
-from evaluation.train import TrainConfig, resolve_device
+from evaluation.data import DATASETS
 from search.commands._common import positive_int
-from search.errors import UsageError
-from search.objective import Objective
+from search.errors import SearchInterrupted
 from search.progress import Progress
-from search.report import write_report
-from search.runner import run_trials
-from search.study import SAMPLERS, create_or_resume, make_sampler, study_dir
-from spaces import Space, enqueue_architecture, load_space
-
-# On a GPU the same command trains on the whole training set for more epochs.
-GPU_EPOCH_FACTOR = 3
-DEFAULT_TRIALS = 12
+from search.run import DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
+from search.study import SAMPLERS, finished_trials
 
 DESCRIPTION = f"""\
 Run (or resume) a multi-objective Optuna study over a search space.
@@ -70,110 +58,62 @@ class RunCommand:
         parser.add_argument("--no-report", action="store_true", help="Do not regenerate studies/STUDY/report.html at the end.")
 
     def run(self, args: argparse.Namespace) -> int:
-        space = load_space(args.space)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # Progress reports each trial
-        if args.train_fraction is not None and not 0 < args.train_fraction <= 1:
-            raise UsageError(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
-        # A tenth of the training set validates every trial; the test set is never touched.
-        data = load_dataset(args.dataset or space.dataset, root=args.data_root, validation_size=0.1, seed=args.seed)
-        if args.dataset:
-            space = space.with_input(dataset=args.dataset, input_size=data.input_size, num_classes=data.num_classes)
-        config = _train_config(space, data, args)
-        name = args.study or space.name
-        study = create_or_resume(
-            name=name,
-            storage=args.storage,
-            directions=[o.direction for o in space.objectives],
-            metric_names=[o.metric for o in space.objectives],
-            sampler=make_sampler(args.sampler, seed=args.seed, trials=args.trials),
-            settings=_settings(space, config, args),
-        )
-        for baseline in args.enqueue_preset:
-            study.enqueue_trial(enqueue_architecture(space, _known_architecture(space, baseline)), skip_if_exists=True)
-        done = _finished(study)
-        remaining = args.trials - done
-        print(f"study {name}: {done} finished trials, {max(remaining, 0)} to run; {config.device} training", file=sys.stderr)
-        progress = Progress(total=args.trials, done=done)
+        display = _Display(total=args.trials)
+        interrupted = False
         try:
-            interrupted = run_trials(
-                study,
-                Objective(space=space, data=data, config=config),
-                n_trials=max(remaining, 0),
+            study = run_search(
+                space=args.space,
+                storage=args.storage,
+                study_name=args.study,
+                trials=args.trials,
                 timeout=args.timeout,
-                on_trial=progress,
+                epochs=args.epochs,
+                train_fraction=args.train_fraction,
+                sampler=args.sampler,
+                seed=args.seed,
+                device=args.device,
+                dataset=args.dataset,
+                data_root=args.data_root,
+                enqueue=args.enqueue_preset,
+                report=not args.no_report,
+                command=" ".join(["python -m search", *sys.argv[1:]]),
+                on_start=display.start,
+                on_trial=display.trial,
             )
+        except SearchInterrupted as stop:
+            study, interrupted = stop.study, True
         finally:
-            progress.close()
+            display.close()
         if interrupted:
             print("interrupted: finished trials are kept in the study", file=sys.stderr)
-        if not args.no_report:
-            _write_report(study, name)
-        print(f"{_finished(study)} finished trials; see: python -m search show {name}", file=sys.stderr)
+        if display.plan is not None and display.plan.report is not None:
+            print(f"report: {display.plan.report}", file=sys.stderr)
+        print(f"{finished_trials(study)} finished trials; see: python -m search show {study.study_name}", file=sys.stderr)
         return 130 if interrupted else 0
 
 
-def _finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+class _Display:
+    """What the command shows of a run: the plan, then a bar or one line per trial."""
 
+    def __init__(self, *, total: int) -> None:
+        self.total = total
+        self.plan: RunPlan | None = None
+        self.progress: Progress | None = None
 
-def _train_config(space: Space, data: DataSplits, args: argparse.Namespace) -> TrainConfig:
-    budget = space.training
-    try:
-        device = resolve_device(args.device).type
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    on_gpu = device == "cuda"
-    return TrainConfig(
-        epochs=args.epochs or budget.epochs * (GPU_EPOCH_FACTOR if on_gpu else 1),
-        train_fraction=args.train_fraction or (1.0 if on_gpu else budget.train_fraction),
-        batch_size=budget.batch_size,
-        lr=budget.lr,
-        schedule=budget.schedule,
-        device=device,
-        seed=args.seed,
-        # The space may ask for another resolution than the data set's own.
-        resize=None if space.input_size[1:] == data.input_size[1:] else space.input_size[1],
-    )
+    def start(self, plan: RunPlan) -> None:
+        self.plan = plan
+        print(
+            f"study {plan.study.study_name}: {plan.finished} finished trials, {plan.to_run} to run; "
+            f"{plan.device} training",
+            file=sys.stderr,
+        )
+        self.progress = Progress(total=self.total, done=plan.finished)
 
+    def trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.progress is not None:
+            self.progress(study, trial)
 
-def _known_architecture(space: Space, name: str) -> Architecture:
-    """A baseline named in the space file, else a preset."""
-    if name in space.baselines:
-        return space.baseline(name)
-    if name in PRESETS:
-        return preset(name)
-    raise UsageError(
-        f"--enqueue-preset {name}: not a baseline of space {space.name} "
-        f"({', '.join(sorted(space.baselines)) or 'none'}) nor a preset ({', '.join(sorted(PRESETS))})"
-    )
-
-
-def _settings(space: Space, config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
-    """Everything needed to understand and repeat the run, stored with the study."""
-    return {
-        "space": space.name,
-        "space_file": str(space.path),
-        "space_yaml": space.path.read_text(),
-        "dataset": space.dataset,
-        "input_size": list(space.input_size),
-        "num_classes": space.num_classes,
-        "objectives": [f"{o.metric} ({o.direction})" for o in space.objectives],
-        "training": dataclasses.asdict(config),
-        "sampler": args.sampler,
-        "seed": args.seed,
-        "trials": args.trials,
-        "timeout": args.timeout,
-        "device": config.device,
-        "command": " ".join(["python -m search", *sys.argv[1:]]),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": str(torch.__version__),
-            "optuna": optuna.__version__,
-        },
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def _write_report(study: optuna.Study, name: str) -> None:
-    path = write_report(study, study_dir(name) / "report.html")
-    print(f"report: {path}", file=sys.stderr)
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()

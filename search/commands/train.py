@@ -7,24 +7,28 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from evaluation import Architecture, ArchitectureError, build_model, count, load_architecture, save_architecture
-from evaluation.data import DATASETS, DataSplits, load_dataset
-from evaluation.train import (
-    DEVICES,
-    PRECISIONS,
-    SCHEDULES,
+from evaluation import (
+    Architecture,
     EpochReport,
     TrainConfig,
     TrainResult,
+    build_model,
+    count,
     evaluate,
+    load_architecture,
     resolve_device,
+    save_architecture,
+    smallest_input_side,
     train,
 )
+from evaluation.data import DATASETS, DataSplits, load_dataset
+from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
 from search.commands._common import positive_int
 from search.errors import UsageError
 
@@ -44,22 +48,6 @@ def _fraction(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
     return value
-
-
-def smallest_input_side(arch: Architecture, channels: int, side: int, num_classes: int) -> int:
-    """``side`` if ``arch`` can take it, else the smallest larger square side it can.
-
-    ImageNet-stem networks such as the d2l DenseNet halve 28 px to nothing
-    (the book resizes to 96 px for this reason); 29 px is their floor.
-    """
-    for candidate in range(side, 16 * side + 1):
-        try:
-            count(arch, (channels, candidate, candidate), num_classes)
-        except ArchitectureError:
-            continue
-        return candidate
-    count(arch, (channels, side, side), num_classes)  # re-raise the error for the native size
-    raise AssertionError("unreachable: count raised above")
 
 
 class TrainCommand:
@@ -111,7 +99,7 @@ class TrainCommand:
         channels, height, _ = data.input_size
         resize = args.resize
         if resize is None:
-            side = smallest_input_side(arch, channels, height, data.num_classes)
+            side = smallest_input_side(arch, data.input_size, data.num_classes)
             if side != height:
                 print(f"note: {args.architecture} cannot take {height} px images; resizing to {side} px "
                       f"(choose with --resize)", file=sys.stderr)

@@ -7,11 +7,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluation import Architecture, Stage, Stem, Transition, build_model
+from evaluation import (
+    Architecture,
+    EpochReport,
+    Stage,
+    Stem,
+    TrainConfig,
+    Transition,
+    build_model,
+    evaluate,
+    resolve_precision,
+    train,
+)
+from evaluation import training as training_module
 from evaluation.blocks import DenseSpec
-from evaluation import train as train_module
 from evaluation.data import DataSplits, load_dataset
-from evaluation.train import EpochReport, TrainConfig, evaluate, resolve_precision, train
 
 TINY = Architecture(
     stem=Stem(style="small", width=8),
@@ -96,9 +106,9 @@ def test_evaluate_agrees_with_the_per_epoch_validation(digits: DataSplits) -> No
 
 def test_resolve_precision_auto_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(training_module, "_cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", cpu) is torch.bfloat16, "native bf16 CPUs train in bf16"
-    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(training_module, "_cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu) is None, "other CPUs train in fp32 (emulated bf16 is slower)"
     assert resolve_precision("fp32", cpu) is None and resolve_precision("bf16", cpu) is torch.bfloat16, "explicit wins"
 

@@ -4,11 +4,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from evaluation import Architecture, Head, Stage, Stem
+from evaluation import Architecture, Head, Stage, Stem, TrainConfig
 from evaluation.blocks import DenseSpec
-from evaluation.train import TrainConfig
 from search import objective as objective_module
-from search.objective import VALID_CONSTRAINT, Objective
+from search.objective import VALID_CONSTRAINT, TrialObjective
 from search.pareto import front_trials
 from spaces import enqueue_architecture
 
@@ -23,10 +22,10 @@ def arch(growth_rate: int, depth: int = 1) -> Architecture:
     )
 
 
-def make(space, data, **config) -> tuple[optuna.Study, Objective]:
+def make(space, data, **config) -> tuple[optuna.Study, TrialObjective]:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
     budget = dict(epochs=1, batch_size=64, lr=0.05, device="cpu", seed=0) | config
-    return study, Objective(space=space, data=data, config=TrainConfig(**budget), latency_repeats=1)
+    return study, TrialObjective(space=space, data=data, config=TrainConfig(**budget), latency_repeats=1)
 
 
 def counting_train(monkeypatch) -> list:

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from evaluation import Architecture, build_model, load_architecture, preset
+from evaluation import TrainConfig, build_model, evaluate, load_architecture
 from evaluation.data import load_dataset
-from evaluation.train import TrainConfig, evaluate
 from search.cli import main
-from search.commands.train import smallest_input_side
 
 TINY_YAML = """\
 stem: {style: small, width: 8}
@@ -61,10 +58,3 @@ def test_train_command_user_errors_exit_2_with_one_line(
     err = capsys.readouterr().err.strip()
     assert code == 2, f"a user's mistake must exit 2, got {code}"
     assert fragment in err and "\n" not in err, f"expected one line with {fragment!r}, got {err!r}"
-
-
-def test_smallest_input_side_resizes_only_networks_that_need_it() -> None:
-    assert smallest_input_side(preset("d2l_densenet"), 1, 28, 10) == 29, "d2l's DenseNet needs 29 px at least (29, 15, 8, 4, 2, 1)"
-    tiny = Architecture.from_dict(yaml.safe_load(TINY_YAML))
-    assert smallest_input_side(tiny, 1, 8, 10) == 8, "a small-stem network keeps the native size"
-

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -122,7 +122,7 @@ class TrainResult:
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when available, else the CPU; asking for absent CUDA is an error."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch finds no CUDA device")
+        raise ConfigError("device cuda was asked for, but torch finds no CUDA device")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -160,6 +160,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 def _precision_name(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to ``dtype`` on ``device``; disabled (plain fp32) when ``dtype`` is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -201,7 +206,7 @@ def _accuracy(
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with torch.no_grad(), _autocast(device, dtype):
         for start in range(0, len(labels), batch_size):
             x = pipeline(images[start : start + batch_size], augment=False)
             correct += (model(x).argmax(1) == labels[start : start + batch_size]).sum()
@@ -252,99 +257,149 @@ def train(
     a CPU run is repeatable: the shuffling, the subset and the augmentation
     draw from generators seeded here.
     """
-    device = resolve_device(config.device)
-    dtype = resolve_precision(config.precision, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # shapes are fixed within a run: let cuDNN pick its fastest kernels
-    torch.manual_seed(config.seed)  # dropout draws from the global generator
-    order = torch.Generator().manual_seed(config.seed)
-    augmentation = torch.Generator(device=device).manual_seed(config.seed)
-
-    images, labels = data.train
-    if config.train_fraction < 1.0:
-        keep = max(1, round(config.train_fraction * len(labels)))
-        subset = torch.randperm(len(labels), generator=order)[:keep].sort().values
-        images, labels = images[subset], labels[subset]
-    images, labels = _to_device(images, device), _to_device(labels, device)
-    val_images, val_labels = (_to_device(t, device) for t in data.val)
-
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
-    pipeline = BatchPipeline(
-        mean=data.mean, std=data.std, device=device, resize=config.resize, flip=data.flip,
-        channels_last=config.channels_last, generator=augmentation,
-    )
-    batch_size = min(config.batch_size, len(labels))
-    steps = len(labels) // batch_size  # the last partial batch is dropped: BN needs > 1 image
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    scheduler = _schedule(optimizer, config, config.epochs * steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-
+    trainer = _Trainer(model, data, config)
     result = TrainResult(
         val_accuracies=[], epochs_run=0, train_seconds=0.0, eval_seconds=0.0,
-        device=str(device), precision=_precision_name(dtype),
+        device=str(trainer.device), precision=_precision_name(trainer.dtype),
     )
     for epoch in range(1, config.epochs + 1):
-        model.train()
-        start = time.perf_counter()
-        permutation = _to_device(torch.randperm(len(labels), generator=order), device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        for step in range(steps):
-            index = permutation[step * batch_size : (step + 1) * batch_size]
-            x, y = pipeline(images[index], augment=config.augment), labels[index]
-            with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                logits = model(x)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            loss_sum += loss.detach()
-            correct += (logits.detach().argmax(1) == y).sum()
-            if (step + 1) % config.check_every == 0 or step + 1 == steps:
-                if not torch.isfinite(loss_sum):  # the sum carries any NaN/inf since the last check
-                    result.diverged = True
-                    result.stopped_reason = (
-                        f"training loss became {loss_sum.item()} in epoch {epoch} "
-                        f"by step {step + 1} of {steps}"
-                    )
-                    break
-                if on_progress is not None:
-                    on_progress(epoch, step + 1, steps)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
-        result.train_seconds += seconds
-        if result.diverged:
+        totals = trainer.train_epoch(epoch, on_progress)
+        result.train_seconds += totals.seconds
+        if totals.diverged is not None:
+            result.diverged, result.stopped_reason = True, totals.diverged
             break
-
-        start = time.perf_counter()
-        val_accuracy = (
-            _accuracy(model, val_images, val_labels, pipeline, config.eval_batch_size, dtype)
-            if len(val_labels)
-            else None
-        )
-        eval_seconds = time.perf_counter() - start
-        result.eval_seconds += eval_seconds
-        result.epochs_run = epoch
-        if val_accuracy is not None:
-            result.val_accuracies.append(val_accuracy)
-        report = EpochReport(
-            epoch=epoch,
-            train_loss=loss_sum.item() / steps,
-            train_accuracy=correct.item() / (steps * batch_size),
-            val_accuracy=val_accuracy,
-            images_per_second=steps * batch_size / seconds,
-            seconds=seconds,
-            eval_seconds=eval_seconds,
-        )
-        result.epochs.append(report)
+        report = trainer.validate(epoch, totals)
+        _add_epoch(result, report)
         if on_epoch is not None and on_epoch(report):
             result.stopped_reason = f"stopped by on_epoch after epoch {epoch} of {config.epochs}"
             break
     return result
+
+
+@dataclass(frozen=True)
+class _EpochTotals:
+    """What one pass over the training data leaves: sums still on the device, and the time."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seconds: float
+    diverged: str | None  # why the pass stopped early, when the loss became NaN or inf
+
+
+class _Trainer:
+    """One run's prepared state (data on the device, optimiser, schedule) and the loop's steps.
+
+    The seeds are drawn in ``__init__`` and the generators advance in a fixed
+    order (the subset, then one permutation per epoch), so a run repeats.
+    """
+
+    def __init__(self, model: nn.Module, data: DataSplits, config: TrainConfig) -> None:
+        self.model, self.config = model, config
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_precision(config.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # shapes are fixed within a run: let cuDNN pick its fastest kernels
+        torch.manual_seed(config.seed)  # dropout draws from the global generator
+        self.order = torch.Generator().manual_seed(config.seed)
+        augmentation = torch.Generator(device=self.device).manual_seed(config.seed)
+
+        self.images, self.labels = _training_images(data, config.train_fraction, self.order, self.device)
+        self.val_images, self.val_labels = (_to_device(t, self.device) for t in data.val)
+        model.to(self.device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+        self.pipeline = BatchPipeline(
+            mean=data.mean, std=data.std, device=self.device, resize=config.resize, flip=data.flip,
+            channels_last=config.channels_last, generator=augmentation,
+        )
+        self.batch_size = min(config.batch_size, len(self.labels))
+        self.steps = len(self.labels) // self.batch_size  # the last partial batch is dropped: BN needs > 1 image
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        self.scheduler = _schedule(self.optimizer, config, config.epochs * self.steps)
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.dtype == torch.float16 and self.device.type == "cuda"
+        )
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    def train_epoch(self, epoch: int, on_progress: Callable[[int, int, int], None] | None) -> _EpochTotals:
+        """One shuffled pass; the summed loss is read every ``check_every`` steps, and only then."""
+        self.model.train()
+        start = time.perf_counter()
+        permutation = _to_device(torch.randperm(len(self.labels), generator=self.order), self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        diverged = None
+        for step in range(1, self.steps + 1):
+            loss, hits = self._step(permutation[(step - 1) * self.batch_size : step * self.batch_size])
+            loss_sum += loss
+            correct += hits
+            if step % self.config.check_every == 0 or step == self.steps:
+                diverged = _divergence(loss_sum, epoch, step, self.steps)
+                if diverged is not None:
+                    break
+                if on_progress is not None:
+                    on_progress(epoch, step, self.steps)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return _EpochTotals(loss_sum, correct, time.perf_counter() - start, diverged)
+
+    def _step(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on the images at ``index``; its loss and correct count stay on the device."""
+        x, y = self.pipeline(self.images[index], augment=self.config.augment), self.labels[index]
+        with _autocast(self.device, self.dtype):
+            logits = self.model(x)
+        loss = self.criterion(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+    def validate(self, epoch: int, totals: _EpochTotals) -> EpochReport:
+        """The validation accuracy after ``epoch`` (None without a validation set), with the epoch's figures."""
+        start = time.perf_counter()
+        val_accuracy = (
+            _accuracy(self.model, self.val_images, self.val_labels, self.pipeline, self.config.eval_batch_size, self.dtype)
+            if len(self.val_labels)
+            else None
+        )
+        eval_seconds = time.perf_counter() - start
+        images = self.steps * self.batch_size
+        return EpochReport(
+            epoch=epoch,
+            train_loss=totals.loss_sum.item() / self.steps,
+            train_accuracy=totals.correct.item() / images,
+            val_accuracy=val_accuracy,
+            images_per_second=images / totals.seconds,
+            seconds=totals.seconds,
+            eval_seconds=eval_seconds,
+        )
+
+
+def _training_images(
+    data: DataSplits, fraction: float, order: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training split, or a seeded subset of ``fraction`` of it in its original order, on ``device``."""
+    images, labels = data.train
+    if fraction < 1.0:
+        keep = max(1, round(fraction * len(labels)))
+        subset = torch.randperm(len(labels), generator=order)[:keep].sort().values
+        images, labels = images[subset], labels[subset]
+    return _to_device(images, device), _to_device(labels, device)
+
+
+def _divergence(loss_sum: torch.Tensor, epoch: int, step: int, steps: int) -> str | None:
+    """Why the run must stop, when the summed loss is NaN or inf (the sum carries any since the last check)."""
+    if torch.isfinite(loss_sum):
+        return None
+    return f"training loss became {loss_sum.item()} in epoch {epoch} by step {step} of {steps}"
+
+
+def _add_epoch(result: TrainResult, report: EpochReport) -> None:
+    """Count a validated epoch into ``result``."""
+    result.eval_seconds += report.eval_seconds
+    result.epochs_run = report.epoch
+    if report.val_accuracy is not None:
+        result.val_accuracies.append(report.val_accuracy)
+    result.epochs.append(report)

@@ -1,0 +1,231 @@
+"""The search as a library: ``run_search`` runs or resumes a study over a space.
+
+``python -m search run`` is a thin layer over it: it parses flags, calls
+``run_search`` and prints. The run's policy lives here: the validation split,
+the training budget taken from the space (larger on a GPU), the settings
+stored with the study, the known architectures evaluated first, how many
+trials are left, and the report written at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from evaluation import Architecture, TrainConfig, preset, resolve_device
+from evaluation.data import DataSplits, load_dataset
+from evaluation.presets import PRESETS
+from search.errors import SearchInterrupted, UsageError
+from search.objective import TrialObjective
+from search.report import write_report
+from search.runner import run_trials
+from search.study import create_or_resume, finished_trials, make_sampler, study_dir
+from spaces import Space, enqueue_architecture, load_space
+
+__all__ = ["DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
+
+DEFAULT_TRIALS = 12
+# On a GPU the same call trains on the whole training set for more epochs.
+GPU_EPOCH_FACTOR = 3
+# A tenth of the training set validates every trial; the test set is never touched.
+VALIDATION_SIZE = 0.1
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is about to do, given to ``on_start`` once the study is open."""
+
+    study: optuna.Study
+    finished: int  # trials finished by earlier runs (complete or pruned)
+    to_run: int  # trials this run starts at most
+    device: str  # where trials train: "cpu" or "cuda"
+    report: Path | None  # where the report is written at the end; None without one
+
+
+def run_search(
+    *,
+    space: Space | str | Path,
+    storage: str | None = None,
+    study_name: str | None = None,
+    trials: int = DEFAULT_TRIALS,
+    timeout: float | None = None,
+    epochs: int | None = None,
+    train_fraction: float | None = None,
+    sampler: str = "tpe",
+    seed: int = 0,
+    device: str = "auto",
+    dataset: str | None = None,
+    data_root: str | Path | None = None,
+    enqueue: Sequence[str | Architecture] = (),
+    report: bool = True,
+    command: str | None = None,
+    on_start: Callable[[RunPlan], None] | None = None,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> optuna.Study:
+    """Run, or resume, a multi-objective study over ``space`` and return it.
+
+    Each trial samples an architecture, refuses it before training when it
+    cannot be built or breaks a constraint of the space, profiles it, trains it
+    briefly and records validation accuracy per epoch (see
+    ``search.objective``). Nothing is printed; ``on_start`` and ``on_trial``
+    are where a caller shows progress.
+
+    Args:
+        space: A ``spaces.Space``, or a built-in space name or YAML file path.
+        storage: Any Optuna storage URL; None keeps the study in
+            ``studies/<study_name>/study.db`` (SQLite).
+        study_name: The study's name and folder under ``studies/``
+            (``$SEARCH_STUDIES_DIR``); None takes the space's name.
+        trials: Finished trials wanted in all, counting earlier runs of the
+            same study: resuming with a larger number adds the difference.
+        timeout: Seconds after which no new trial starts; None for no limit.
+        epochs: Training epochs per trial; None takes the space's budget
+            (times ``GPU_EPOCH_FACTOR`` on a GPU).
+        train_fraction: Fraction of the training split per trial, in (0, 1];
+            None takes the space's budget (the whole split on a GPU).
+        sampler: ``tpe`` (multivariate, constant liar), ``nsga2`` or ``random``.
+        seed: Seed of the sampler, of the validation split and of each trial's
+            weights and training (trial ``n`` uses ``seed + n``).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        dataset: A data set instead of the space's; the space's input size and
+            class count follow it.
+        data_root: A folder holding the data set files, searched first.
+        enqueue: Known architectures to evaluate first, each an Architecture or
+            the name of a baseline of the space or of a preset; one already in
+            the study is not enqueued again.
+        report: Write ``studies/<study_name>/report.html`` at the end, also
+            after an interruption.
+        command: How the run was started, recorded in the study's settings (the
+            command line passes its own); None records this call.
+        on_start: Called once with a ``RunPlan`` before the first trial.
+        on_trial: Called with the study and each trial this run finished.
+
+    Returns:
+        The study, every trial of this run finished (COMPLETE, PRUNED or FAIL).
+
+    Raises:
+        SearchInterrupted: Ctrl-C stopped the run. It is raised after the loop
+            stopped cleanly (no trial left RUNNING) and the report was written;
+            ``error.study`` holds the study, which resumes on the next call.
+        ToolkitError: A mistake in what was asked for (space, data set, budget,
+            sampler, device, known architecture), before any trial runs.
+    """
+    space = space if isinstance(space, Space) else load_space(space)
+    _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction)
+    data = load_dataset(dataset or space.dataset, root=data_root, validation_size=VALIDATION_SIZE, seed=seed)
+    if dataset:
+        space = space.with_input(dataset=dataset, input_size=data.input_size, num_classes=data.num_classes)
+    config = _train_config(space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed)
+    first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in enqueue]
+    name = study_name or space.name
+    settings = _settings(
+        space, config, sampler=sampler, trials=trials, timeout=timeout,
+        command=command or f"search.run_search(space={space.name!r}, study_name={name!r}, trials={trials})",
+    )
+    study = create_or_resume(
+        name=name,
+        storage=storage,
+        directions=[o.direction for o in space.objectives],
+        metric_names=[o.metric for o in space.objectives],
+        sampler=make_sampler(sampler, seed=seed, trials=trials),
+        settings=settings,
+    )
+    for arch in first:
+        study.enqueue_trial(enqueue_architecture(space, arch), skip_if_exists=True)
+    done = finished_trials(study)
+    plan = RunPlan(
+        study=study, finished=done, to_run=max(trials - done, 0), device=config.device,
+        report=study_dir(name) / "report.html" if report else None,
+    )
+    if on_start is not None:
+        on_start(plan)
+    interrupted = run_trials(
+        study,
+        TrialObjective(space=space, data=data, config=config),
+        n_trials=plan.to_run,
+        timeout=timeout,
+        on_trial=on_trial,
+    )
+    if plan.report is not None:
+        write_report(study, plan.report)
+    if interrupted:
+        raise SearchInterrupted(study)
+    return study
+
+
+def _train_config(
+    space: Space, data: DataSplits, *, epochs: int | None, train_fraction: float | None, device: str, seed: int
+) -> TrainConfig:
+    """The training of every trial: the space's budget, scaled up on a GPU, unless overridden."""
+    budget = space.training
+    on_gpu = resolve_device(device).type == "cuda"
+    return TrainConfig(
+        epochs=epochs if epochs is not None else budget.epochs * (GPU_EPOCH_FACTOR if on_gpu else 1),
+        train_fraction=train_fraction if train_fraction is not None else (1.0 if on_gpu else budget.train_fraction),
+        batch_size=budget.batch_size,
+        lr=budget.lr,
+        schedule=budget.schedule,
+        device="cuda" if on_gpu else "cpu",
+        seed=seed,
+        # The space may ask for another resolution than the data set's own.
+        resize=None if space.input_size[1:] == data.input_size[1:] else space.input_size[1],
+    )
+
+
+def _check_budget(*, trials: int, epochs: int | None, train_fraction: float | None) -> None:
+    """Refuse an impossible budget before the data set is loaded."""
+    if trials < 1:
+        raise UsageError(f"trials must be >= 1, got {trials}")
+    if epochs is not None and epochs < 1:
+        raise UsageError(f"epochs must be >= 1, got {epochs}")
+    if train_fraction is not None and not 0 < train_fraction <= 1:
+        raise UsageError(f"train_fraction must be in (0, 1], got {train_fraction}")
+
+
+def _known_architecture(space: Space, name: str) -> Architecture:
+    """A baseline named in the space file, else a preset."""
+    if name in space.baselines:
+        return space.baseline(name)
+    if name in PRESETS:
+        return preset(name)
+    raise UsageError(
+        f"enqueue {name!r}: not a baseline of space {space.name} "
+        f"({', '.join(sorted(space.baselines)) or 'none'}) nor a preset ({', '.join(sorted(PRESETS))})"
+    )
+
+
+def _settings(
+    space: Space, config: TrainConfig, *, sampler: str, trials: int, timeout: float | None, command: str
+) -> dict[str, Any]:
+    """Everything needed to understand and repeat the run, stored with the study."""
+    return {
+        "space": space.name,
+        "space_file": str(space.path),
+        "space_yaml": space.path.read_text(),
+        "dataset": space.dataset,
+        "input_size": list(space.input_size),
+        "num_classes": space.num_classes,
+        "objectives": [f"{o.metric} ({o.direction})" for o in space.objectives],
+        "training": dataclasses.asdict(config),
+        "sampler": sampler,
+        "seed": config.seed,
+        "trials": trials,
+        "timeout": timeout,
+        "device": config.device,
+        "command": command,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": str(torch.__version__),
+            "optuna": optuna.__version__,
+        },
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
