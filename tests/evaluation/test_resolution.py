@@ -7,12 +7,12 @@ import pytest
 from evaluation import (
     Architecture,
     ArchitectureError,
-    DenseSpec,
     Stage,
     Stem,
     preset,
     smallest_input_side,
 )
+from evaluation.blocks import DenseSpec
 
 SMALL_STEM = Architecture(
     stem=Stem(style="small", width=8),
