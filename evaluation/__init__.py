@@ -18,6 +18,7 @@ from evaluation.counts import Counts, count
 from evaluation.data import DATASETS, DataSplits, load_dataset
 from evaluation.errors import ArchitectureError, ConfigError, DataError, ToolkitError
 from evaluation.io import load_architecture, save_architecture
+from evaluation.metrics import METRICS, Metric, get_metric
 from evaluation.presets import preset, preset_names
 from evaluation.profile import Profile, profile_model
 from evaluation.torchvision_compat import load_torchvision_state_dict
@@ -34,6 +35,8 @@ __all__ = [
     "DenseSpec",
     "DualPathSpec",
     "EpochReport",
+    "METRICS",
+    "Metric",
     "Head",
     "Network",
     "Profile",
@@ -47,6 +50,7 @@ __all__ = [
     "Transition",
     "build_model",
     "count",
+    "get_metric",
     "load_architecture",
     "load_dataset",
     "load_torchvision_state_dict",

@@ -189,11 +189,11 @@ def test_collect_report_importances_note_when_no_knob_varies() -> None:
 
 
 def test_knob_codes_place_absent_below_and_log_knobs_by_decade() -> None:
-    from search.report import ABSENT, Knob, _knob_codes
+    from search.report import ABSENT, ParamAxis, _knob_codes
 
-    codes, ticks, labels = _knob_codes(Knob("stage4.depth", "int"), [1, 4, None])
+    codes, ticks, labels = _knob_codes(ParamAxis("stage4.depth", "int"), [1, 4, None])
     assert codes[2] < min(codes[:2]) and labels[0] == ABSENT and ticks[0] == codes[2], "absent sits below, labelled"
-    codes, _, labels = _knob_codes(Knob("lr", "float", log=True), [1e-3, 1e-1])
+    codes, _, labels = _knob_codes(ParamAxis("lr", "float", log=True), [1e-3, 1e-1])
     assert codes == [-3.0, -1.0] and labels[0] == "0.001" and labels[-1] == "0.1", f"log knob: {codes} {labels}"
-    codes, _, labels = _knob_codes(Knob("transition.pooling", "categorical", ("avg", "max")), ["max", "avg"])
+    codes, _, labels = _knob_codes(ParamAxis("transition.pooling", "categorical", ("avg", "max")), ["max", "avg"])
     assert codes == [1.0, 0.0] and labels == ["avg", "max"], f"categorical codes follow the choices: {codes}"
