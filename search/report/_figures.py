@@ -390,7 +390,11 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
 
 
 def _slice_grid(knobs: list[ParamAxis]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The layout of a grid of small plots, one per knob, and each plot's (x axis, y axis) layout keys."""
+    """The layout of a grid of small plots, one per knob, and each plot's (x axis, y axis) layout keys.
+
+    ``make_subplots`` places the plots and their titles; the traces stay dicts
+    (building them as graph objects would validate every point, slowly).
+    """
     from plotly.subplots import make_subplots  # heavy; only needed to draw
 
     rows = max(1, math.ceil(len(knobs) / _SLICE_COLUMNS))
@@ -405,6 +409,7 @@ def _slice_grid(knobs: list[ParamAxis]) -> tuple[dict[str, Any], list[tuple[str,
     )
     layout = grid.to_plotly_json()["layout"]
     del layout["template"]  # the page's template is set by name, as in every figure
+    layout.update(_layout(height=240 * rows + 80, showlegend=False, margin={"l": 70, "r": 20, "t": 40, "b": 40}))
     for annotation in layout.get("annotations", []):
         annotation["font"] = {"size": 12}
     axes = []
@@ -420,11 +425,9 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
     knobs = _ranked_knobs(data)[:SLICES_MAX_KNOBS]
     y_name = data.objectives[data.quality]
     layout, axes = _slice_grid(knobs)
-    rows = max(1, math.ceil(len(knobs) / _SLICE_COLUMNS))
-    layout.update(_layout(height=240 * rows + 80, showlegend=False, margin={"l": 70, "r": 20, "t": 40, "b": 40}))
     traces: list[dict[str, Any]] = []
     y_values = [t.values[data.quality] for t in trials]
-    first_y = axes[0][1].replace("axis", "") if axes else None
+    first_y = _axis_ref(axes[0][1]) if axes else None
     for k, (knob, (x_key, y_key)) in enumerate(zip(knobs, axes)):
         # Trials without the knob (a stage their network lacks) sit at ABSENT.
         codes, ticks, labels = _knob_codes(knob, [t.knobs.get(knob.name) for t in trials])
@@ -434,7 +437,7 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
         for on_front, color, size in ((False, _GREY, 5), (True, _FRONT, 7)):
             group = [(t, c) for t, c in zip(trials, codes) if t.on_front == on_front]
             traces.append({
-                "type": "scatter", "mode": "markers", "xaxis": x_key.replace("axis", ""), "yaxis": y_key.replace("axis", ""),
+                "type": "scatter", "mode": "markers", "xaxis": _axis_ref(x_key), "yaxis": _axis_ref(y_key),
                 "x": [c + jitter * (((t.number * 0.6180339) % 1.0) - 0.5) for t, c in group],
                 "y": [t.values[data.quality] for t, _ in group], "customdata": [t.number for t, _ in group],
                 "text": [
@@ -456,6 +459,11 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
             y_axis["title"] = None
         layout[y_key].update(y_axis)
     return {"data": traces, "layout": _drop_none(layout)}
+
+
+def _axis_ref(key: str) -> str:
+    """How a trace names the axis of layout key ``key``: 'xaxis2' -> 'x2'."""
+    return key.replace("axis", "")
 
 
 def _drop_none(value: Any) -> Any:
