@@ -10,6 +10,7 @@ from evaluation.counts import Counts, count
 from evaluation.data import DATASETS, DataSplits, load_dataset
 from evaluation.errors import ArchitectureError, ConfigError, DataError, ToolkitError
 from evaluation.io import load_architecture, save_architecture
+from evaluation.metrics import METRICS, Metric, get_metric
 from evaluation.presets import preset, preset_names
 from evaluation.profile import Profile, profile_model
 from evaluation.resolution import smallest_input_side
@@ -34,6 +35,8 @@ __all__ = [
     "DataError",
     "DataSplits",
     "EpochReport",
+    "METRICS",
+    "Metric",
     "Head",
     "Network",
     "Profile",
@@ -46,6 +49,7 @@ __all__ = [
     "build_model",
     "count",
     "evaluate",
+    "get_metric",
     "load_architecture",
     "load_dataset",
     "load_torchvision_state_dict",

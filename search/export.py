@@ -9,7 +9,7 @@ import optuna
 import yaml
 
 from evaluation.standalone import standalone_source
-from search.pareto import front_trials, objective_names, trials_frame
+from search.pareto import front_trials, objective_names, recorded_metrics, trials_frame
 from search.records import TrialRecord
 
 __all__ = ["export_study", "standalone_source"]
@@ -29,13 +29,12 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
     for rank, trial in enumerate(ranked_front(study)[:top], start=1):
         record = TrialRecord.load(trial)
         path = out / f"best-{rank}.yaml"
+        names = objective_names(study)
         document = {
             "architecture": record.architecture,
             "metrics": {
-                **dict(zip(objective_names(study), trial.values)),
-                "params": record.params,
-                "macs": record.macs,
-                "latency_ms": record.latency_ms,
+                **dict(zip(names, trial.values)),
+                **recorded_metrics(record, names),
                 "val_accuracy_per_epoch": record.val_accuracy_per_epoch,
             },
             "source": {

@@ -13,10 +13,8 @@ reason. Anything else that raises is recorded and left to Optuna as FAIL.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 import torch
@@ -24,9 +22,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evaluation import Architecture, ArchitectureError, build_model, count
 from evaluation.data import DataSplits
+from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
 from evaluation.training import EpochReport, TrainConfig, train
-from search.records import TrialRecord, architecture_key
+from search.records import TrialOutcome, TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
 
 __all__ = ["TrialObjective", "VALID_CONSTRAINT"]
@@ -51,8 +50,7 @@ class TrialObjective:
         except optuna.TrialPruned:
             raise
         except Exception as error:  # noqa: BLE001 - recorded, then Optuna marks FAIL
-            trial.set_user_attr("outcome", "failed")
-            trial.set_user_attr("reason", f"{type(error).__name__}: {error}")
+            TrialRecord.save_outcome(trial, TrialOutcome.FAILED, f"{type(error).__name__}: {error}")
             raise
 
     # -- steps --------------------------------------------------------------
@@ -61,8 +59,8 @@ class TrialObjective:
         try:
             arch = sample_architecture(self.space, trial)
         except ArchitectureError as error:
-            return self._finish(trial, TrialRecord(outcome="rejected", reason=str(error)), valid=False)
-        record = TrialRecord(outcome="trained", architecture=arch.to_dict())
+            return self._finish(trial, TrialRecord(outcome=TrialOutcome.REJECTED, reason=str(error)), valid=False)
+        record = TrialRecord(outcome=TrialOutcome.TRAINED, architecture=arch.to_dict())
         record.architecture_key = architecture_key(record.architecture)
 
         previous = self._find_evaluated(trial, record.architecture_key)
@@ -74,7 +72,7 @@ class TrialObjective:
         if counts is not None:
             record.params, record.macs = counts
         if reason is not None:
-            record.outcome, record.reason = "rejected", reason
+            record.outcome, record.reason = TrialOutcome.REJECTED, reason
             return self._finish(trial, record, valid=counts is not None)
 
         # Each trial its own seed, derived from the run's, for its initial
@@ -86,7 +84,7 @@ class TrialObjective:
         record.latency_ms = measure_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
         limit = self.space.constraints.max_latency_ms
         if limit is not None and record.latency_ms > limit:
-            record.outcome = "rejected"
+            record.outcome = TrialOutcome.REJECTED
             record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"
             return self._finish(trial, record, valid=True)
 
@@ -96,7 +94,7 @@ class TrialObjective:
         record.eval_seconds = result.eval_seconds
         record.device = result.device
         if result.diverged:
-            record.outcome, record.reason = "diverged", result.stopped_reason
+            record.outcome, record.reason = TrialOutcome.DIVERGED, result.stopped_reason
             return self._finish(trial, record, valid=False)
         if result.stopped_reason:
             record.reason = result.stopped_reason
@@ -121,7 +119,7 @@ class TrialObjective:
             if single_objective and self.space.objectives[0].metric == "accuracy":
                 trial.report(report.val_accuracy, report.epoch)
                 if trial.should_prune():
-                    record.outcome = "pruned"
+                    record.outcome = TrialOutcome.PRUNED
                     record.reason = f"pruned after epoch {report.epoch}"
                     record.save(trial)
                     raise optuna.TrialPruned(record.reason)
@@ -139,7 +137,7 @@ class TrialObjective:
     def _copy(self, trial: optuna.Trial, previous: FrozenTrial) -> list[float]:
         """Take the values and constraints recorded for the same architecture."""
         record = TrialRecord.load(previous)
-        record.outcome = "duplicate"
+        record.outcome = TrialOutcome.DUPLICATE
         record.duplicate_of = previous.user_attrs.get("duplicate_of", previous.number)
         record.reason = f"same architecture as trial {record.duplicate_of}; values copied"
         record.save(trial)
@@ -150,22 +148,18 @@ class TrialObjective:
     def _finish(self, trial: optuna.Trial, record: TrialRecord, *, valid: bool) -> list[float]:
         record.save(trial)
         trial.set_constraint(VALID_CONSTRAINT, 0.0 if valid else 1.0)
-        limits = self.space.constraints
-        for name, value, limit in (
-            ("params", record.params, limits.max_params),
-            ("macs", record.macs, limits.max_macs),
-            ("latency_ms", record.latency_ms, limits.max_latency_ms),
-        ):
+        for metric in METRICS.values():
+            limit = self.space.constraints.limit(metric.name)
             if limit is not None:
+                value = record.value(metric)
                 # Relative excess, so constraints of different units weigh alike.
-                trial.set_constraint(name, 0.0 if value is None else (value - limit) / limit)
-        return [self._value(metric.metric, record) for metric in self.space.objectives]
+                trial.set_constraint(metric.name, 0.0 if value is None else (value - limit) / limit)
+        return [self._value(o.metric, o.direction, record) for o in self.space.objectives]
 
     @staticmethod
-    def _value(metric: str, record: TrialRecord) -> float:
-        """An objective value; trials without a result get accuracy 0 and their known costs."""
-        if metric == "accuracy":
-            curve = record.val_accuracy_per_epoch
-            return curve[-1] if record.outcome == "trained" and curve else 0.0
-        value: Any = getattr(record, metric)
-        return float(value) if value is not None and math.isfinite(value) else 0.0
+    def _value(name: str, direction: str, record: TrialRecord) -> float:
+        """An objective value; a trial without one (not trained, not measured) gets the
+        metric's worst for ``direction``, so a missing value never ranks best."""
+        metric = get_metric(name)
+        value = record.value(metric)
+        return metric.worst_for(direction) if value is None else float(value)

@@ -8,9 +8,18 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from evaluation.metrics import METRICS
 from search.records import TrialRecord, describe_architecture
 
-__all__ = ["dominates", "front_trials", "is_feasible", "objective_names", "running_front_sizes", "trials_frame"]
+__all__ = [
+    "dominates",
+    "front_trials",
+    "is_feasible",
+    "objective_names",
+    "recorded_metrics",
+    "running_front_sizes",
+    "trials_frame",
+]
 
 
 def objective_names(study: optuna.Study) -> list[str]:
@@ -62,8 +71,13 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(study.best_trials, key=lambda t: t.number)
 
 
+def recorded_metrics(record: TrialRecord, objectives: Sequence[str]) -> dict[str, float | None]:
+    """The record's value of every metric of the table that is not among ``objectives``."""
+    return {m.name: record.value(m) for m in METRICS.values() if m.name not in objectives}
+
+
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: state, outcome, objectives, costs, reason, front membership."""
+    """One row per trial: state, outcome, objectives, the other metrics, reason, front membership."""
     names = objective_names(study)
     on_front = {t.number for t in front_trials(study)}
     rows = []
@@ -74,11 +88,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             {
                 "number": trial.number,
                 "state": trial.state.name,
-                "outcome": record.outcome,
+                "outcome": record.outcome.value,
                 **dict(zip(names, values)),
-                "params": record.params,
-                "macs": record.macs,
-                "latency_ms": record.latency_ms,
+                **recorded_metrics(record, names),
                 "epochs": record.epochs_run,
                 "train_s": record.train_seconds,
                 "feasible": is_feasible(trial),

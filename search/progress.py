@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from evaluation.metrics import format_metric, metric_label
 from search.pareto import front_trials, objective_names
 from search.records import TrialRecord
 
@@ -45,7 +46,8 @@ class Progress:
         else:
             record = TrialRecord.load(trial)
             values = ", ".join(
-                f"{name} {value:.4g}" for name, value in zip(objective_names(study), trial.values or [])
+                f"{metric_label(name)} {format_metric(name, value)}"
+                for name, value in zip(objective_names(study), trial.values or [])
             )
             detail = f" ({record.reason})" if record.reason else ""
             print(
@@ -63,9 +65,11 @@ class Progress:
         names = objective_names(study)
         front = front_trials(study)
         parts = [f"front {len(front)}"]
-        if "accuracy" in names and front:
-            best = max(t.values[names.index("accuracy")] for t in front)
-            parts.insert(0, f"best accuracy {best:.4f}")
+        # The quality objective, as the report's y axes: the first maximised one.
+        quality = next((i for i, d in enumerate(study.directions) if d == optuna.study.StudyDirection.MAXIMIZE), None)
+        if quality is not None and front:
+            best = max(t.values[quality] for t in front)
+            parts.insert(0, f"best {metric_label(names[quality])} {format_metric(names[quality], best)}")
         remaining = self.total - self.done
         if self.finished_here and remaining > 0:
             per_trial = (time.monotonic() - self.started) / self.finished_here

@@ -6,6 +6,7 @@ Optuna tool, the report and the dashboard see the same facts.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -14,8 +15,28 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from evaluation import Architecture
+from evaluation.metrics import Metric
 
-__all__ = ["TrialRecord", "architecture_key", "describe_architecture"]
+__all__ = ["TrialOutcome", "TrialRecord", "architecture_key", "describe_architecture"]
+
+
+class TrialOutcome(enum.StrEnum):
+    """How a trial ended. A ``str`` enum: stored as its plain value, so any study loads.
+
+    trained: trained and evaluated. rejected: refused before training (cannot
+    be built, or breaks a constraint). diverged: the loss became NaN/inf.
+    failed: raised. duplicate: an architecture already evaluated, values copied
+    from that trial. pruned: stopped early by the pruner. unknown: no record
+    yet (the trial is still running).
+    """
+
+    TRAINED = "trained"
+    REJECTED = "rejected"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    PRUNED = "pruned"
+    UNKNOWN = "unknown"
 
 
 def architecture_key(architecture: dict[str, Any]) -> str:
@@ -28,13 +49,11 @@ def architecture_key(architecture: dict[str, Any]) -> str:
 class TrialRecord:
     """The facts of one trial; stored one user attribute per field.
 
-    ``outcome``: trained (trained and evaluated), rejected (refused before
-    training: cannot be built, or breaks a constraint), diverged (loss became
-    NaN/inf), failed (raised), duplicate (an architecture already evaluated;
-    values copied from that trial) or pruned (stopped early by the pruner).
+    The only writer of a trial's ``outcome`` (a ``TrialOutcome``): ``save``
+    for a whole record, ``save_outcome`` for a trial cut short.
     """
 
-    outcome: str
+    outcome: TrialOutcome
     architecture: dict[str, Any] | None = None
     architecture_key: str | None = None
     params: int | None = None
@@ -52,14 +71,29 @@ class TrialRecord:
         """Set every field as a user attribute of ``trial`` (None fields are skipped)."""
         for key, value in asdict(self).items():
             if value is not None:
-                trial.set_user_attr(key, value)
+                trial.set_user_attr(key, value.value if isinstance(value, TrialOutcome) else value)
+
+    @staticmethod
+    def save_outcome(trial: Any, outcome: TrialOutcome, reason: str) -> None:
+        """Set only the outcome and its reason: for a trial cut short (an exception, Ctrl-C),
+        whose learning curve so far is already on the trial and must stay."""
+        trial.set_user_attr("outcome", outcome.value)
+        trial.set_user_attr("reason", reason)
 
     @classmethod
     def load(cls, trial: FrozenTrial) -> TrialRecord:
         known = cls.__dataclass_fields__
         attrs = {k: v for k, v in trial.user_attrs.items() if k in known}
-        attrs.setdefault("outcome", "failed" if trial.state.name == "FAIL" else "unknown")
+        default = TrialOutcome.FAILED if trial.state.name == "FAIL" else TrialOutcome.UNKNOWN
+        attrs["outcome"] = TrialOutcome(attrs.get("outcome", default))
         return cls(**attrs)
+
+    def value(self, metric: Metric) -> float | None:
+        """The trial's value of ``metric``, None when it has none; per-epoch metrics
+        (accuracy) only for a trial that trained to the end."""
+        if metric.per_epoch and self.outcome is not TrialOutcome.TRAINED:
+            return None
+        return metric.value(vars(self))
 
 
 def describe_architecture(architecture: dict[str, Any]) -> str:

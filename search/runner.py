@@ -18,6 +18,8 @@ from types import FrameType
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.records import TrialOutcome, TrialRecord
+
 __all__ = ["run_trials"]
 
 INTERRUPTED = "interrupted by Ctrl-C"
@@ -71,7 +73,7 @@ def _evaluate(
     objective: Callable[[optuna.Trial], Sequence[float]], trial: optuna.Trial, interrupt: _Interrupt
 ) -> tuple[TrialState, Sequence[float] | None]:
     if interrupt.requested:  # Ctrl-C while the trial was being created
-        trial.set_user_attr("reason", INTERRUPTED)
+        TrialRecord.save_outcome(trial, TrialOutcome.FAILED, INTERRUPTED)
         return TrialState.FAIL, None
     interrupt.interruptible = True
     try:
@@ -80,8 +82,7 @@ def _evaluate(
         return TrialState.PRUNED, None
     except KeyboardInterrupt:
         interrupt.interruptible = False
-        trial.set_user_attr("outcome", "failed")
-        trial.set_user_attr("reason", INTERRUPTED)
+        TrialRecord.save_outcome(trial, TrialOutcome.FAILED, INTERRUPTED)
         return TrialState.FAIL, None
     except Exception:  # noqa: BLE001 - the objective recorded the reason on the trial
         return TrialState.FAIL, None

@@ -19,11 +19,10 @@ import yaml
 
 from evaluation.architecture import POOLINGS, STEM_STYLES, Architecture, ArchitectureError, Head, Stem, Transition
 from evaluation.blocks import BLOCKS, BlockFamily, field_bounds, field_types
+from evaluation.metrics import DIRECTIONS, METRICS
 from spaces.errors import SpaceError
 from spaces.knobs import Fixed, Knob, KnobError, KnobType, parse_knob
 from spaces.space import (
-    DIRECTIONS,
-    METRICS,
     PARAMETERISATIONS,
     SCHEDULES,
     Constraints,
@@ -216,15 +215,14 @@ class _Loader:
         )
 
     def constraints(self, value: Any) -> Constraints:
-        types = {
-            "max_params": _POSITIVE,
-            "max_macs": _POSITIVE,
-            "max_latency_ms": KnobType(float, minimum=0.0, minimum_open=True),
-        }
-        value = self.mapping(value, "constraints", types)
-        return Constraints(**{
-            key: None if v is None else self.scalar(v, f"constraints.{key}", types[key])
+        """One upper limit per metric that has a constraint key (``max_macs``), each a positive number."""
+        metrics = {metric.constraint: metric for metric in METRICS.values() if metric.constraint is not None}
+        positive = {int: _POSITIVE, float: KnobType(float, minimum=0.0, minimum_open=True)}
+        value = self.mapping(value, "constraints", metrics)
+        return Constraints({
+            metrics[key].name: self.scalar(v, f"constraints.{key}", positive[metrics[key].limit_type])
             for key, v in value.items()
+            if v is not None
         })
 
     def training(self, value: Any) -> TrainingBudget:

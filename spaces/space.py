@@ -17,13 +17,12 @@ from typing import Callable, Literal, Mapping
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
+from evaluation.metrics import METRICS, Direction
 from spaces.errors import SpaceError
 from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
 
 __all__ = ["Constraints", "Objective", "Space", "StageKnobs", "TrainingBudget", "TransitionKnobs"]
 
-METRICS = ("accuracy", "macs", "params", "latency_ms")
-DIRECTIONS = ("maximize", "minimize")
 SCHEDULES = ("cosine", "onecycle")
 PARAMETERISATIONS = ("static", "conditional")
 
@@ -32,17 +31,29 @@ Choose = Callable[[Knob], Scalar]
 
 @dataclass(frozen=True)
 class Objective:
-    metric: Literal["accuracy", "macs", "params", "latency_ms"]
-    direction: Literal["maximize", "minimize"]
+    metric: str  # a name in evaluation.metrics.METRICS
+    direction: Direction
 
 
 @dataclass(frozen=True)
 class Constraints:
-    """Limits a trial must meet; params and MACs are checked before training."""
+    """Upper limits a trial must meet, by metric name; params and MACs are checked before training.
 
-    max_params: int | None = None
-    max_macs: int | None = None
-    max_latency_ms: float | None = None
+    The space file's keys read as attributes too (``constraints.max_macs``),
+    from each metric's ``constraint`` in ``evaluation.metrics``.
+    """
+
+    limits: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    def limit(self, metric: str) -> float | None:
+        """The highest value of ``metric`` allowed, or None when it is not limited."""
+        return self.limits.get(metric)
+
+    def __getattr__(self, key: str) -> float | None:
+        for metric in METRICS.values():
+            if metric.constraint == key:
+                return self.limit(metric.name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
 
 
 @dataclass(frozen=True)

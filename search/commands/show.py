@@ -6,6 +6,7 @@ import argparse
 
 import pandas as pd
 
+from evaluation.metrics import METRICS
 from search.pareto import objective_names, trials_frame
 from search.commands._common import add_study_arguments
 from search.study import open_study
@@ -30,12 +31,13 @@ class ShowCommand:
             print(f"study {args.study} has no trials yet")
             return 0
         names = objective_names(study)
+        metrics = [*names, *(name for name in METRICS if name not in names)]
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 90):
             if not args.front_only:
                 print(f"trials of {args.study} ({len(frame)}):")
-                print(frame[["number", "state", "outcome", *names, "params", "epochs", "train_s", "reason"]].to_string(index=False))
+                print(frame[["number", "state", "outcome", *metrics, "epochs", "train_s", "reason"]].to_string(index=False))
                 print()
             front = frame[frame["front"]].sort_values(names[0], ascending=study.directions[0].name == "MINIMIZE")
             print(f"Pareto front ({len(front)} trials, {' vs '.join(names)}):")
-            print(front[["number", *names, "params", "latency_ms", "architecture"]].to_string(index=False))
+            print(front[["number", *metrics, "architecture"]].to_string(index=False))
         return 0

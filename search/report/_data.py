@@ -13,30 +13,27 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from evaluation.metrics import METRICS
 from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
-from search.records import TrialRecord
+from search.records import TrialOutcome, TrialRecord
 
 __all__ = [
-    "COST_METRICS",
     "IMPORTANCE_MIN_TRIALS",
     "Importance",
-    "Knob",
+    "ParamAxis",
     "ReportData",
     "TrialPoint",
     "collect_report",
 ]
 
-# Costs every trial records, drawn against the quality objective even when the
-# study does not optimise them (the issue asks for accuracy vs MACs and vs params).
-COST_METRICS = ("macs", "params", "latency_ms")
 # PED-ANOVA compares the best 10% of trials with all of them; below this many
 # feasible trials that top decile is one or no trial and the numbers are noise.
 IMPORTANCE_MIN_TRIALS = 10
 
 
 @dataclass(frozen=True)
-class Knob:
-    """One searched parameter and the values it may take."""
+class ParamAxis:
+    """One searched parameter and the values it may take: an axis of the knob plots."""
 
     name: str
     kind: str  # "categorical", "int" or "float"
@@ -66,8 +63,13 @@ class TrialPoint:
     @property
     def drawn(self) -> bool:
         """Shown in the objective plots. A diverged trial's chance-level accuracy would
-        squash every axis, so it is left out unless it is on the front."""
-        return self.finished and (self.record.outcome != "diverged" or self.on_front)
+        squash every axis, so it is left out unless it is on the front; a value that
+        is not finite (a missing measurement ranked worst) has no place on an axis."""
+        return (
+            self.finished
+            and (self.record.outcome is not TrialOutcome.DIVERGED or self.on_front)
+            and all(math.isfinite(v) for v in self.values or ())
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class ReportData:
     trials: tuple[TrialPoint, ...]
     front: tuple[int, ...]
     front_size_history: tuple[tuple[int, int], ...]
-    knobs: tuple[Knob, ...]
+    knobs: tuple[ParamAxis, ...]
     importances: tuple[Importance, ...]
     settings: dict[str, Any]
     generated_at: str
@@ -99,12 +101,17 @@ class ReportData:
         """Index of the objective drawn on the y axes: the first maximised one (accuracy)."""
         return next((i for i, d in enumerate(self.directions) if d == "maximize"), 0)
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """What hovers and the table show: the objectives, then every other metric of the table."""
+        return (*self.objectives, *(name for name in METRICS if name not in self.objectives))
+
     def metric(self, trial: TrialPoint, name: str) -> float | None:
-        """An objective's value, else the recorded cost of that name."""
+        """An objective's value, else the trial's recorded value of that metric."""
         if name in self.objectives and trial.values is not None:
             return trial.values[self.objectives.index(name)]
-        value = getattr(trial.record, name, None) if name in COST_METRICS else None
-        return None if value is None else float(value)
+        metric = METRICS.get(name)
+        return None if metric is None else trial.record.value(metric)
 
 
 def collect_report(study: optuna.Study) -> ReportData:
@@ -157,7 +164,7 @@ def _front_size_history(points: Sequence[TrialPoint], directions: tuple[str, ...
     return tuple(zip((p.number for p in points), sizes))
 
 
-def _knobs(trials: list[FrozenTrial]) -> tuple[Knob, ...]:
+def _knobs(trials: list[FrozenTrial]) -> tuple[ParamAxis, ...]:
     """The union of the trials' parameters, in the order the space samples them."""
     distributions: dict[str, BaseDistribution] = {}
     for trial in trials:
@@ -166,11 +173,11 @@ def _knobs(trials: list[FrozenTrial]) -> tuple[Knob, ...]:
     return tuple(_knob(name, d) for name, d in distributions.items())
 
 
-def _knob(name: str, distribution: BaseDistribution) -> Knob:
+def _knob(name: str, distribution: BaseDistribution) -> ParamAxis:
     if isinstance(distribution, CategoricalDistribution):
-        return Knob(name, "categorical", tuple(distribution.choices))
+        return ParamAxis(name, "categorical", tuple(distribution.choices))
     kind = "float" if isinstance(distribution, FloatDistribution) else "int"
-    return Knob(name, kind, log=bool(getattr(distribution, "log", False)))
+    return ParamAxis(name, kind, log=bool(getattr(distribution, "log", False)))
 
 
 def _importances(study: optuna.Study, names: tuple[str, ...], directions: tuple[str, ...]) -> tuple[Importance, ...]:

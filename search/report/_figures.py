@@ -1,7 +1,9 @@
 """The report's plots as plotly figure dicts, drawn from a ``ReportData`` (the draw half).
 
 Figures are JSON-ready dicts rather than ``plotly.graph_objects``: the page
-embeds them as data and plotly.js draws them in the browser.
+embeds them as data and plotly.js draws them in the browser. A grid of small
+plots takes its layout from ``plotly.subplots.make_subplots``. Axes, labels
+and value formats come from the metric table, ``evaluation.metrics``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from search.records import describe_architecture
-from search.report._data import COST_METRICS, Importance, Knob, ReportData, TrialPoint
+from evaluation.metrics import METRICS, Metric, format_metric, metric_label
+from search.records import TrialOutcome, describe_architecture
+from search.report._data import Importance, ParamAxis, ReportData, TrialPoint
 
 __all__ = [
     "ABSENT",
@@ -20,10 +23,8 @@ __all__ = [
     "PLOT_CONFIG",
     "SLICES_MAX_KNOBS",
     "curves_figure",
-    "format_metric",
     "history_figure",
     "importance_figure",
-    "metric_label",
     "parcoords_figure",
     "pareto_figure",
     "slices_figure",
@@ -35,6 +36,7 @@ PARCOORDS_MAX_KNOBS = 10
 # space that samples every block's knobs in every trial has dozens, and a
 # thousand trials in fifty slice plots would make the page sluggish.
 SLICES_MAX_KNOBS = 16
+_SLICE_COLUMNS = 4
 IMPORTANCE_MAX_BARS = 20
 # Axis label for a knob a trial lacks (a stage its network does not have);
 # short, so it does not crowd the value labels beside it.
@@ -48,56 +50,31 @@ _DIVERGED = "#7b4b94"
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 _HOVERLABEL = {"bgcolor": "white", "bordercolor": "#888", "font": {"size": 12, "color": "#222"}, "align": "left"}
 
-# name -> (axis title, short axis title for small plots, log axis)
-_METRIC_AXES = {
-    "accuracy": ("validation accuracy", "val. accuracy", False),
-    "macs": ("MACs (multiply-accumulates), log scale", "MACs", True),
-    "params": ("parameters, log scale", "parameters", True),
-    "latency_ms": ("latency per image (ms)", "latency (ms)", False),
-}
-
-
-def _si(value: float) -> str:
-    """12_345_678 -> '12.3 M'."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}"
-    return f"{value:.3g}"
-
-
-def format_metric(name: str, value: float | None) -> str:
-    """A metric's value with its unit, for hovers and the table."""
-    if value is None:
-        return ""
-    if name == "accuracy":
-        return f"{value * 100:.2f} %" if value <= 1.0 else f"{value:.2f} %"
-    if name in ("macs", "params"):
-        return _si(value)
-    if name == "latency_ms":
-        return f"{value:.2f} ms"
-    return f"{value:.4g}"
-
-
-def metric_label(name: str) -> str:
-    """A metric's name as titles, legends and the table show it: 'macs' -> 'MACs'."""
-    return {"macs": "MACs", "latency_ms": "latency", "params": "parameters"}.get(name, name)
+def _tick_format(metric: Metric | None, values: list[float]) -> str | None:
+    """The metric's tick format; a percent format only for fractions (all values <= 1)."""
+    if metric is None or metric.tick_format is None:
+        return None
+    if metric.tick_format.endswith("%") and (not values or max(values) > 1.0):
+        return None
+    return metric.tick_format
 
 
 def _axis(name: str, values: Iterable[float | None], *, short: bool = False) -> dict[str, Any]:
     """Axis title and scale for a metric; accuracies as percentages, counts as 10M, 20M."""
-    title, short_title, log = _METRIC_AXES.get(name, (name, name, False))
-    present = [v for v in values if v is not None]
-    axis: dict[str, Any] = {"title": {"text": short_title if short else title}}
-    if log and present and min(present) > 0:
+    metric = METRICS.get(name)
+    present = [v for v in values if v is not None and math.isfinite(v)]
+    if metric is None:
+        return {"title": {"text": name}}
+    axis: dict[str, Any] = {"title": {"text": metric.short_axis_title if short else metric.axis_title}}
+    if metric.log_axis and present and min(present) > 0:
         axis["type"] = "log"
         # Across one to three decades plotly labels every digit (7M 8M 9M...),
         # which overlap; "D2" labels only 1, 2 and 5 of each decade.
         if 0.7 <= math.log10(max(present) / min(present)) <= 3:
             axis["dtick"] = "D2"
-    if name == "accuracy" and present and max(present) <= 1.0:
-        axis["tickformat"] = ".1%"
-    elif log:
-        axis["tickformat"] = "~s"
+    tick_format = _tick_format(metric, present)
+    if tick_format is not None:
+        axis["tickformat"] = tick_format
     return axis
 
 
@@ -118,8 +95,7 @@ def _architecture_lines(architecture: dict[str, Any] | None) -> list[str]:
 def _hover(data: ReportData, trial: TrialPoint) -> str:
     """The trial's numbers and architecture in words, one fact per line."""
     lines = [f"<b>trial #{trial.number}</b> ({trial.record.outcome}{', on the front' if trial.on_front else ''})"]
-    shown = list(data.objectives) + [m for m in COST_METRICS if m not in data.objectives]
-    for name in shown:
+    for name in data.metrics:
         value = data.metric(trial, name)
         if value is not None:
             lines.append(f"{metric_label(name)}: {format_metric(name, value)}")
@@ -259,10 +235,11 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
     # pruned curves stay visible on top. Unfinished curves end in an open
     # circle: still running, or stopped by an error.
     groups = [
-        ("trained", _TRAINED, lambda t: t.state == "COMPLETE" and not t.on_front and t.record.outcome != "diverged",
+        ("trained", _TRAINED,
+         lambda t: t.state == "COMPLETE" and not t.on_front and t.record.outcome is not TrialOutcome.DIVERGED,
          "solid", 1.0, None),
         ("running, failed or diverged", _DIVERGED,
-         lambda t: t.state not in ("COMPLETE", "PRUNED") or (t.record.outcome == "diverged" and not t.on_front),
+         lambda t: t.state not in ("COMPLETE", "PRUNED") or (t.record.outcome is TrialOutcome.DIVERGED and not t.on_front),
          "dot", 1.5, "circle-open"),
         ("on the Pareto front", _FRONT, lambda t: t.on_front, "solid", 2.5, None),
         ("pruned: stopped early", _PRUNED, lambda t: t.state == "PRUNED", "dash", 1.5, "x-thin"),
@@ -293,7 +270,7 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
     y_axis = _axis("accuracy", [v for t in data.trials for v in t.curve])
     # Diverged runs sit at chance level; start the view at the others' range
     # (double-click the plot to see everything).
-    healthy = [v for t in data.trials if t.record.outcome != "diverged" for v in t.curve]
+    healthy = [v for t in data.trials if t.record.outcome is not TrialOutcome.DIVERGED for v in t.curve]
     if healthy:
         low, high = min(healthy), max(healthy)
         pad = (high - low) * 0.05 or 0.01
@@ -327,7 +304,7 @@ def importance_figure(importance: Importance) -> dict[str, Any]:
     }
 
 
-def _knob_codes(knob: Knob, values: list[Any]) -> tuple[list[float], list[float], list[str]]:
+def _knob_codes(knob: ParamAxis, values: list[Any]) -> tuple[list[float], list[float], list[str]]:
     """Plot positions for a knob's values, and the tick positions and labels.
 
     Categorical choices sit at 0, 1, 2, ...; log-scaled knobs at their log10,
@@ -372,7 +349,7 @@ def _span(values: list[float], pad: float) -> list[float] | None:
     return [low - pad, high + pad]
 
 
-def _ranked_knobs(data: ReportData) -> list[Knob]:
+def _ranked_knobs(data: ReportData) -> list[ParamAxis]:
     """Knobs by importance for the quality objective; unranked ones keep the space's order."""
     ranking = list(data.importances[data.quality].values) if data.importances else []
     order = {name: i for i, name in enumerate(ranking)}
@@ -391,24 +368,55 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
         }))
     for i, name in enumerate(data.objectives):
         values = [t.values[i] for t in trials]
-        dimension: dict[str, Any] = {"label": metric_label(name), "values": values}
-        if name == "accuracy" and values and max(values) <= 1.0:
-            dimension["tickformat"] = ".1%"
-        elif name in ("macs", "params"):
-            dimension["tickformat"] = ".3~s"
-        dimensions.append(dimension)
+        dimensions.append(_drop_none({
+            "label": metric_label(name), "values": values, "tickformat": _tick_format(METRICS.get(name), values),
+        }))
     quality = [t.values[data.quality] for t in trials]
+    quality_name = data.objectives[data.quality]
     return {
         "data": [{
             "type": "parcoords", "dimensions": dimensions, "labelangle": -20, "labelside": "top",
             "domain": {"x": [0, 0.92]},  # room on the right for the colour bar
             "line": {
                 "color": quality, "colorscale": "Viridis", "showscale": True,
-                "colorbar": {"title": {"text": metric_label(data.objectives[data.quality])}, "tickformat": ".1%" if quality and max(quality) <= 1.0 else None},
+                "colorbar": {
+                    "title": {"text": metric_label(quality_name)},
+                    "tickformat": _tick_format(METRICS.get(quality_name), quality),
+                },
             },
         }],
         "layout": _drop_none(_layout(height=520, margin={"l": 90, "r": 60, "t": 130, "b": 40})),
     }
+
+
+def _slice_grid(knobs: list[ParamAxis]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The layout of a grid of small plots, one per knob, and each plot's (x axis, y axis) layout keys.
+
+    ``make_subplots`` places the plots and their titles; the traces stay dicts
+    (building them as graph objects would validate every point, slowly).
+    """
+    from plotly.subplots import make_subplots  # heavy; only needed to draw
+
+    rows = max(1, math.ceil(len(knobs) / _SLICE_COLUMNS))
+    cells = [{} if k < len(knobs) else None for k in range(rows * _SLICE_COLUMNS)]
+    grid = make_subplots(
+        rows=rows,
+        cols=_SLICE_COLUMNS,
+        specs=[cells[row * _SLICE_COLUMNS : (row + 1) * _SLICE_COLUMNS] for row in range(rows)],
+        subplot_titles=[f"<b>{html.escape(knob.name)}</b>" for knob in knobs],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.9 / (rows * 4) if rows > 1 else 0.0,
+    )
+    layout = grid.to_plotly_json()["layout"]
+    del layout["template"]  # the page's template is set by name, as in every figure
+    layout.update(_layout(height=240 * rows + 80, showlegend=False, margin={"l": 70, "r": 20, "t": 40, "b": 40}))
+    for annotation in layout.get("annotations", []):
+        annotation["font"] = {"size": 12}
+    axes = []
+    for k in range(len(knobs)):
+        subplot = grid.get_subplot(k // _SLICE_COLUMNS + 1, k % _SLICE_COLUMNS + 1)
+        axes.append((subplot.xaxis.plotly_name, subplot.yaxis.plotly_name))
+    return layout, axes
 
 
 def slices_figure(data: ReportData) -> dict[str, Any]:
@@ -416,17 +424,11 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
     trials = [t for t in data.trials if t.drawn]
     knobs = _ranked_knobs(data)[:SLICES_MAX_KNOBS]
     y_name = data.objectives[data.quality]
-    columns = 4
-    rows = max(1, math.ceil(len(knobs) / columns))
-    x_gap, y_gap = 0.06, 0.9 / (rows * 4) if rows > 1 else 0.0
-    width, height = (1 - x_gap * (columns - 1)) / columns, (1 - y_gap * (rows - 1)) / rows
+    layout, axes = _slice_grid(knobs)
     traces: list[dict[str, Any]] = []
-    layout = _layout(height=240 * rows + 80, showlegend=False, margin={"l": 70, "r": 20, "t": 40, "b": 40})
-    annotations = []
     y_values = [t.values[data.quality] for t in trials]
-    for k, knob in enumerate(knobs):
-        row, column = divmod(k, columns)
-        suffix = "" if k == 0 else str(k + 1)
+    first_y = _axis_ref(axes[0][1]) if axes else None
+    for k, (knob, (x_key, y_key)) in enumerate(zip(knobs, axes)):
         # Trials without the knob (a stage their network lacks) sit at ABSENT.
         codes, ticks, labels = _knob_codes(knob, [t.knobs.get(knob.name) for t in trials])
         # Categorical and small integer knobs stack their points in columns; a
@@ -435,32 +437,33 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
         for on_front, color, size in ((False, _GREY, 5), (True, _FRONT, 7)):
             group = [(t, c) for t, c in zip(trials, codes) if t.on_front == on_front]
             traces.append({
-                "type": "scatter", "mode": "markers", "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+                "type": "scatter", "mode": "markers", "xaxis": _axis_ref(x_key), "yaxis": _axis_ref(y_key),
                 "x": [c + jitter * (((t.number * 0.6180339) % 1.0) - 0.5) for t, c in group],
                 "y": [t.values[data.quality] for t, _ in group], "customdata": [t.number for t, _ in group],
-                "text": [f"trial #{t.number}: {knob.name} = {t.knobs.get(knob.name, 'absent')}" for t, _ in group],
-                "hovertemplate": "%{text}<br>" + metric_label(y_name) + " %{y" + (":.2%" if y_name == "accuracy" else "") + "}<extra></extra>",
+                "text": [
+                    f"trial #{t.number}: {knob.name} = {t.knobs.get(knob.name, 'absent')}<br>"
+                    f"{metric_label(y_name)} {format_metric(y_name, t.values[data.quality])}"
+                    for t, _ in group
+                ],
+                "hovertemplate": "%{text}<extra></extra>",
                 "marker": {"color": color, "size": size, "opacity": 0.7},
             })
-        x0 = column * (width + x_gap)
-        y1 = 1 - row * (height + y_gap)
-        x_axis: dict[str, Any] = {
-            "domain": [x0, x0 + width], "anchor": f"y{suffix}", "tickvals": ticks, "ticktext": labels, "zeroline": False,
+        layout[x_key].update({
+            "tickvals": ticks, "ticktext": labels, "zeroline": False,
             # every choice on the axis, even one no trial took yet, with room for the jitter
             "range": _span(ticks + codes, 0.5) if jitter else None,
-        }
-        layout[f"xaxis{suffix}"] = x_axis
-        y_axis = _axis(y_name, y_values, short=True)
-        y_axis.update({"domain": [y1 - height, y1], "anchor": f"x{suffix}", "matches": "y" if k else None})
-        if column:
-            y_axis["title"] = None
-        layout[f"yaxis{suffix}"] = y_axis
-        annotations.append({
-            "text": f"<b>{html.escape(knob.name)}</b>", "showarrow": False, "xref": "paper", "yref": "paper",
-            "x": x0 + width / 2, "y": y1, "xanchor": "center", "yanchor": "bottom", "font": {"size": 12},
         })
-    layout["annotations"] = annotations
+        y_axis = _axis(y_name, y_values, short=True)
+        y_axis["matches"] = first_y if k else None
+        if k % _SLICE_COLUMNS:
+            y_axis["title"] = None
+        layout[y_key].update(y_axis)
     return {"data": traces, "layout": _drop_none(layout)}
+
+
+def _axis_ref(key: str) -> str:
+    """How a trace names the axis of layout key ``key``: 'xaxis2' -> 'x2'."""
+    return key.replace("axis", "")
 
 
 def _drop_none(value: Any) -> Any:

@@ -24,18 +24,17 @@ from typing import Any
 
 import optuna
 
-from search.records import describe_architecture
-from search.report._data import COST_METRICS, ReportData, TrialPoint, collect_report
+from evaluation.metrics import format_metric, metric_label
+from search.records import TrialOutcome, describe_architecture
+from search.report._data import ReportData, TrialPoint, collect_report
 from search.report._figures import (
     ABSENT,
     PARCOORDS_MAX_KNOBS,
     PLOT_CONFIG,
     SLICES_MAX_KNOBS,
     curves_figure,
-    format_metric,
     history_figure,
     importance_figure,
-    metric_label,
     parcoords_figure,
     pareto_figure,
     slices_figure,
@@ -45,6 +44,9 @@ from search.study import study_dir
 __all__ = ["render_report", "write_report"]
 
 Figures = dict[str, dict[str, Any]]  # plot div id -> plotly figure as a JSON-ready dict
+# Costs drawn against the quality objective even when the study does not
+# optimise them (the issue asks for accuracy vs MACs and vs params).
+PLOTTED_COSTS = ("macs", "params")
 
 
 @functools.cache
@@ -90,10 +92,8 @@ def _trial_details(data: ReportData) -> dict[int, dict[str, Any]]:
 
 def _table(data: ReportData) -> str:
     """The sortable table of all trials; numbers sort by their raw value (data-v)."""
-    costs = [m for m in COST_METRICS if m not in data.objectives]
     columns = [("#", "num"), ("state", "text"), ("outcome", "text")]
-    columns += [(f"{metric_label(n)}", "num") for n in data.objectives]
-    columns += [(metric_label(c), "num") for c in costs]
+    columns += [(metric_label(n), "num") for n in data.metrics]
     columns += [("epochs", "num"), ("train (s)", "num"), ("reason", "text"), ("architecture", "text")]
     head = "".join(
         f'<th data-type="{kind}" title="click to sort">{html.escape(name)}</th>' for name, kind in columns
@@ -105,10 +105,7 @@ def _table(data: ReportData) -> str:
             _cell(t.state, t.state.lower()),
             _cell(_outcome(t), _outcome(t)),
         ]
-        for name in data.objectives:  # a pruned or failed trial still has its recorded costs
-            value = data.metric(t, name)
-            cells.append(_cell(value, format_metric(name, value)))
-        for name in costs:
+        for name in data.metrics:  # a pruned or failed trial still has its recorded costs
             value = data.metric(t, name)
             cells.append(_cell(value, format_metric(name, value)))
         cells.append(_cell(t.record.epochs_run, str(t.record.epochs_run)))
@@ -126,7 +123,7 @@ def _table(data: ReportData) -> str:
 
 def _outcome(trial: TrialPoint) -> str:
     """The record's outcome; a trial still running has no record yet."""
-    return trial.state.lower() if trial.record.outcome == "unknown" else trial.record.outcome
+    return trial.state.lower() if trial.record.outcome is TrialOutcome.UNKNOWN else trial.record.outcome.value
 
 
 def _cell(raw: Any, shown: str, css: str = "") -> str:
@@ -178,7 +175,7 @@ def _plot(figures: Figures, plot_id: str, figure: dict[str, Any]) -> str:
 def _front_section(data: ReportData, figures: Figures) -> str:
     # The study's own objectives first: the first plot is the front as Optuna defines it.
     costs = [n for i, n in enumerate(data.objectives) if i != data.quality]
-    costs += [m for m in ("macs", "params") if m not in data.objectives]
+    costs += [m for m in PLOTTED_COSTS if m not in data.objectives]
     plots = "".join(_plot(figures, f"pareto-{k}", pareto_figure(data, name)) for k, name in enumerate(costs))
     hidden: dict[str, int] = {}
     for trial in data.trials:
@@ -197,12 +194,14 @@ def _front_section(data: ReportData, figures: Figures) -> str:
 
 def _why_not_drawn(trial: TrialPoint) -> str:
     if trial.state == "COMPLETE":
-        return "diverged" if trial.feasible else "rejected (broke a constraint)"
+        if trial.record.outcome is TrialOutcome.DIVERGED:
+            return "diverged"
+        return "rejected (broke a constraint)" if not trial.feasible else "without a measured value"
     return {"FAIL": "failed", "RUNNING": "still running"}.get(trial.state, trial.state.lower())
 
 
 def _curves_section(data: ReportData, figures: Figures) -> str:
-    diverged = any(t.record.outcome == "diverged" for t in data.trials)
+    diverged = any(t.record.outcome is TrialOutcome.DIVERGED for t in data.trials)
     return (
         "<p class=note>Validation accuracy after each epoch. Pruned trials are dashed and end in a "
         "cross where the pruner stopped them."

@@ -1,5 +1,8 @@
 """One trial's outcomes: trained, rejected, diverged, failed, duplicate."""
 
+import dataclasses
+import math
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -9,6 +12,8 @@ from evaluation.blocks import DenseSpec
 from search import objective as objective_module
 from search.objective import VALID_CONSTRAINT, TrialObjective
 from search.pareto import front_trials
+from search.records import TrialOutcome, TrialRecord
+from spaces import Objective as SpaceObjective
 from spaces import enqueue_architecture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -124,3 +129,23 @@ def test_objective_repeats_a_trial_from_its_seed(tiny_space, digits):
         study.optimize(objective, n_trials=1)
         values.append(study.trials[0].user_attrs["val_accuracy_per_epoch"])
     assert values[0] == values[1], f"the same seed gives the same learning curve: {values}"
+
+
+def test_objective_ranks_a_trial_without_latency_last(tiny_space, digits):
+    """A missing value gets the metric's worst, never its best: 0 ms would win a minimised latency."""
+    space = dataclasses.replace(
+        tiny_space, objectives=(SpaceObjective("accuracy", "maximize"), SpaceObjective("latency_ms", "minimize"))
+    )
+    objective = Objective(space=space, data=digits, config=TrainConfig(epochs=1, device="cpu"))
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    curve = [0.5, 0.8]
+    measured = TrialRecord(outcome=TrialOutcome.TRAINED, params=1000, macs=10_000, latency_ms=2.0, val_accuracy_per_epoch=curve)
+    unmeasured = TrialRecord(outcome=TrialOutcome.TRAINED, params=1000, macs=10_000, val_accuracy_per_epoch=curve)
+    for record in (measured, unmeasured):
+        trial = study.ask()
+        study.tell(trial, objective._finish(trial, record, valid=True))
+    with_latency, without = study.trials
+    assert without.values[1] == math.inf, f"no latency is the worst latency: {without.values}"
+    assert [t.number for t in study.best_trials] == [with_latency.number], (
+        f"the trial without latency is dominated, not best: {[(t.number, t.values) for t in study.best_trials]}"
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -189,11 +191,33 @@ def test_collect_report_importances_note_when_no_knob_varies() -> None:
 
 
 def test_knob_codes_place_absent_below_and_log_knobs_by_decade() -> None:
-    from search.report import ABSENT, Knob, _knob_codes
+    from search.report import ABSENT, ParamAxis, _knob_codes
 
-    codes, ticks, labels = _knob_codes(Knob("stage4.depth", "int"), [1, 4, None])
+    codes, ticks, labels = _knob_codes(ParamAxis("stage4.depth", "int"), [1, 4, None])
     assert codes[2] < min(codes[:2]) and labels[0] == ABSENT and ticks[0] == codes[2], "absent sits below, labelled"
-    codes, _, labels = _knob_codes(Knob("lr", "float", log=True), [1e-3, 1e-1])
+    codes, _, labels = _knob_codes(ParamAxis("lr", "float", log=True), [1e-3, 1e-1])
     assert codes == [-3.0, -1.0] and labels[0] == "0.001" and labels[-1] == "0.1", f"log knob: {codes} {labels}"
-    codes, _, labels = _knob_codes(Knob("transition.pooling", "categorical", ("avg", "max")), ["max", "avg"])
+    codes, _, labels = _knob_codes(ParamAxis("transition.pooling", "categorical", ("avg", "max")), ["max", "avg"])
     assert codes == [1.0, 0.0] and labels == ["avg", "max"], f"categorical codes follow the choices: {codes}"
+
+
+def test_render_report_survives_values_that_are_not_finite() -> None:
+    """A missing latency ranks worst as inf; JSON has no Infinity, and the table must not break."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["accuracy", "latency_ms"])
+    study.add_trials([
+        optuna.trial.create_trial(
+            values=[0.8, latency], user_attrs={"outcome": "trained", "latency_ms": latency, "val_accuracy_per_epoch": [0.8]}
+        )
+        for latency in (2.0, math.inf, 3.0)
+    ])
+    data = collect_report(study)
+    assert [t.drawn for t in data.trials] == [True, False, True], "a trial with an infinite value is not drawn"
+    page = render_report(data)
+    figures = _figures(page)  # json.loads rejects nothing; the page's own JSON is strict
+    assert "Infinity" not in page.split('id="report-figures">')[1].split("</script>")[0], "figures hold no Infinity"
+    assert sorted(figures["pareto-0"]["data"][-1]["customdata"]) == [0], "the front is drawn without the inf trial"
+    row = re.search(r'<tr data-trial="1".*?</tr>', page, re.S)
+    assert row and 'data-v="">n/a</td>' in row.group(0), f"the table shows n/a: {row and row.group(0)[:300]}"
