@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install data test run clean
+.PHONY: install data lint test run clean
 
 install: $(STAMP)
 
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	bash scripts/ensure_fashion_mnist.sh $(PY)
 
-test: install data
+# ruff's lint and format checks (settings in pyproject.toml), then the tests.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: install data lint
 	$(PY) -m pytest -n 2 -q
 
 # The default search on Fashion-MNIST, then its best architectures exported.

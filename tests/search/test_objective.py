@@ -136,7 +136,7 @@ def test_objective_ranks_a_trial_without_latency_last(tiny_space, digits):
     space = dataclasses.replace(
         tiny_space, objectives=(SpaceObjective("accuracy", "maximize"), SpaceObjective("latency_ms", "minimize"))
     )
-    objective = Objective(space=space, data=digits, config=TrainConfig(epochs=1, device="cpu"))
+    objective = TrialObjective(space=space, data=digits, config=TrainConfig(epochs=1, device="cpu"))
     study = optuna.create_study(directions=["maximize", "minimize"])
     curve = [0.5, 0.8]
     measured = TrialRecord(outcome=TrialOutcome.TRAINED, params=1000, macs=10_000, latency_ms=2.0, val_accuracy_per_epoch=curve)
