@@ -60,13 +60,18 @@ def main() -> None:
     for variant in ("plain", "efficient"):
         child = subprocess.run(
             [sys.executable, __file__, "--child", variant, "--batch-size", str(args.batch_size)],
-            capture_output=True, text=True, check=True, env=CHILD_ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=CHILD_ENV,
         )
         result[f"{variant}_peak_rss_mib"] = float(child.stdout.strip().splitlines()[-1])
     for variant in ("plain", "efficient"):
         model = build_model(densenet121(variant == "efficient"), (3, 224, 224), 1000)
         result[f"{variant}_saved_activations_mib"] = activation_bytes(model, INPUT, batch_size=args.batch_size) / 2**20
-    result["saved_activations_ratio"] = result["efficient_saved_activations_mib"] / result["plain_saved_activations_mib"]
+    result["saved_activations_ratio"] = (
+        result["efficient_saved_activations_mib"] / result["plain_saved_activations_mib"]
+    )
     result["peak_rss_ratio"] = result["efficient_peak_rss_mib"] / result["plain_peak_rss_mib"]
     print(json.dumps(result, indent=2))
 

@@ -69,7 +69,12 @@ def torchvision_copy(directory: Path) -> Path:
     source = DATASETS["fashion_mnist"].system_dirs[0]
     raw = directory / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         if (source / f"{stem}.gz").is_file():
             with gzip.open(source / f"{stem}.gz", "rb") as packed, open(raw / stem, "wb") as plain:
                 shutil.copyfileobj(packed, plain)
@@ -78,7 +83,9 @@ def torchvision_copy(directory: Path) -> Path:
     return directory
 
 
-def d2l_loader(root: Path, indices: list[int], side: int, batch_size: int, workers: int, train: bool = True) -> DataLoader:
+def d2l_loader(
+    root: Path, indices: list[int], side: int, batch_size: int, workers: int, train: bool = True
+) -> DataLoader:
     """``d2l.load_data_fashion_mnist``: Resize (when needed) and ToTensor per image, a DataLoader."""
     steps = [torchvision.transforms.Resize(side)] if side != 28 else []
     transform = torchvision.transforms.Compose([*steps, torchvision.transforms.ToTensor()])
@@ -132,7 +139,9 @@ def subset(data: DataSplits, images: int) -> DataSplits:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--models", nargs="+", default=["d2l_densenet", "resnet18", "densenet_hybrid:small_dense"],
+        "--models",
+        nargs="+",
+        default=["d2l_densenet", "resnet18", "densenet_hybrid:small_dense"],
         help="Presets, YAML files, or SPACE:BASELINE / SPACE:example for a built-in space's architectures.",
     )
     parser.add_argument("--side", type=int, default=32, help="Image side both loops train at (default 32).")
@@ -142,7 +151,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="Baseline DataLoader workers (d2l uses 4).")
     parser.add_argument("--rounds", type=int, default=3, help="Timed epochs per loop, alternating; the best counts.")
     parser.add_argument("--accuracy-epochs", type=int, default=0, help="Also compare accuracy after this many epochs.")
-    parser.add_argument("--accuracy-images", type=int, default=55000, help="Training images for the accuracy comparison.")
+    parser.add_argument(
+        "--accuracy-images", type=int, default=55000, help="Training images for the accuracy comparison."
+    )
     args = parser.parse_args()
 
     data = load_dataset("fashion_mnist", validation_size=5000, seed=0)
@@ -151,9 +162,13 @@ def main() -> None:
     train_indices = order[5000:].sort().values.tolist()
     val_indices = order[:5000].sort().values.tolist()
     report: dict[str, object] = {
-        "side": args.side, "images": args.images, "batch_size": args.batch_size,
-        "baseline_workers": args.workers, "threads": torch.get_num_threads(),
-        "load_average_before": round(os.getloadavg()[0], 2), "models": {},
+        "side": args.side,
+        "images": args.images,
+        "batch_size": args.batch_size,
+        "baseline_workers": args.workers,
+        "threads": torch.get_num_threads(),
+        "load_average_before": round(os.getloadavg()[0], 2),
+        "models": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         root = torchvision_copy(Path(tmp))
@@ -161,15 +176,21 @@ def main() -> None:
             arch = model_architecture(name)
             macs = count(arch, (1, args.side, args.side), 10).macs
             config = TrainConfig(
-                epochs=1, batch_size=args.batch_size, lr=args.lr, resize=args.side if args.side != 28 else None,
-                device="cpu", schedule="cosine",
+                epochs=1,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                resize=args.side if args.side != 28 else None,
+                device="cpu",
+                schedule="cosine",
             )
             loader = d2l_loader(root, train_indices[: args.images], args.side, args.batch_size, args.workers)
             torch.manual_seed(0)
             ours_model = build_model(arch, (1, args.side, args.side), 10)
             torch.manual_seed(0)
             base_model = build_model(arch, (1, args.side, args.side), 10)
-            base_optimizer = torch.optim.SGD(base_model.parameters(), lr=args.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+            base_optimizer = torch.optim.SGD(
+                base_model.parameters(), lr=args.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+            )
             small = subset(data, args.images)
             small = dataclasses.replace(small, val=(small.val[0][:0], small.val[1][:0]))  # time training only
             ours_rates, base_rates = [], []
@@ -219,8 +240,10 @@ def compare_accuracy(
     torch.manual_seed(0)
     base_model = build_model(arch, (1, side, side), 10)
     config = TrainConfig(
-        epochs=args.accuracy_epochs, batch_size=args.batch_size,
-        resize=side if side != 28 else None, device="cpu",
+        epochs=args.accuracy_epochs,
+        batch_size=args.batch_size,
+        resize=side if side != 28 else None,
+        device="cpu",
     )
     start = time.perf_counter()
     result = train(ours_model, subset(data, len(train_indices)), config)
@@ -237,14 +260,22 @@ def compare_accuracy(
         "train_images": len(train_indices),
         "ours_val_accuracy": result.val_accuracies[-1],
         "ours_val_accuracy_fp32_eval": evaluate(
-            ours_model, *data.val, TrainConfig(resize=config.resize, precision="fp32", device="cpu"),
-            mean=data.mean, std=data.std,
+            ours_model,
+            *data.val,
+            TrainConfig(resize=config.resize, precision="fp32", device="cpu"),
+            mean=data.mean,
+            std=data.std,
         ),
         "baseline_val_accuracy": d2l_accuracy(base_model, val_loader),
         "ours_seconds": round(ours_seconds, 1),
         "baseline_seconds": round(base_seconds, 1),
-        "ours_settings": {"lr": config.lr, "schedule": config.schedule, "label_smoothing": config.label_smoothing,
-                          "augment": config.augment, "precision": result.precision},
+        "ours_settings": {
+            "lr": config.lr,
+            "schedule": config.schedule,
+            "label_smoothing": config.label_smoothing,
+            "augment": config.augment,
+            "precision": result.precision,
+        },
     }
 
 

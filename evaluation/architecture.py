@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import zip_longest
-from typing import Any, Mapping
+from typing import Any
 
 from evaluation.blocks import BLOCKS, POOLING_LAYERS, BlockSpec
 from evaluation.errors import ArchitectureError
@@ -84,8 +85,7 @@ class Stage:
         _check(self.stride in (1, 2), f"{path}.stride must be 1 or 2, got {self.stride}")
         _check(
             self.stride == 1 or BLOCKS[self.block.kind].downsamples,
-            f"{path}.stride must be 1 for {self.block.kind} blocks (downsample with a transition), "
-            f"got {self.stride}",
+            f"{path}.stride must be 1 for {self.block.kind} blocks (downsample with a transition), got {self.stride}",
         )
         self.block.validate(path)
 
@@ -177,9 +177,7 @@ class Architecture:
         return {
             "stem": dataclasses.asdict(self.stem),
             "stages": [_stage_to_dict(stage) for stage in self.stages],
-            "transitions": [
-                None if t is None else dataclasses.asdict(t) for t in self.transitions
-            ],
+            "transitions": [None if t is None else dataclasses.asdict(t) for t in self.transitions],
             "head": dataclasses.asdict(self.head),
             "conv_bias": self.conv_bias,
         }
@@ -203,8 +201,7 @@ class Architecture:
             stem=_parse(Stem, data.get("stem", {}), "stem"),
             stages=tuple(_stage_from_dict(s, f"stages[{i}]") for i, s in enumerate(stages)),
             transitions=tuple(
-                None if t is None else _parse(Transition, t, f"transitions[{i}]")
-                for i, t in enumerate(transitions)
+                None if t is None else _parse(Transition, t, f"transitions[{i}]") for i, t in enumerate(transitions)
             ),
             head=_parse(Head, data.get("head", {}), "head"),
             conv_bias=conv_bias,
@@ -239,8 +236,7 @@ def _reject_unknown(data: Mapping[str, Any], known: set[str], path: str) -> None
     prefix = f"{path}." if path else ""
     _check(
         not unknown,
-        f"{prefix}{unknown[0] if unknown else ''} is not a known key; "
-        f"expected one of {', '.join(sorted(known))}",
+        f"{prefix}{unknown[0] if unknown else ''} is not a known key; expected one of {', '.join(sorted(known))}",
     )
 
 

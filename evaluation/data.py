@@ -20,9 +20,9 @@ import functools
 import gzip
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -119,9 +119,7 @@ def _idx_reader(folder: str) -> Callable[[Path], tuple[Pair, Pair] | None]:
             if None in paths:
                 return None
             images, labels = (_read_idx(p) for p in paths)  # type: ignore[arg-type]
-            parts.append(
-                (torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
-            )
+            parts.append((torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))))
         return parts[0], parts[1]
 
     return read
@@ -174,25 +172,50 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
-            name="fashion_mnist", title="Fashion-MNIST", num_classes=10, input_size=(1, 28, 28),
-            mean=(0.2860,), std=(0.3530,), flip=True,
-            read=_idx_reader("FashionMNIST"), torchvision_class="FashionMNIST",
-            system_dirs=(Path("/usr/share/datasets/fashion-mnist"),), apt_package="dataset-fashion-mnist",
+            name="fashion_mnist",
+            title="Fashion-MNIST",
+            num_classes=10,
+            input_size=(1, 28, 28),
+            mean=(0.2860,),
+            std=(0.3530,),
+            flip=True,
+            read=_idx_reader("FashionMNIST"),
+            torchvision_class="FashionMNIST",
+            system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
+            apt_package="dataset-fashion-mnist",
         ),
         DatasetSpec(
-            name="mnist", title="MNIST", num_classes=10, input_size=(1, 28, 28),
-            mean=(0.1307,), std=(0.3081,), flip=False,
-            read=_idx_reader("MNIST"), torchvision_class="MNIST",
+            name="mnist",
+            title="MNIST",
+            num_classes=10,
+            input_size=(1, 28, 28),
+            mean=(0.1307,),
+            std=(0.3081,),
+            flip=False,
+            read=_idx_reader("MNIST"),
+            torchvision_class="MNIST",
         ),
         DatasetSpec(
-            name="cifar10", title="CIFAR-10", num_classes=10, input_size=(3, 32, 32),
-            mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), flip=True,
-            read=_read_cifar10, torchvision_class="CIFAR10",
+            name="cifar10",
+            title="CIFAR-10",
+            num_classes=10,
+            input_size=(3, 32, 32),
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2470, 0.2435, 0.2616),
+            flip=True,
+            read=_read_cifar10,
+            torchvision_class="CIFAR10",
         ),
         DatasetSpec(
-            name="digits", title="scikit-learn digits", num_classes=10, input_size=(1, 8, 8),
-            mean=(0.3057,), std=(0.3759,), flip=False,
-            read=_read_digits, torchvision_class=None,
+            name="digits",
+            title="scikit-learn digits",
+            num_classes=10,
+            input_size=(1, 8, 8),
+            mean=(0.3057,),
+            std=(0.3759,),
+            flip=False,
+            read=_read_digits,
+            torchvision_class=None,
         ),
     )
 }
@@ -246,7 +269,7 @@ def _load_raw(name: str, root: str | None, search_dir: str | None) -> tuple[Pair
     if spec.apt_package:
         ways.append(f"install Debian's package (sudo apt-get install {spec.apt_package})")
     ways.append(
-        f"download it with torchvision (python -c \"import torchvision; "
+        f'download it with torchvision (python -c "import torchvision; '
         f"torchvision.datasets.{spec.torchvision_class}('{cache}', download=True)\") "
         f"or put the files in a folder passed as --data-root or $SEARCH_DATA_DIR"
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -24,9 +25,7 @@ def load_architecture(name_or_path: str | Path) -> Architecture:
         return preset(str(name_or_path))
     path = Path(name_or_path)
     if not path.is_file():
-        raise ArchitectureError(
-            f"{name_or_path}: neither a preset nor a file; presets: {', '.join(sorted(PRESETS))}"
-        )
+        raise ArchitectureError(f"{name_or_path}: neither a preset nor a file; presets: {', '.join(sorted(PRESETS))}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:

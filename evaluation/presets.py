@@ -6,7 +6,7 @@ returns it, an unknown name fails with the list of known ones.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from evaluation.architecture import Architecture, ArchitectureError, Head, Stage, Stem, Transition
 from evaluation.blocks import DenseSpec, ResidualDenseSpec, ResidualSpec
@@ -38,10 +38,7 @@ def _torchvision_densenet(growth_rate: int, block_config: tuple[int, ...], width
     transitions halving channels with 2x2 average pooling, BN-ReLU head."""
     return Architecture(
         stem=Stem(style="imagenet", width=width),
-        stages=tuple(
-            Stage(block=DenseSpec(growth_rate=growth_rate, bn_size=4), depth=depth)
-            for depth in block_config
-        ),
+        stages=tuple(Stage(block=DenseSpec(growth_rate=growth_rate, bn_size=4), depth=depth) for depth in block_config),
         transitions=(Transition(compression=0.5, pooling="avg"),) * (len(block_config) - 1),
         head=Head(norm=True),
     )

@@ -23,7 +23,6 @@ from torch.utils.flop_counter import FlopCounterMode
 __all__ = ["Profile", "activation_bytes", "count_macs", "count_macs_torch", "measure_latency_ms", "profile_model"]
 
 
-
 @dataclass(frozen=True)
 class Profile:
     params: int

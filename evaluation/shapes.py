@@ -71,10 +71,7 @@ def trace(arch: Architecture, input_size: tuple[int, int, int]) -> list[Step]:
         path = f"transitions[{i}]"
         out_channels = transition_out_channels(channels, transition.compression)
         if out_channels < 1:
-            raise ArchitectureError(
-                f"{path}.compression {transition.compression} leaves no channels "
-                f"from {channels}"
-            )
+            raise ArchitectureError(f"{path}.compression {transition.compression} leaves no channels from {channels}")
         out_size = size if transition.pooling == "none" else (size[0] // 2, size[1] // 2)
         if min(out_size) < 1:
             raise ArchitectureError(

@@ -15,8 +15,7 @@ import pprint
 from typing import Any
 
 from evaluation.architecture import Architecture
-from evaluation.blocks import BLOCKS
-from evaluation.blocks import _layers
+from evaluation.blocks import BLOCKS, _layers
 
 __all__ = ["standalone_source"]
 

@@ -174,7 +174,9 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
-def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def _schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     if config.schedule == "onecycle":
         # Momentum stays at the configured value instead of cycling, so the knob means what it says.
         return torch.optim.lr_scheduler.OneCycleLR(
@@ -259,8 +261,12 @@ def train(
     """
     trainer = _Trainer(model, data, config)
     result = TrainResult(
-        val_accuracies=[], epochs_run=0, train_seconds=0.0, eval_seconds=0.0,
-        device=str(trainer.device), precision=_precision_name(trainer.dtype),
+        val_accuracies=[],
+        epochs_run=0,
+        train_seconds=0.0,
+        eval_seconds=0.0,
+        device=str(trainer.device),
+        precision=_precision_name(trainer.dtype),
     )
     for epoch in range(1, config.epochs + 1):
         totals = trainer.train_epoch(epoch, on_progress)
@@ -307,8 +313,13 @@ class _Trainer:
         self.val_images, self.val_labels = (_to_device(t, self.device) for t in data.val)
         model.to(self.device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
         self.pipeline = BatchPipeline(
-            mean=data.mean, std=data.std, device=self.device, resize=config.resize, flip=data.flip,
-            channels_last=config.channels_last, generator=augmentation,
+            mean=data.mean,
+            std=data.std,
+            device=self.device,
+            resize=config.resize,
+            flip=data.flip,
+            channels_last=config.channels_last,
+            generator=augmentation,
         )
         self.batch_size = min(config.batch_size, len(self.labels))
         self.steps = len(self.labels) // self.batch_size  # the last partial batch is dropped: BN needs > 1 image
@@ -360,7 +371,9 @@ class _Trainer:
         """The validation accuracy after ``epoch`` (None without a validation set), with the epoch's figures."""
         start = time.perf_counter()
         val_accuracy = (
-            _accuracy(self.model, self.val_images, self.val_labels, self.pipeline, self.config.eval_batch_size, self.dtype)
+            _accuracy(
+                self.model, self.val_images, self.val_labels, self.pipeline, self.config.eval_batch_size, self.dtype
+            )
             if len(self.val_labels)
             else None
         )

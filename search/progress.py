@@ -30,9 +30,7 @@ class Progress:
         self.started = time.monotonic()
         self.finished_here = 0
         self.bar = (
-            tqdm(total=total, initial=done, unit="trial", file=stream, dynamic_ncols=True)
-            if stream.isatty()
-            else None
+            tqdm(total=total, initial=done, unit="trial", file=stream, dynamic_ncols=True) if stream.isatty() else None
         )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:

@@ -128,7 +128,11 @@ def run_search(
     first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in enqueue]
     name = study_name or space.name
     settings = _settings(
-        space, config, sampler=sampler, trials=trials, timeout=timeout,
+        space,
+        config,
+        sampler=sampler,
+        trials=trials,
+        timeout=timeout,
         command=command or f"search.run_search(space={space.name!r}, study_name={name!r}, trials={trials})",
     )
     study = create_or_resume(
@@ -143,7 +147,10 @@ def run_search(
         study.enqueue_trial(enqueue_architecture(space, arch), skip_if_exists=True)
     done = finished_trials(study)
     plan = RunPlan(
-        study=study, finished=done, to_run=max(trials - done, 0), device=config.device,
+        study=study,
+        finished=done,
+        to_run=max(trials - done, 0),
+        device=config.device,
         report=study_dir(name) / "report.html" if report else None,
     )
     if on_start is not None:

@@ -107,8 +107,7 @@ def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
     if storage is None and not (study_dir(name) / "study.db").is_file():
         known = sorted(p.parent.name for p in studies_root().glob("*/study.db"))
         raise UsageError(
-            f"no study {name!r} under {studies_root()}/"
-            + (f"; known studies: {', '.join(known)}" if known else "")
+            f"no study {name!r} under {studies_root()}/" + (f"; known studies: {', '.join(known)}" if known else "")
         )
     try:
         return optuna.load_study(study_name=name, storage=url)

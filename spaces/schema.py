@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -73,8 +74,20 @@ HEAD_KNOBS = {"norm": _BOOL, "dropout": _FRACTION_OPEN_HIGH}
 _SELECTORS = ("block", "present")
 
 _TOP_KEYS = (
-    "description", "dataset", "input", "num_classes", "objectives", "constraints", "training",
-    "parameterisation", "stem", "stages", "transitions", "head", "conv_bias", "baselines",
+    "description",
+    "dataset",
+    "input",
+    "num_classes",
+    "objectives",
+    "constraints",
+    "training",
+    "parameterisation",
+    "stem",
+    "stages",
+    "transitions",
+    "head",
+    "conv_bias",
+    "baselines",
 )
 _REQUIRED = ("description", "dataset", "input", "num_classes", "objectives", "stages")
 
@@ -94,9 +107,7 @@ def load_space(name_or_path: str | Path) -> Space:
         path = Path(name_or_path)
         source = name
         if not path.is_file():
-            raise SpaceError(
-                f"{name}: neither a built-in space ({', '.join(builtin_space_names())}) nor a file"
-            )
+            raise SpaceError(f"{name}: neither a built-in space ({', '.join(builtin_space_names())}) nor a file")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -219,11 +230,13 @@ class _Loader:
         metrics = {metric.constraint: metric for metric in METRICS.values() if metric.constraint is not None}
         positive = {int: _POSITIVE, float: KnobType(float, minimum=0.0, minimum_open=True)}
         value = self.mapping(value, "constraints", metrics)
-        return Constraints({
-            metrics[key].name: self.scalar(v, f"constraints.{key}", positive[metrics[key].limit_type])
-            for key, v in value.items()
-            if v is not None
-        })
+        return Constraints(
+            {
+                metrics[key].name: self.scalar(v, f"constraints.{key}", positive[metrics[key].limit_type])
+                for key, v in value.items()
+                if v is not None
+            }
+        )
 
     def training(self, value: Any) -> TrainingBudget:
         types = {
@@ -272,7 +285,10 @@ class _Loader:
                 if key in mapping:
                     name = _join(section, key)
                     return self.knob(
-                        mapping[key], f"stages.{scope}.{name}", knob_type, f"stage{i}.{name}",
+                        mapping[key],
+                        f"stages.{scope}.{name}",
+                        knob_type,
+                        f"stage{i}.{name}",
                         shareable=shareable and key not in _SELECTORS,
                     )
             if default is None:
@@ -319,7 +335,10 @@ class _Loader:
                     )
                 else:
                     knobs[key] = self.knob(
-                        each.get(key, default[key]), f"transitions.each.{key}", knob_type, f"transition{i}.{key}",
+                        each.get(key, default[key]),
+                        f"transitions.each.{key}",
+                        knob_type,
+                        f"transition{i}.{key}",
                         shareable=key not in _SELECTORS,
                     )
             parts.append(TransitionKnobs(**knobs))

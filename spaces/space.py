@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import Literal
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
@@ -169,7 +170,10 @@ class Space:
                 transitions.append(transition if present else None)
         head = Head(**{name: choose(knob) for name, knob in self.head.items()})
         return Architecture(
-            stem=stem, stages=tuple(stages), transitions=tuple(transitions), head=head,
+            stem=stem,
+            stages=tuple(stages),
+            transitions=tuple(transitions),
+            head=head,
             conv_bias=choose(self.conv_bias),
         )
 
@@ -185,7 +189,10 @@ class Space:
         return self.baselines[name]
 
     def with_input(
-        self, *, dataset: str | None = None, input_size: tuple[int, int, int] | None = None,
+        self,
+        *,
+        dataset: str | None = None,
+        input_size: tuple[int, int, int] | None = None,
         num_classes: int | None = None,
     ) -> Space:
         """This space for another data set or input shape (the command line's overrides)."""

@@ -38,20 +38,14 @@ def conv1x1(in_channels: int, out_channels: int, *, stride: int = 1, bias: bool 
     return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=bias)
 
 
-def conv3x3(
-    in_channels: int, out_channels: int, *, stride: int = 1, groups: int = 1, bias: bool = False
-) -> nn.Conv2d:
+def conv3x3(in_channels: int, out_channels: int, *, stride: int = 1, groups: int = 1, bias: bool = False) -> nn.Conv2d:
     """3x3 convolution with padding 1, so stride 1 keeps the spatial size."""
-    return nn.Conv2d(
-        in_channels, out_channels, kernel_size=3, stride=stride, padding=1, groups=groups, bias=bias
-    )
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, groups=groups, bias=bias)
 
 
 def norm_relu_conv(in_channels: int, conv: nn.Conv2d) -> nn.Sequential:
     """BN-ReLU-``conv``: DenseNet's pre-activation composite function (transitions, projections)."""
-    return nn.Sequential(
-        OrderedDict(norm=nn.BatchNorm2d(in_channels), relu=nn.ReLU(inplace=True), conv=conv)
-    )
+    return nn.Sequential(OrderedDict(norm=nn.BatchNorm2d(in_channels), relu=nn.ReLU(inplace=True), conv=conv))
 
 
 def preact_bottleneck(
@@ -97,9 +91,7 @@ def make_stem(in_channels: int, *, style: str, width: int, bias: bool) -> nn.Seq
     else:
         conv = conv3x3(in_channels, width, bias=bias)
         pool = nn.Identity()
-    return nn.Sequential(
-        OrderedDict(conv=conv, norm=nn.BatchNorm2d(width), relu=nn.ReLU(inplace=True), pool=pool)
-    )
+    return nn.Sequential(OrderedDict(conv=conv, norm=nn.BatchNorm2d(width), relu=nn.ReLU(inplace=True), pool=pool))
 
 
 def transition_out_channels(in_channels: int, compression: float) -> int:

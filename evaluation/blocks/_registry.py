@@ -113,16 +113,23 @@ class BlockSpec:
     def validate(self, path: str) -> None:
         types, bounds = field_types(type(self)), field_bounds(type(self))
         for name, value in self.knobs().items():
-            expected = types[name]
-            # bool is a subclass of int: `growth_rate: true` must not pass as 1.
-            if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-                if not (expected is float and isinstance(value, int) and not isinstance(value, bool)):
-                    raise ArchitectureError(f"{path}.{name} must be {expected.__name__}, got {value!r}")
+            if not _has_type(value, types[name]):
+                raise ArchitectureError(f"{path}.{name} must be {types[name].__name__}, got {value!r}")
             if not bounds[name].holds(value):
                 raise ArchitectureError(f"{path}.{name} {bounds[name].rule()}, got {value!r}")
         problem = self.check()
         if problem is not None:
             raise ArchitectureError(f"{path}.{problem}")
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    """``value`` fits a field of type ``expected``: an int is a float, but a bool
+    (a subclass of int) is nothing but a bool, so ``growth_rate: true`` is not 1."""
+    if isinstance(value, bool):
+        return expected is bool
+    if expected is float:
+        return isinstance(value, int | float)
+    return isinstance(value, expected)
 
 
 class KnobValues(Protocol):

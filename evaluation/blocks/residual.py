@@ -48,9 +48,7 @@ def _projection(in_channels: int, out_channels: int, stride: int, bias: bool) ->
     """ResNet's 1x1 projection shortcut, needed when the shape changes."""
     if stride == 1 and in_channels == out_channels:
         return None
-    return nn.Sequential(
-        conv1x1(in_channels, out_channels, stride=stride, bias=bias), nn.BatchNorm2d(out_channels)
-    )
+    return nn.Sequential(conv1x1(in_channels, out_channels, stride=stride, bias=bias), nn.BatchNorm2d(out_channels))
 
 
 class ResidualBasicUnit(nn.Module):

@@ -30,6 +30,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """The STUDY argument and --storage, as every command that reads a study takes them."""
     parser.add_argument("study", metavar="STUDY", help="The study's name (its folder under studies/).")
     parser.add_argument(
-        "--storage", metavar="URL", default=None,
+        "--storage",
+        metavar="URL",
+        default=None,
         help="An Optuna storage URL holding the study (default: studies/<study>/study.db).",
     )

@@ -6,8 +6,8 @@ import argparse
 import sys
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from search.errors import UsageError
 from search.commands._common import add_study_arguments
+from search.errors import UsageError
 from search.study import default_storage, open_study
 
 # Loopback only: the dashboard can rename and delete studies and has no login.
@@ -44,7 +44,9 @@ class DashboardCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_study_arguments(parser)
         parser.add_argument(
-            "--port", type=port_number, default=8080,
+            "--port",
+            type=port_number,
+            default=8080,
             help="Port to listen on, 0 for any free one (default: 8080).",
         )
 

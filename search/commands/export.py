@@ -25,7 +25,12 @@ class ExportCommand:
         add_study_arguments(parser)
         parser.add_argument("--top", type=positive_int, help="Export only the K best front members (default: all).")
         parser.add_argument("--out", type=Path, help="Output folder (default: studies/STUDY/export/).")
-        parser.add_argument("--format", choices=("yaml", "python"), default="yaml", help="python adds a standalone PyTorch file per member.")
+        parser.add_argument(
+            "--format",
+            choices=("yaml", "python"),
+            default="yaml",
+            help="python adds a standalone PyTorch file per member.",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         study = open_study(args.study, storage=args.storage)

@@ -24,12 +24,19 @@ class ProfileCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("architecture", metavar="NAME_OR_YAML", help="A preset name or a YAML file.")
         parser.add_argument(
-            "--input", type=input_size, default=(3, 224, 224), metavar="C,H,W",
+            "--input",
+            type=input_size,
+            default=(3, 224, 224),
+            metavar="C,H,W",
             help="Input shape of one image (default: 3,224,224).",
         )
-        parser.add_argument("--num-classes", type=positive_int, default=1000, help="Classifier outputs (default: 1000).")
         parser.add_argument(
-            "--batch-size", type=positive_int, default=16,
+            "--num-classes", type=positive_int, default=1000, help="Classifier outputs (default: 1000)."
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=16,
             help="Batch for the batched latency and the activation memory (default: 16).",
         )
         parser.add_argument("--repeats", type=positive_int, default=10, help="Timed forward passes (default: 10).")

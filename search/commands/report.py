@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from search.report import write_report
 from search.commands._common import add_study_arguments
+from search.report import write_report
 from search.study import open_study
 
 
@@ -24,7 +24,9 @@ class ReportCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_study_arguments(parser)
         parser.add_argument(
-            "--out", metavar="PATH", default=None,
+            "--out",
+            metavar="PATH",
+            default=None,
             help="Where to write the page (default: studies/<study>/report.html).",
         )
 

@@ -42,20 +42,56 @@ class RunCommand:
     description = DESCRIPTION
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--space", default="densenet_hybrid", help="A built-in space name or a YAML file (default: densenet_hybrid).")
+        parser.add_argument(
+            "--space",
+            default="densenet_hybrid",
+            help="A built-in space name or a YAML file (default: densenet_hybrid).",
+        )
         parser.add_argument("--study", help="Study name (default: the space's name); its folder is studies/STUDY/.")
         parser.add_argument("--storage", help="Any Optuna storage URL instead of studies/STUDY/study.db.")
-        parser.add_argument("--trials", type=positive_int, default=DEFAULT_TRIALS, help=f"Total finished trials wanted, counting earlier runs (default: {DEFAULT_TRIALS}).")
+        parser.add_argument(
+            "--trials",
+            type=positive_int,
+            default=DEFAULT_TRIALS,
+            help=f"Total finished trials wanted, counting earlier runs (default: {DEFAULT_TRIALS}).",
+        )
         parser.add_argument("--timeout", type=float, help="Stop starting new trials after this many seconds.")
-        parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default: tpe, multivariate, constant liar).")
-        parser.add_argument("--dataset", choices=sorted(DATASETS), help="Data set instead of the space's (the input size follows it).")
-        parser.add_argument("--data-root", help="Folder holding the data set files (else $SEARCH_DATA_DIR, Debian's copy, torchvision's cache).")
-        parser.add_argument("--epochs", type=positive_int, help="Training epochs per trial instead of the space's budget.")
+        parser.add_argument(
+            "--sampler",
+            choices=SAMPLERS,
+            default="tpe",
+            help="Optuna sampler (default: tpe, multivariate, constant liar).",
+        )
+        parser.add_argument(
+            "--dataset", choices=sorted(DATASETS), help="Data set instead of the space's (the input size follows it)."
+        )
+        parser.add_argument(
+            "--data-root",
+            help="Folder holding the data set files (else $SEARCH_DATA_DIR, Debian's copy, torchvision's cache).",
+        )
+        parser.add_argument(
+            "--epochs", type=positive_int, help="Training epochs per trial instead of the space's budget."
+        )
         parser.add_argument("--train-fraction", type=float, help="Fraction of the training set per trial, in (0, 1].")
-        parser.add_argument("--seed", type=int, default=0, help="Seed of the sampler and of each trial's training (default: 0).")
-        parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="Training device (default: auto, CUDA when available).")
-        parser.add_argument("--enqueue-preset", metavar="NAME", action="append", default=[], help="Evaluate a known architecture first: a baseline of the space or a preset (repeatable).")
-        parser.add_argument("--no-report", action="store_true", help="Do not regenerate studies/STUDY/report.html at the end.")
+        parser.add_argument(
+            "--seed", type=int, default=0, help="Seed of the sampler and of each trial's training (default: 0)."
+        )
+        parser.add_argument(
+            "--device",
+            choices=("auto", "cpu", "cuda"),
+            default="auto",
+            help="Training device (default: auto, CUDA when available).",
+        )
+        parser.add_argument(
+            "--enqueue-preset",
+            metavar="NAME",
+            action="append",
+            default=[],
+            help="Evaluate a known architecture first: a baseline of the space or a preset (repeatable).",
+        )
+        parser.add_argument(
+            "--no-report", action="store_true", help="Do not regenerate studies/STUDY/report.html at the end."
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # Progress reports each trial
@@ -89,7 +125,9 @@ class RunCommand:
             print("interrupted: finished trials are kept in the study", file=sys.stderr)
         if display.plan is not None and display.plan.report is not None:
             print(f"report: {display.plan.report}", file=sys.stderr)
-        print(f"{finished_trials(study)} finished trials; see: python -m search show {study.study_name}", file=sys.stderr)
+        print(
+            f"{finished_trials(study)} finished trials; see: python -m search show {study.study_name}", file=sys.stderr
+        )
         return 130 if interrupted else 0
 
 

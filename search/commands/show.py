@@ -7,8 +7,8 @@ import argparse
 import pandas as pd
 
 from evaluation.metrics import METRICS
-from search.pareto import objective_names, trials_frame
 from search.commands._common import add_study_arguments
+from search.pareto import objective_names, trials_frame
 from search.study import open_study
 
 
@@ -35,7 +35,11 @@ class ShowCommand:
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 90):
             if not args.front_only:
                 print(f"trials of {args.study} ({len(frame)}):")
-                print(frame[["number", "state", "outcome", *metrics, "epochs", "train_s", "reason"]].to_string(index=False))
+                print(
+                    frame[["number", "state", "outcome", *metrics, "epochs", "train_s", "reason"]].to_string(
+                        index=False
+                    )
+                )
                 print()
             front = frame[frame["front"]].sort_values(names[0], ascending=study.directions[0].name == "MINIMIZE")
             print(f"Pareto front ({len(front)} trials, {' vs '.join(names)}):")

@@ -67,31 +67,55 @@ class TrainCommand:
         defaults = TrainConfig()
         parser.add_argument("architecture", metavar="CONFIG_OR_PRESET", help="A preset name or a YAML file.")
         parser.add_argument(
-            "--dataset", default="fashion_mnist",
+            "--dataset",
+            default="fashion_mnist",
             help=f"One of {', '.join(DATASETS)} (default: fashion_mnist).",
         )
-        parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help=f"Epochs (default: {defaults.epochs}).")
         parser.add_argument(
-            "--train-fraction", type=_fraction, default=1.0, metavar="F",
+            "--epochs", type=positive_int, default=defaults.epochs, help=f"Epochs (default: {defaults.epochs})."
+        )
+        parser.add_argument(
+            "--train-fraction",
+            type=_fraction,
+            default=1.0,
+            metavar="F",
             help="Train on this seeded fraction of the training set, for quick runs (default: 1).",
         )
-        parser.add_argument("--resize", type=positive_int, default=None, metavar="PX", help="Square side to resize images to.")
         parser.add_argument(
-            "--batch-size", type=positive_int, default=defaults.batch_size, help=f"Batch size (default: {defaults.batch_size})."
+            "--resize", type=positive_int, default=None, metavar="PX", help="Square side to resize images to."
         )
-        parser.add_argument("--lr", type=_positive_float, default=defaults.lr, help=f"Peak learning rate (default: {defaults.lr}).")
         parser.add_argument(
-            "--schedule", choices=SCHEDULES, default=defaults.schedule,
+            "--batch-size",
+            type=positive_int,
+            default=defaults.batch_size,
+            help=f"Batch size (default: {defaults.batch_size}).",
+        )
+        parser.add_argument(
+            "--lr", type=_positive_float, default=defaults.lr, help=f"Peak learning rate (default: {defaults.lr})."
+        )
+        parser.add_argument(
+            "--schedule",
+            choices=SCHEDULES,
+            default=defaults.schedule,
             help=f"Learning-rate schedule (default: {defaults.schedule}).",
         )
-        parser.add_argument("--device", choices=DEVICES, default=defaults.device, help="Where to train (default: auto, CUDA if present).")
         parser.add_argument(
-            "--precision", choices=PRECISIONS, default=defaults.precision,
+            "--device",
+            choices=DEVICES,
+            default=defaults.device,
+            help="Where to train (default: auto, CUDA if present).",
+        )
+        parser.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default=defaults.precision,
             help="Autocast precision (default: auto, bf16 on CUDA and on CPUs with native bf16, else fp32 or fp16).",
         )
         parser.add_argument("--seed", type=int, default=defaults.seed, help=f"Seed (default: {defaults.seed}).")
         parser.add_argument("--data-root", default=None, metavar="DIR", help="Look for the dataset here first.")
-        parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="Output folder (default: runs/<name>).")
+        parser.add_argument(
+            "--out", type=Path, default=None, metavar="DIR", help="Output folder (default: runs/<name>)."
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         arch = load_architecture(args.architecture)
@@ -101,15 +125,24 @@ class TrainCommand:
         if resize is None:
             side = smallest_input_side(arch, data.input_size, data.num_classes)
             if side != height:
-                print(f"note: {args.architecture} cannot take {height} px images; resizing to {side} px "
-                      f"(choose with --resize)", file=sys.stderr)
+                print(
+                    f"note: {args.architecture} cannot take {height} px images; resizing to {side} px "
+                    f"(choose with --resize)",
+                    file=sys.stderr,
+                )
                 resize = side
         side = resize or height
         try:
             config = TrainConfig(
-                epochs=args.epochs, train_fraction=args.train_fraction, batch_size=args.batch_size,
-                lr=args.lr, schedule=args.schedule, resize=resize, device=args.device,
-                precision=args.precision, seed=args.seed,
+                epochs=args.epochs,
+                train_fraction=args.train_fraction,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                schedule=args.schedule,
+                resize=resize,
+                device=args.device,
+                precision=args.precision,
+                seed=args.seed,
             )
             resolve_device(config.device)
         except ValueError as error:
@@ -127,8 +160,11 @@ class TrainCommand:
         test_accuracy = evaluate(model, *data.test, config, mean=data.mean, std=data.std)
         test_seconds = time.perf_counter() - eval_started
         seconds = time.perf_counter() - started
-        print(f"test accuracy {test_accuracy:.4f} ({len(data.test[1])} images, {test_seconds:.1f} s); "
-              f"total {seconds:.0f} s", file=sys.stderr)
+        print(
+            f"test accuracy {test_accuracy:.4f} ({len(data.test[1])} images, {test_seconds:.1f} s); "
+            f"total {seconds:.0f} s",
+            file=sys.stderr,
+        )
 
         out.mkdir(parents=True, exist_ok=True)
         weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
@@ -191,8 +227,12 @@ def _print_progress(batch_size: int) -> Callable[[int, int, int], None]:
             return
         rate = (step - state["first"]) / max(now - state["start"], 1e-9)
         eta = (steps - step) / rate if rate else 0.0
-        print(f"\repoch {epoch}  step {step}/{steps}  {rate * batch_size:.0f} images/s  epoch ETA {eta:.0f} s ",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"\repoch {epoch}  step {step}/{steps}  {rate * batch_size:.0f} images/s  epoch ETA {eta:.0f} s ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return show
 
@@ -204,9 +244,12 @@ def _print_epoch(epochs: int) -> Callable[[EpochReport], bool]:
     def show(report: EpochReport) -> bool:
         elapsed = time.perf_counter() - started
         eta = elapsed / report.epoch * (epochs - report.epoch)
-        print(f"\repoch {report.epoch}/{epochs}  loss {report.train_loss:.4f}  "
-              f"train accuracy {report.train_accuracy:.4f}  {report.images_per_second:.0f} images/s  "
-              f"{report.seconds:.0f} s  ETA {eta:.0f} s", file=sys.stderr)
+        print(
+            f"\repoch {report.epoch}/{epochs}  loss {report.train_loss:.4f}  "
+            f"train accuracy {report.train_accuracy:.4f}  {report.images_per_second:.0f} images/s  "
+            f"{report.seconds:.0f} s  ETA {eta:.0f} s",
+            file=sys.stderr,
+        )
         return False
 
     return show

@@ -10,12 +10,17 @@ end of every run, and ``search report`` at any time, also while a run goes on.
 ``_data`` computes, ``_figures`` draws the plots, ``_page`` assembles the page.
 """
 
-from search.report._data import Importance, ParamAxis, ReportData, TrialPoint, collect_report
-from search.report._page import render_report, write_report
-
 # Importable from here as before the split into modules; the tests use them.
-from search.report._data import IMPORTANCE_MIN_TRIALS  # noqa: F401
+from search.report._data import (
+    IMPORTANCE_MIN_TRIALS,  # noqa: F401
+    Importance,
+    ParamAxis,
+    ReportData,
+    TrialPoint,
+    collect_report,
+)
 from search.report._figures import ABSENT, _knob_codes  # noqa: F401
+from search.report._page import render_report, write_report
 
 __all__ = [
     "Importance",

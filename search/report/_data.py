@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import optuna
@@ -132,7 +132,7 @@ def collect_report(study: optuna.Study) -> ReportData:
         knobs=_knobs(trials),
         importances=_importances(study, names, directions),
         settings=dict(study.user_attrs.get("settings") or {}),
-        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
 
@@ -223,4 +223,3 @@ def _importance(study: optuna.Study, knobs: list[str], index: int, name: str, ma
     if total <= 0:
         return Importance(name, {}, "no knob separates the best 10% of trials from the rest (every importance is 0)")
     return Importance(name, {k: v / total for k, v in sorted(raw.items(), key=lambda kv: -kv[1])})
-

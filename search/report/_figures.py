@@ -50,6 +50,7 @@ _DIVERGED = "#7b4b94"
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 _HOVERLABEL = {"bgcolor": "white", "bordercolor": "#888", "font": {"size": 12, "color": "#222"}, "align": "left"}
 
+
 def _tick_format(metric: Metric | None, values: list[float]) -> str | None:
     """The metric's tick format; a percent format only for fractions (all values <= 1)."""
     if metric is None or metric.tick_format is None:
@@ -136,25 +137,35 @@ def pareto_figure(data: ReportData, x_name: str) -> dict[str, Any]:
             **style,
         }
 
-    traces = [markers(others, name=f"other feasible trials ({len(others)})", marker={"color": _GREY, "size": 7, "opacity": 0.6})]
+    traces = [
+        markers(
+            others, name=f"other feasible trials ({len(others)})", marker={"color": _GREY, "size": 7, "opacity": 0.6}
+        )
+    ]
     # The staircase is the attained region's border only when the plot shows
     # exactly the two objectives; elsewhere the front is a set of points. With
     # y maximised the border runs right then up, with y minimised down then right.
     if len(data.objectives) == 2 and x_name in data.objectives and front:
         shape = "hv" if data.directions[data.quality] == "maximize" else "vh"
-        traces.append({
-            "type": "scatter",
-            "mode": "lines",
-            "x": [data.metric(t, x_name) for t in front],
-            "y": [data.metric(t, y_name) for t in front],
-            "line": {"color": _FRONT, "width": 1.5, "shape": shape},
-            "hoverinfo": "skip",
-            "showlegend": False,
-        })
-    traces.append(markers(
-        front, name=f"Pareto front ({len(front)} trials)", meta="front",
-        marker={"color": _FRONT, "size": 10, "line": {"color": "white", "width": 1}},
-    ))
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": [data.metric(t, x_name) for t in front],
+                "y": [data.metric(t, y_name) for t in front],
+                "line": {"color": _FRONT, "width": 1.5, "shape": shape},
+                "hoverinfo": "skip",
+                "showlegend": False,
+            }
+        )
+    traces.append(
+        markers(
+            front,
+            name=f"Pareto front ({len(front)} trials)",
+            meta="front",
+            marker={"color": _FRONT, "size": 10, "line": {"color": "white", "width": 1}},
+        )
+    )
     title = f"{metric_label(y_name)} vs {metric_label(x_name)}"
     layout = _layout(
         title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
@@ -182,46 +193,86 @@ def history_figure(data: ReportData) -> dict[str, Any]:
         where = {"xaxis": f"x{axis}", "yaxis": f"y{axis}"}
         if name == "front size":
             title = "trials on the Pareto front so far"
-            traces.append({
-                "type": "scatter", "mode": "lines", **where,
-                "x": [n for n, _ in data.front_size_history], "y": [s for _, s in data.front_size_history],
-                "line": {"color": _FRONT, "shape": "hv"}, "showlegend": False,
-                "hovertemplate": "after trial #%{x}: %{y} trials on the front<extra></extra>",
-            })
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    **where,
+                    "x": [n for n, _ in data.front_size_history],
+                    "y": [s for _, s in data.front_size_history],
+                    "line": {"color": _FRONT, "shape": "hv"},
+                    "showlegend": False,
+                    "hovertemplate": "after trial #%{x}: %{y} trials on the front<extra></extra>",
+                }
+            )
             most = max((s for _, s in data.front_size_history), default=0)
-            y_axis: dict[str, Any] = {"title": {"text": "trials"}, "rangemode": "tozero", "dtick": 1 if most <= 8 else None}
+            y_axis: dict[str, Any] = {
+                "title": {"text": "trials"},
+                "rangemode": "tozero",
+                "dtick": 1 if most <= 8 else None,
+            }
         else:
             i = data.objectives.index(name)
             values = [t.values[i] for t in drawn]
             best = max if data.directions[i] == "maximize" else min
-            title = f"{metric_label(name)} of each feasible trial, and the {'highest' if best is max else 'lowest'} so far"
+            title = (
+                f"{metric_label(name)} of each feasible trial, and the {'highest' if best is max else 'lowest'} so far"
+            )
             running: list[float] = []
             for value in values:
                 running.append(value if not running else best(running[-1], value))
-            traces.append({
-                "type": "scatter", "mode": "markers", **where,
-                "x": [t.number for t in drawn], "y": values, "customdata": [t.number for t in drawn],
-                "hovertext": [_hover(data, t) for t in drawn], "hovertemplate": "%{hovertext}<extra></extra>",
-                "marker": {"color": [_FRONT if t.on_front else _GREY for t in drawn], "size": 6},
-                "name": "a trial (red: on the front)", "legendgroup": "trial", "showlegend": row == 0,
-            })
-            traces.append({
-                "type": "scatter", "mode": "lines", **where,
-                "x": [t.number for t in drawn], "y": running, "line": {"color": _TRAINED, "shape": "hv"},
-                "name": "best so far", "legendgroup": "best", "showlegend": row == 0, "hoverinfo": "skip",
-            })
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    **where,
+                    "x": [t.number for t in drawn],
+                    "y": values,
+                    "customdata": [t.number for t in drawn],
+                    "hovertext": [_hover(data, t) for t in drawn],
+                    "hovertemplate": "%{hovertext}<extra></extra>",
+                    "marker": {"color": [_FRONT if t.on_front else _GREY for t in drawn], "size": 6},
+                    "name": "a trial (red: on the front)",
+                    "legendgroup": "trial",
+                    "showlegend": row == 0,
+                }
+            )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    **where,
+                    "x": [t.number for t in drawn],
+                    "y": running,
+                    "line": {"color": _TRAINED, "shape": "hv"},
+                    "name": "best so far",
+                    "legendgroup": "best",
+                    "showlegend": row == 0,
+                    "hoverinfo": "skip",
+                }
+            )
             y_axis = _axis(name, values, short=True)
         y_axis.update({"domain": [top - span, top], "anchor": f"x{axis}"})
         layout[f"yaxis{axis}"] = y_axis
         layout[f"xaxis{axis}"] = {
-            "anchor": f"y{axis}", "matches": "x" if row else None,
+            "anchor": f"y{axis}",
+            "matches": "x" if row else None,
             "title": {"text": "trial number"} if row == rows - 1 else None,
             "dtick": 1 if len(data.trials) <= 12 else None,  # no ticks at trial 0.5
         }
-        annotations.append({
-            "text": f"<b>{html.escape(title)}</b>", "showarrow": False, "xref": "paper", "yref": "paper",
-            "x": 0, "y": top, "xanchor": "left", "yanchor": "bottom", "font": {"size": 13},
-        })
+        annotations.append(
+            {
+                "text": f"<b>{html.escape(title)}</b>",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": top,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "font": {"size": 13},
+            }
+        )
     layout["annotations"] = annotations
     # Left-aligned: the right end of the top line belongs to plotly's toolbar.
     layout["legend"] = {"orientation": "h", "yanchor": "bottom", "y": 1.0 + 36 / layout["height"], "x": 0}
@@ -235,12 +286,24 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
     # pruned curves stay visible on top. Unfinished curves end in an open
     # circle: still running, or stopped by an error.
     groups = [
-        ("trained", _TRAINED,
-         lambda t: t.state == "COMPLETE" and not t.on_front and t.record.outcome is not TrialOutcome.DIVERGED,
-         "solid", 1.0, None),
-        ("running, failed or diverged", _DIVERGED,
-         lambda t: t.state not in ("COMPLETE", "PRUNED") or (t.record.outcome is TrialOutcome.DIVERGED and not t.on_front),
-         "dot", 1.5, "circle-open"),
+        (
+            "trained",
+            _TRAINED,
+            lambda t: t.state == "COMPLETE" and not t.on_front and t.record.outcome is not TrialOutcome.DIVERGED,
+            "solid",
+            1.0,
+            None,
+        ),
+        (
+            "running, failed or diverged",
+            _DIVERGED,
+            lambda t: (
+                t.state not in ("COMPLETE", "PRUNED") or (t.record.outcome is TrialOutcome.DIVERGED and not t.on_front)
+            ),
+            "dot",
+            1.5,
+            "circle-open",
+        ),
         ("on the Pareto front", _FRONT, lambda t: t.on_front, "solid", 2.5, None),
         ("pruned: stopped early", _PRUNED, lambda t: t.state == "PRUNED", "dash", 1.5, "x-thin"),
     ]
@@ -259,14 +322,21 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
             # A one-epoch curve has no segment to draw: mark its point instead.
             last = 9 if end else 6 if epochs == 1 else 0
             sizes += [0] * (epochs - 1) + [last, 0]
-        traces.append({
-            "type": "scatter", "mode": "lines+markers", "x": x, "y": y, "customdata": ids,
-            "name": f"{name} ({len(trials)})", "connectgaps": False,
-            "line": {"color": color, "width": width, "dash": dash},
-            "marker": {"symbol": end or "circle", "size": sizes, "line": {"color": color, "width": 2}},
-            "opacity": 0.9 if name != "trained" else 0.5,
-            "hovertemplate": f"trial #%{{customdata}} ({name}), epoch %{{x}}: %{{y:.2%}}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": x,
+                "y": y,
+                "customdata": ids,
+                "name": f"{name} ({len(trials)})",
+                "connectgaps": False,
+                "line": {"color": color, "width": width, "dash": dash},
+                "marker": {"symbol": end or "circle", "size": sizes, "line": {"color": color, "width": 2}},
+                "opacity": 0.9 if name != "trained" else 0.5,
+                "hovertemplate": f"trial #%{{customdata}} ({name}), epoch %{{x}}: %{{y:.2%}}<extra></extra>",
+            }
+        )
     y_axis = _axis("accuracy", [v for t in data.trials for v in t.curve])
     # Diverged runs sit at chance level; start the view at the others' range
     # (double-click the plot to see everything).
@@ -276,11 +346,20 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
         pad = (high - low) * 0.05 or 0.01
         y_axis["range"] = [low - pad, high + pad]
     longest = max((len(t.curve) for t in data.trials), default=0)
-    return {"data": traces, "layout": _drop_none(_layout(
-        height=480,
-        xaxis={"title": {"text": "epoch"}, "dtick": 1 if longest <= 20 else None, "range": [0.8, longest + 0.2]},
-        yaxis=y_axis,
-    ))}
+    return {
+        "data": traces,
+        "layout": _drop_none(
+            _layout(
+                height=480,
+                xaxis={
+                    "title": {"text": "epoch"},
+                    "dtick": 1 if longest <= 20 else None,
+                    "range": [0.8, longest + 0.2],
+                },
+                yaxis=y_axis,
+            )
+        ),
+    }
 
 
 def importance_figure(importance: Importance) -> dict[str, Any]:
@@ -289,11 +368,19 @@ def importance_figure(importance: Importance) -> dict[str, Any]:
     values = [importance.values[n] for n in names]
     shown = f" (top {len(names)} of {len(ranked)} knobs)" if len(names) < len(ranked) else ""
     return {
-        "data": [{
-            "type": "bar", "orientation": "h", "x": values, "y": names, "marker": {"color": _TRAINED},
-            "hovertemplate": "%{y}: %{x:.1%} of the total importance<extra></extra>",
-            "text": [f"{v:.0%}" for v in values], "textposition": "outside", "cliponaxis": False,
-        }],
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "x": values,
+                "y": names,
+                "marker": {"color": _TRAINED},
+                "hovertemplate": "%{y}: %{x:.1%} of the total importance<extra></extra>",
+                "text": [f"{v:.0%}" for v in values],
+                "textposition": "outside",
+                "cliponaxis": False,
+            }
+        ],
         "layout": _layout(
             title={"text": f"for {metric_label(importance.objective)}{shown}", "x": 0, "xanchor": "left"},
             height=max(260, 28 * len(names) + 110),
@@ -363,28 +450,49 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
     dimensions = []
     for knob in knobs:
         codes, ticks, labels = _knob_codes(knob, [t.knobs.get(knob.name) for t in trials])
-        dimensions.append(_drop_none({
-            "label": knob.name, "values": codes, "tickvals": ticks, "ticktext": labels, "range": _span(ticks + codes, 0.0),
-        }))
+        dimensions.append(
+            _drop_none(
+                {
+                    "label": knob.name,
+                    "values": codes,
+                    "tickvals": ticks,
+                    "ticktext": labels,
+                    "range": _span(ticks + codes, 0.0),
+                }
+            )
+        )
     for i, name in enumerate(data.objectives):
         values = [t.values[i] for t in trials]
-        dimensions.append(_drop_none({
-            "label": metric_label(name), "values": values, "tickformat": _tick_format(METRICS.get(name), values),
-        }))
+        dimensions.append(
+            _drop_none(
+                {
+                    "label": metric_label(name),
+                    "values": values,
+                    "tickformat": _tick_format(METRICS.get(name), values),
+                }
+            )
+        )
     quality = [t.values[data.quality] for t in trials]
     quality_name = data.objectives[data.quality]
     return {
-        "data": [{
-            "type": "parcoords", "dimensions": dimensions, "labelangle": -20, "labelside": "top",
-            "domain": {"x": [0, 0.92]},  # room on the right for the colour bar
-            "line": {
-                "color": quality, "colorscale": "Viridis", "showscale": True,
-                "colorbar": {
-                    "title": {"text": metric_label(quality_name)},
-                    "tickformat": _tick_format(METRICS.get(quality_name), quality),
+        "data": [
+            {
+                "type": "parcoords",
+                "dimensions": dimensions,
+                "labelangle": -20,
+                "labelside": "top",
+                "domain": {"x": [0, 0.92]},  # room on the right for the colour bar
+                "line": {
+                    "color": quality,
+                    "colorscale": "Viridis",
+                    "showscale": True,
+                    "colorbar": {
+                        "title": {"text": metric_label(quality_name)},
+                        "tickformat": _tick_format(METRICS.get(quality_name), quality),
+                    },
                 },
-            },
-        }],
+            }
+        ],
         "layout": _drop_none(_layout(height=520, margin={"l": 90, "r": 60, "t": 130, "b": 40})),
     }
 
@@ -436,23 +544,33 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
         jitter = 0.3 if knob.kind == "categorical" or (knob.kind == "int" and len(ticks) <= 13) else 0.0
         for on_front, color, size in ((False, _GREY, 5), (True, _FRONT, 7)):
             group = [(t, c) for t, c in zip(trials, codes) if t.on_front == on_front]
-            traces.append({
-                "type": "scatter", "mode": "markers", "xaxis": _axis_ref(x_key), "yaxis": _axis_ref(y_key),
-                "x": [c + jitter * (((t.number * 0.6180339) % 1.0) - 0.5) for t, c in group],
-                "y": [t.values[data.quality] for t, _ in group], "customdata": [t.number for t, _ in group],
-                "text": [
-                    f"trial #{t.number}: {knob.name} = {t.knobs.get(knob.name, 'absent')}<br>"
-                    f"{metric_label(y_name)} {format_metric(y_name, t.values[data.quality])}"
-                    for t, _ in group
-                ],
-                "hovertemplate": "%{text}<extra></extra>",
-                "marker": {"color": color, "size": size, "opacity": 0.7},
-            })
-        layout[x_key].update({
-            "tickvals": ticks, "ticktext": labels, "zeroline": False,
-            # every choice on the axis, even one no trial took yet, with room for the jitter
-            "range": _span(ticks + codes, 0.5) if jitter else None,
-        })
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "xaxis": _axis_ref(x_key),
+                    "yaxis": _axis_ref(y_key),
+                    "x": [c + jitter * (((t.number * 0.6180339) % 1.0) - 0.5) for t, c in group],
+                    "y": [t.values[data.quality] for t, _ in group],
+                    "customdata": [t.number for t, _ in group],
+                    "text": [
+                        f"trial #{t.number}: {knob.name} = {t.knobs.get(knob.name, 'absent')}<br>"
+                        f"{metric_label(y_name)} {format_metric(y_name, t.values[data.quality])}"
+                        for t, _ in group
+                    ],
+                    "hovertemplate": "%{text}<extra></extra>",
+                    "marker": {"color": color, "size": size, "opacity": 0.7},
+                }
+            )
+        layout[x_key].update(
+            {
+                "tickvals": ticks,
+                "ticktext": labels,
+                "zeroline": False,
+                # every choice on the axis, even one no trial took yet, with room for the jitter
+                "range": _span(ticks + codes, 0.5) if jitter else None,
+            }
+        )
         y_axis = _axis(y_name, y_values, short=True)
         y_axis["matches"] = first_y if k else None
         if k % _SLICE_COLUMNS:
@@ -471,4 +589,3 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     return value
-

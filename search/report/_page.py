@@ -95,9 +95,7 @@ def _table(data: ReportData) -> str:
     columns = [("#", "num"), ("state", "text"), ("outcome", "text")]
     columns += [(metric_label(n), "num") for n in data.metrics]
     columns += [("epochs", "num"), ("train (s)", "num"), ("reason", "text"), ("architecture", "text")]
-    head = "".join(
-        f'<th data-type="{kind}" title="click to sort">{html.escape(name)}</th>' for name, kind in columns
-    )
+    head = "".join(f'<th data-type="{kind}" title="click to sort">{html.escape(name)}</th>' for name, kind in columns)
     body = []
     for t in data.trials:
         cells = [
@@ -138,9 +136,7 @@ def _settings_html(value: Any) -> str:
     if isinstance(value, dict):
         if not value:
             return "<p class=note>The study records no settings.</p>"
-        rows = "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{_settings_html(v)}</td></tr>" for k, v in value.items()
-        )
+        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_settings_html(v)}</td></tr>" for k, v in value.items())
         return f'<table class="settings">{rows}</table>'
     if isinstance(value, str) and "\n" in value:
         return f"<pre>{html.escape(value)}</pre>"
@@ -159,7 +155,9 @@ def _summary(data: ReportData) -> str:
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     objectives = ", ".join(f"{d} {metric_label(n)}" for n, d in zip(data.objectives, data.directions))
     running = sum(t.state == "RUNNING" for t in data.trials)
-    status = f" The study is still running ({running} trial{'s' if running > 1 else ''} in progress)." if running else ""
+    status = (
+        f" The study is still running ({running} trial{'s' if running > 1 else ''} in progress)." if running else ""
+    )
     return (
         f"{len(data.trials)} trials ({parts}); {len(data.front)} on the Pareto front. "
         f"Objectives: {objectives}.{status} Generated {data.generated_at}."
@@ -206,7 +204,8 @@ def _curves_section(data: ReportData, figures: Figures) -> str:
         "<p class=note>Validation accuracy after each epoch. Pruned trials are dashed and end in a "
         "cross where the pruner stopped them."
         + (" Diverged trials sit below the initial view: double-click the plot to see all." if diverged else "")
-        + "</p>" + _plot(figures, "curves", curves_figure(data))
+        + "</p>"
+        + _plot(figures, "curves", curves_figure(data))
     )
 
 
@@ -236,7 +235,11 @@ def _knobs_section(data: ReportData, figures: Figures) -> str:
         f"'{ABSENT}' on an axis marks trials whose network lacks that knob (e.g. a fourth stage).</p>"
         + _plot(figures, "parcoords", parcoords_figure(data))
         + f"<p class=note>{html.escape(metric_label(data.objectives[data.quality]))} against "
-        + (f"the {SLICES_MAX_KNOBS} most important knobs (of {len(data.knobs)})" if len(data.knobs) > SLICES_MAX_KNOBS else "every knob")
+        + (
+            f"the {SLICES_MAX_KNOBS} most important knobs (of {len(data.knobs)})"
+            if len(data.knobs) > SLICES_MAX_KNOBS
+            else "every knob"
+        )
         + ", most important first; red points are on the front.</p>"
         + _plot(figures, "slices", slices_figure(data))
     )
@@ -256,10 +259,16 @@ def render_report(data: ReportData) -> str:
     sections.append(("importances", "Which knobs matter", _importances_section(data, figures)))
     if drawn and data.knobs:
         sections.append(("knobs", "Knobs", _knobs_section(data, figures)))
-    sections.append(("trials", "All trials", (
-        "<p class=note>Click a column to sort, a row for the full config. ★ marks the Pareto front.</p>"
-        f'<div class="table-wrap">{_table(data)}</div>'
-    )))
+    sections.append(
+        (
+            "trials",
+            "All trials",
+            (
+                "<p class=note>Click a column to sort, a row for the full config. ★ marks the Pareto front.</p>"
+                f'<div class="table-wrap">{_table(data)}</div>'
+            ),
+        )
+    )
     sections.append(("settings", "Settings", _settings_html(data.settings)))
     # Section ids get a prefix: plot divs own the bare names, and a duplicate id
     # would make plotly draw into the section instead of its div.
@@ -302,4 +311,3 @@ def write_report(study: optuna.Study, path: str | Path | None = None) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
-

@@ -51,10 +51,16 @@ def _small(**changes) -> dict:
         ({"stem.style": "huge"}, "stem.style must be one of imagenet, small, got 'huge'"),
         ({"stages.0.depth": "2"}, "stages[0].depth must be int, got '2'"),
         ({"stages.0.depth": True}, "stages[0].depth must be int, got True"),
-        ({"stages.0.width": 8}, "stages[0].width is not a known key; expected one of bn_size, dropout, growth_rate, memory_efficient"),
+        (
+            {"stages.0.width": 8},
+            "stages[0].width is not a known key; expected one of bn_size, dropout, growth_rate, memory_efficient",
+        ),
         ({"stages.0.stride": 2}, "stages[0].stride must be 1 for dense blocks (downsample with a transition), got 2"),
         ({"stages": []}, "stages must hold at least 1 stage, got 0"),
-        ({"transitions": []}, "transitions must have 1 entries (one between each pair of stages, null for none), got 0"),
+        (
+            {"transitions": []},
+            "transitions must have 1 entries (one between each pair of stages, null for none), got 0",
+        ),
         ({"head.colour": "red"}, "head.colour is not a known key; expected one of dropout, norm"),
     ],
 )
@@ -70,14 +76,18 @@ def test_build_model_refuses_vanishing_feature_map_naming_the_transition():
         stages=(Stage(DenseSpec(growth_rate=4, bn_size=0), depth=1),) * 4,
         transitions=(Transition(pooling="max"),) * 3,
     )
-    with pytest.raises(ArchitectureError, match=r"^transitions\[2\]: feature map would shrink below 1x1 \(1x1 pooled to 0x0\)"):
+    with pytest.raises(
+        ArchitectureError, match=r"^transitions\[2\]: feature map would shrink below 1x1 \(1x1 pooled to 0x0\)"
+    ):
         build_model(arch, (1, 28, 28), 10)
     model = build_model(arch, (1, 64, 64), 10)
     assert model is not None, "the same architecture builds for 64x64 inputs"
 
 
 def test_dual_path_groups_must_divide_bottleneck():
-    with pytest.raises(ArchitectureError, match=r"stages\[0\].bottleneck_width must be divisible by groups \(3\), got 16"):
+    with pytest.raises(
+        ArchitectureError, match=r"stages\[0\].bottleneck_width must be divisible by groups \(3\), got 16"
+    ):
         Architecture(stages=(Stage(DualPathSpec(bottleneck_width=16, groups=3), depth=1),))
 
 

@@ -1,9 +1,8 @@
-import copy
-
 import pytest
 import torch
 
 from evaluation import Architecture, ArchitectureError, Stage, Stem, Transition, build_model
+from evaluation.architecture import POOLINGS
 from evaluation.blocks import (
     BLOCKS,
     POOLING_LAYERS,
@@ -15,7 +14,6 @@ from evaluation.blocks import (
     block_family,
 )
 from evaluation.blocks.csp_dense import FUSIONS
-from evaluation.architecture import POOLINGS
 from evaluation.profile import activation_bytes
 
 # Every registered family with its default knobs, and variants the defaults miss.
@@ -36,7 +34,9 @@ STAGES = {
 
 @pytest.mark.parametrize("kind", STAGES)
 def test_every_parameter_receives_a_gradient(kind):
-    arch = Architecture(stem=Stem(style="small", width=8), stages=(STAGES[kind], STAGES[kind]), transitions=(Transition(),))
+    arch = Architecture(
+        stem=Stem(style="small", width=8), stages=(STAGES[kind], STAGES[kind]), transitions=(Transition(),)
+    )
     model = build_model(arch, (3, 16, 16), 5)
     model(torch.randn(2, 3, 16, 16)).sum().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

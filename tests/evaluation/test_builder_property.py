@@ -55,7 +55,12 @@ def architectures(draw) -> Architecture:
     body = draw(st.lists(stages(), min_size=1, max_size=3))
     transitions = draw(
         st.lists(
-            st.none() | st.builds(Transition, compression=st.sampled_from([0.25, 0.5, 1.0]), pooling=st.sampled_from(["avg", "max", "none"])),
+            st.none()
+            | st.builds(
+                Transition,
+                compression=st.sampled_from([0.25, 0.5, 1.0]),
+                pooling=st.sampled_from(["avg", "max", "none"]),
+            ),
             min_size=len(body) - 1,
             max_size=len(body) - 1,
         )

@@ -86,7 +86,9 @@ def test_load_dataset_downloads_when_no_copy_exists(places: dict[str, Path], mon
 
     monkeypatch.setattr(data_module, "_download", download)
     assert _marker() == 5, "the downloaded copy must be read"
-    assert fetched == [places["cache_home"] / "torchvision"], f"download must go to torchvision's cache, went to {fetched}"
+    assert fetched == [places["cache_home"] / "torchvision"], (
+        f"download must go to torchvision's cache, went to {fetched}"
+    )
 
 
 def test_load_dataset_without_any_copy_raises_one_clear_error(places: dict[str, Path]) -> None:
@@ -94,8 +96,14 @@ def test_load_dataset_without_any_copy_raises_one_clear_error(places: dict[str, 
         load_dataset("fashion_mnist")
     message = str(caught.value)
     assert "\n" not in message, f"the error must be one line, got {message!r}"
-    for part in ("apt-get install dataset-fashion-mnist", "torchvision.datasets.FashionMNIST", "--data-root",
-                 "SEARCH_DATA_DIR", str(places["system"]), "network unreachable"):
+    for part in (
+        "apt-get install dataset-fashion-mnist",
+        "torchvision.datasets.FashionMNIST",
+        "--data-root",
+        "SEARCH_DATA_DIR",
+        str(places["system"]),
+        "network unreachable",
+    ):
         assert part in message, f"the error must mention {part!r}, got {message!r}"
 
 
@@ -150,8 +158,9 @@ def test_load_dataset_reads_real_fashion_mnist() -> None:
 
 
 def _pipeline(**kwargs: object) -> BatchPipeline:
-    return BatchPipeline(mean=(0.5,), std=(0.25,), device=torch.device("cpu"),
-                         generator=torch.Generator().manual_seed(0), **kwargs)  # type: ignore[arg-type]
+    return BatchPipeline(
+        mean=(0.5,), std=(0.25,), device=torch.device("cpu"), generator=torch.Generator().manual_seed(0), **kwargs
+    )  # type: ignore[arg-type]
 
 
 def test_batch_pipeline_without_augmentation_only_normalises() -> None:
@@ -172,7 +181,9 @@ def test_batch_pipeline_augmentation_is_a_padded_shift_or_flip_of_each_image() -
     padded = torch.nn.functional.pad(images.float() / 255, (pad,) * 4)
     flipped_any = shifted_any = False
     for image, result in zip(padded, out * 0.25 + 0.5):
-        crops = {(dy, dx): image[:, dy : dy + 16, dx : dx + 16] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)}
+        crops = {
+            (dy, dx): image[:, dy : dy + 16, dx : dx + 16] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+        }
         matches = [
             (dy, dx, flip)
             for (dy, dx), crop in crops.items()

@@ -13,8 +13,8 @@ from evaluation.metrics import DIRECTIONS, METRICS, Metric, format_metric, get_m
 def test_get_metric_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as caught:
         get_metric("flops")
-    assert str(caught.value) == "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms", (
-        str(caught.value)
+    assert str(caught.value) == "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms", str(
+        caught.value
     )
 
 
@@ -46,9 +46,9 @@ def test_metric_value_reads_the_record_fields() -> None:
     assert latency.value({"latency_ms": 2.5}) == 2.5, "latency is the recorded field"
     assert latency.value({"latency_ms": None}) is None, "a missing latency is None"
     assert latency.value({"latency_ms": math.inf}) is None, "a non-finite measurement is no measurement"
-    assert METRICS["params"].value({"params": 1234}) == 1234 and isinstance(METRICS["params"].value({"params": 1234}), int), (
-        "counts stay integers"
-    )
+    assert METRICS["params"].value({"params": 1234}) == 1234 and isinstance(
+        METRICS["params"].value({"params": 1234}), int
+    ), "counts stay integers"
 
 
 @pytest.mark.parametrize(
@@ -72,5 +72,9 @@ def test_format_metric_with_units(name: str, value: float | None, shown: str) ->
 def test_metric_label_short_names() -> None:
     labels = {name: metric_label(name) for name in (*METRICS, "objective0")}
     assert labels == {
-        "accuracy": "accuracy", "macs": "MACs", "params": "parameters", "latency_ms": "latency", "objective0": "objective0",
+        "accuracy": "accuracy",
+        "macs": "MACs",
+        "params": "parameters",
+        "latency_ms": "latency",
+        "objective0": "objective0",
     }, labels

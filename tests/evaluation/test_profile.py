@@ -153,7 +153,21 @@ def test_profile_command_json_prints_hand_checked_counts(name, capsys, tmp_path)
     if name == "csp_dense":  # not a preset: profiled from a YAML file, as a user writes one
         target = str(tmp_path / "csp.yaml")
         save_architecture(_architecture(name), target)
-    code = main(["profile", target, "--input", ",".join(map(str, input_size)), "--num-classes", str(classes), "--json", "--repeats", "1", "--batch-size", "1"])
+    code = main(
+        [
+            "profile",
+            target,
+            "--input",
+            ",".join(map(str, input_size)),
+            "--num-classes",
+            str(classes),
+            "--json",
+            "--repeats",
+            "1",
+            "--batch-size",
+            "1",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0, "profile exits 0"
     assert (result["params"], result["macs"], result["macs_torch"]) == (params, macs, macs), f"{name}: {result}"

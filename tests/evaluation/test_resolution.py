@@ -21,7 +21,9 @@ SMALL_STEM = Architecture(
 
 
 def test_smallest_input_side_resizes_only_networks_that_need_it() -> None:
-    assert smallest_input_side(preset("d2l_densenet"), (1, 28, 28), 10) == 29, "d2l's DenseNet needs 29 px at least (29, 15, 8, 4, 2, 1)"
+    assert smallest_input_side(preset("d2l_densenet"), (1, 28, 28), 10) == 29, (
+        "d2l's DenseNet needs 29 px at least (29, 15, 8, 4, 2, 1)"
+    )
     assert smallest_input_side(SMALL_STEM, (1, 8, 8), 10) == 8, "a small-stem network keeps the native size"
 
 

@@ -51,9 +51,9 @@ def test_train_is_repeatable_on_cpu_from_a_seed(digits: DataSplits, precision: s
         assert torch.equal(a, b), f"{name} differs between two runs with the same seed"
     other = _model()
     train(other, digits, TrainConfig(epochs=2, batch_size=64, lr=0.2, device="cpu", precision=precision, seed=8))
-    assert not torch.equal(other.state_dict()["head.classifier.weight"], first.state_dict()["head.classifier.weight"]), (
-        "another seed must shuffle and augment differently"
-    )
+    assert not torch.equal(
+        other.state_dict()["head.classifier.weight"], first.state_dict()["head.classifier.weight"]
+    ), "another seed must shuffle and augment differently"
 
 
 def test_train_reports_every_epoch_and_separate_times(digits: DataSplits) -> None:
@@ -93,7 +93,9 @@ def test_train_fidelity_knobs_fraction_and_resize(digits: DataSplits) -> None:
     config = TrainConfig(epochs=1, batch_size=32, train_fraction=0.5, resize=16, device="cpu", check_every=1)
     train(model, digits, config, on_progress=lambda epoch, step, total: steps.append(total))
     expected = round(0.5 * len(digits.train[1])) // 32
-    assert steps[0] == expected, f"half of {len(digits.train[1])} images in batches of 32 is {expected} steps, got {steps[0]}"
+    assert steps[0] == expected, (
+        f"half of {len(digits.train[1])} images in batches of 32 is {expected} steps, got {steps[0]}"
+    )
     assert seen[0][2:] == (16, 16), f"resize 16 must feed 16x16 images, fed {seen[0]}"
 
 
@@ -135,4 +137,6 @@ def test_train_short_real_run_on_fashion_mnist_beats_chance() -> None:
     torch.manual_seed(0)
     model = build_model(arch, (1, 28, 28), 10)
     result = train(model, data, config)
-    assert result.val_accuracies[-1] > 0.6, f"4000 images x 2 epochs should reach well above 0.1: {result.val_accuracies}"
+    assert result.val_accuracies[-1] > 0.6, (
+        f"4000 images x 2 epochs should reach well above 0.1: {result.val_accuracies}"
+    )

@@ -51,7 +51,9 @@ def _sample(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any], Archite
     compression = pick("transition.compression", FloatDistribution(0.5, 1.0), round(rng.uniform(0.5, 1.0), 3))
     stages = []
     for i in range(1, n_stages + 1):
-        block = pick(f"stage{i}.block", CategoricalDistribution(["dense", "residual"]), rng.choice(["dense", "residual"]))
+        block = pick(
+            f"stage{i}.block", CategoricalDistribution(["dense", "residual"]), rng.choice(["dense", "residual"])
+        )
         depth = pick(f"stage{i}.depth", IntDistribution(1, 6), rng.randint(1, 6))
         if block == "dense":
             growth = pick(f"stage{i}.growth_rate", IntDistribution(8, 48, step=8), rng.choice(range(8, 49, 8)))
@@ -86,9 +88,17 @@ def make_study(n_trials: int, *, seed: int = 0, storage: str | None = None, name
         rate, gap = rng.uniform(0.35, 0.75), rng.uniform(0.1, 0.3)
         curve = [round(final - gap * rate**epoch, 4) for epoch in range(EPOCHS)]
         record = TrialRecord(
-            outcome="trained", architecture=arch_dict, architecture_key=key, params=counts.params,
-            macs=counts.macs, latency_ms=round(counts.macs / 2e7, 3), val_accuracy_per_epoch=curve,
-            epochs_run=EPOCHS, train_seconds=round(rng.uniform(20, 90), 1), eval_seconds=1.0, device="cpu",
+            outcome="trained",
+            architecture=arch_dict,
+            architecture_key=key,
+            params=counts.params,
+            macs=counts.macs,
+            latency_ms=round(counts.macs / 2e7, 3),
+            val_accuracy_per_epoch=curve,
+            epochs_run=EPOCHS,
+            train_seconds=round(rng.uniform(20, 90), 1),
+            eval_seconds=1.0,
+            device="cpu",
         )
         state, values = TrialState.COMPLETE, [curve[-1], counts.macs]
         roll = rng.random()
@@ -113,10 +123,16 @@ def make_study(n_trials: int, *, seed: int = 0, storage: str | None = None, name
             values = [0.1, counts.macs]
         seen.setdefault(key, number)
         user_attrs = {k: v for k, v in vars(record).items() if v is not None}
-        trials.append(optuna.trial.create_trial(
-            state=state, values=values, params=params, distributions=dists, user_attrs=user_attrs,
-            intermediate_values=dict(enumerate(record.val_accuracy_per_epoch)),
-            constraints={"params": float(counts.params - PARAMS_LIMIT)},
-        ))
+        trials.append(
+            optuna.trial.create_trial(
+                state=state,
+                values=values,
+                params=params,
+                distributions=dists,
+                user_attrs=user_attrs,
+                intermediate_values=dict(enumerate(record.val_accuracy_per_epoch)),
+                constraints={"params": float(counts.params - PARAMS_LIMIT)},
+            )
+        )
     study.add_trials(trials)
     return study

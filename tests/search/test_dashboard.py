@@ -7,11 +7,10 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from synthetic_study import make_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,11 +24,17 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "SEARCH_STUDIES_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "search", "dashboard", "dash", "--port", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()  # printed once the socket is bound
-        assert "http://127.0.0.1:" in line, f"no URL announced: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        assert "http://127.0.0.1:" in line, (
+            f"no URL announced: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        )
         yield line.split(" at ")[1].split()[0].removesuffix("/dashboard")
     finally:
         process.terminate()

@@ -44,7 +44,9 @@ def test_two_trial_search_exports_a_standalone_file(kind, tmp_path, studies_dir)
     space.write_text(SPACE.format(kind=kind))
     assert main(["run", "--space", str(space), "--study", kind, "--trials", "2", "--no-report"]) == 0, "run"
     trials = open_study(kind).trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [(t.state, t.user_attrs.get("reason")) for t in trials]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [
+        (t.state, t.user_attrs.get("reason")) for t in trials
+    ]
     assert all(t.user_attrs["outcome"] in ("trained", "duplicate") for t in trials), [t.user_attrs for t in trials]
 
     out = tmp_path / "export"
@@ -54,7 +56,10 @@ def test_two_trial_search_exports_a_standalone_file(kind, tmp_path, studies_dir)
     (out / "best_1.py").write_text((out / "best-1.py").read_text())  # an importable module name
     done = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.'); exec({RUN_EXPORTED!r})"],
-        cwd=out, capture_output=True, text=True, timeout=120,
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, f"{kind}: exported file failed: {done.stderr[-2000:]}"
     assert done.stdout.strip() == "(2, 10)", f"{kind}: exported model output shape {done.stdout}"

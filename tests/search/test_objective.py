@@ -4,7 +4,6 @@ import dataclasses
 import math
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 
 from evaluation import Architecture, Head, Stage, Stem, TrainConfig
@@ -139,7 +138,9 @@ def test_objective_ranks_a_trial_without_latency_last(tiny_space, digits):
     objective = TrialObjective(space=space, data=digits, config=TrainConfig(epochs=1, device="cpu"))
     study = optuna.create_study(directions=["maximize", "minimize"])
     curve = [0.5, 0.8]
-    measured = TrialRecord(outcome=TrialOutcome.TRAINED, params=1000, macs=10_000, latency_ms=2.0, val_accuracy_per_epoch=curve)
+    measured = TrialRecord(
+        outcome=TrialOutcome.TRAINED, params=1000, macs=10_000, latency_ms=2.0, val_accuracy_per_epoch=curve
+    )
     unmeasured = TrialRecord(outcome=TrialOutcome.TRAINED, params=1000, macs=10_000, val_accuracy_per_epoch=curve)
     for record in (measured, unmeasured):
         trial = study.ask()

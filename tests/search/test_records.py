@@ -22,10 +22,12 @@ def test_trial_record_stores_the_outcome_as_a_plain_string(tmp_path) -> None:
 
 def test_trial_record_loads_old_studies_and_trials_without_a_record() -> None:
     study = optuna.create_study()
-    study.add_trials([
-        optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.0, user_attrs={"outcome": "duplicate"}),
-        optuna.trial.create_trial(state=TrialState.FAIL),
-    ])
+    study.add_trials(
+        [
+            optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.0, user_attrs={"outcome": "duplicate"}),
+            optuna.trial.create_trial(state=TrialState.FAIL),
+        ]
+    )
     study.ask()  # still running, no record yet
     outcomes = [TrialRecord.load(t).outcome for t in study.trials]
     assert outcomes == [TrialOutcome.DUPLICATE, TrialOutcome.FAILED, TrialOutcome.UNKNOWN], outcomes

@@ -12,11 +12,11 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from synthetic_study import make_study
 
 from search.cli import main
 from search.pareto import front_trials, trials_frame
 from search.report import IMPORTANCE_MIN_TRIALS, ReportData, collect_report, render_report, write_report
-from synthetic_study import make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -126,7 +126,14 @@ def test_render_report_has_every_section(data: ReportData, page: str) -> None:
     figures = _figures(page)
     expected = {"pareto-0", "pareto-1", "history", "curves", "importance-0", "importance-1", "parcoords", "slices"}
     assert expected <= set(figures), f"missing figures: {sorted(expected - set(figures))}"
-    for section in ("Pareto front", "Optimisation history", "Learning curves", "Which knobs matter", "All trials", "Settings"):
+    for section in (
+        "Pareto front",
+        "Optimisation history",
+        "Learning curves",
+        "Which knobs matter",
+        "All trials",
+        "Settings",
+    ):
         assert f">{section}</h2>" in page, f"section {section!r} missing"
     assert page.count("<tr data-trial=") == len(data.trials), "the table lists every trial"
     assert "stages:\n  count: [2, 4]" in page, "the space file is shown verbatim"
@@ -136,8 +143,14 @@ def test_render_report_has_every_section(data: ReportData, page: str) -> None:
 
 def test_render_report_axes_are_labelled(page: str) -> None:
     figures = _figures(page)
-    labelled = {"pareto-0": ["xaxis", "yaxis"], "pareto-1": ["xaxis", "yaxis"], "curves": ["xaxis", "yaxis"],
-                "history": ["yaxis", "yaxis2", "yaxis3", "xaxis3"], "importance-0": ["xaxis"], "slices": ["yaxis"]}
+    labelled = {
+        "pareto-0": ["xaxis", "yaxis"],
+        "pareto-1": ["xaxis", "yaxis"],
+        "curves": ["xaxis", "yaxis"],
+        "history": ["yaxis", "yaxis2", "yaxis3", "xaxis3"],
+        "importance-0": ["xaxis"],
+        "slices": ["yaxis"],
+    }
     for plot_id, axes in labelled.items():
         for axis in axes:
             title = figures[plot_id]["layout"][axis].get("title", {}).get("text")
@@ -155,7 +168,9 @@ def test_write_report_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not list(path.parent.glob(".report-*")), "no temporary file is left behind"
 
 
-def test_report_command_writes_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_report_command_writes_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setenv("SEARCH_STUDIES_DIR", str(tmp_path))
     (tmp_path / "cli").mkdir()
     make_study(12, seed=5, storage=f"sqlite:///{tmp_path / 'cli' / 'study.db'}", name="cli")
@@ -179,11 +194,16 @@ def test_write_report_thousand_trials_under_30_seconds(tmp_path: Path) -> None:
 def test_collect_report_importances_note_when_no_knob_varies() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     pooling = optuna.distributions.CategoricalDistribution(["avg", "max"])
-    study.add_trials([
-        optuna.trial.create_trial(values=[0.8 + i / 100, 1e6 * (i + 1)], params={"transition.pooling": "avg"},
-                                  distributions={"transition.pooling": pooling})
-        for i in range(IMPORTANCE_MIN_TRIALS + 10)
-    ])
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                values=[0.8 + i / 100, 1e6 * (i + 1)],
+                params={"transition.pooling": "avg"},
+                distributions={"transition.pooling": pooling},
+            )
+            for i in range(IMPORTANCE_MIN_TRIALS + 10)
+        ]
+    )
     for importance in collect_report(study).importances:
         assert importance.values == {} and "single value" in (importance.note or ""), (
             f"a knob that never varies cannot matter: {importance}"
@@ -207,12 +227,15 @@ def test_render_report_survives_values_that_are_not_finite() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["accuracy", "latency_ms"])
-    study.add_trials([
-        optuna.trial.create_trial(
-            values=[0.8, latency], user_attrs={"outcome": "trained", "latency_ms": latency, "val_accuracy_per_epoch": [0.8]}
-        )
-        for latency in (2.0, math.inf, 3.0)
-    ])
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                values=[0.8, latency],
+                user_attrs={"outcome": "trained", "latency_ms": latency, "val_accuracy_per_epoch": [0.8]},
+            )
+            for latency in (2.0, math.inf, 3.0)
+        ]
+    )
     data = collect_report(study)
     assert [t.drawn for t in data.trials] == [True, False, True], "a trial with an infinite value is not drawn"
     page = render_report(data)

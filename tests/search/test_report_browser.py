@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from synthetic_study import make_study
 
 from search.pareto import front_trials
 from search.report import write_report
-from synthetic_study import make_study
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -61,14 +61,30 @@ def _visit(chromium: str, page: Path, out: Path) -> Visit:
     started = time.perf_counter()
     result = subprocess.run(
         [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={out / 'profile'}", "--enable-unsafe-swiftshader", "--hide-scrollbars",
-            "--enable-logging=stderr", "--v=0", f"--log-net-log={netlog}",
-            "--window-size=1400,3000", "--virtual-time-budget=20000",
-            f"--screenshot={screenshot}", "--dump-dom", page.resolve().as_uri(),
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={out / 'profile'}",
+            "--enable-unsafe-swiftshader",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--log-net-log={netlog}",
+            "--window-size=1400,3000",
+            "--virtual-time-budget=20000",
+            f"--screenshot={screenshot}",
+            "--dump-dom",
+            page.resolve().as_uri(),
         ],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     seconds = time.perf_counter() - started
     body = re.search(r"<body([^>]*)>", result.stdout)

@@ -16,8 +16,12 @@ def test_run_search_returns_the_study_with_its_trials_and_settings(tiny_space, s
     plans: list[search.RunPlan] = []
     seen: list[int] = []
     study = search.run_search(
-        space=tiny_space, study_name="library", trials=2, report=False,
-        on_start=plans.append, on_trial=lambda study, trial: seen.append(trial.number),
+        space=tiny_space,
+        study_name="library",
+        trials=2,
+        report=False,
+        on_start=plans.append,
+        on_trial=lambda study, trial: seen.append(trial.number),
     )
     assert isinstance(study, optuna.Study) and study.study_name == "library", study
     finished = study.get_trials(states=(TrialState.COMPLETE,))
@@ -41,8 +45,9 @@ def test_run_search_resumes_up_to_the_total_and_enqueues_known_architectures(tin
     search.run_search(space=tiny_space, study_name="resumed", trials=1, report=False)
     plans: list[search.RunPlan] = []
     baseline = tiny_space.example()
-    study = search.run_search(space=tiny_space, study_name="resumed", trials=2, report=False,
-                              enqueue=[baseline], on_start=plans.append)
+    study = search.run_search(
+        space=tiny_space, study_name="resumed", trials=2, report=False, enqueue=[baseline], on_start=plans.append
+    )
     assert (plans[0].finished, plans[0].to_run) == (1, 1), f"one finished, one to run: {plans}"
     assert len(study.trials) == 2, "the total counts earlier runs"
     ran = Architecture.from_dict(study.trials[1].user_attrs["architecture"])

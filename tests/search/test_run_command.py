@@ -22,7 +22,9 @@ def test_run_with_broken_space_exits_2_with_one_line_and_no_study(tmp_path, stud
     code = main(["run", "--space", str(broken), "--study", "broken"])
     err = capsys.readouterr().err
     assert code == 2, f"a broken space is a user error, exit 2, got {code}"
-    assert len(err.strip().splitlines()) == 1 and err.startswith(f"error: {broken}: "), f"one line naming the file: {err!r}"
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"error: {broken}: "), (
+        f"one line naming the file: {err!r}"
+    )
     assert not studies_dir.exists(), "no study is created"
 
 
@@ -47,7 +49,9 @@ def test_run_resumes_without_training_twice_and_exports_for_train(tiny_space_fil
     assert best.is_file() and (out / "pareto.csv").is_file() and (out / "trials.csv").is_file(), sorted(out.iterdir())
     exported = yaml.safe_load(best.read_text())
     trial = trials[exported["source"]["trial"]]
-    assert Architecture.from_dict(trial.user_attrs["architecture"]) == load_architecture(best), "export keeps the architecture"
+    assert Architecture.from_dict(trial.user_attrs["architecture"]) == load_architecture(best), (
+        "export keeps the architecture"
+    )
 
     capsys.readouterr()
     assert main(["show", "tiny", "--front-only"]) == 0, "show"
@@ -56,14 +60,31 @@ def test_run_resumes_without_training_twice_and_exports_for_train(tiny_space_fil
     assert f"Pareto front ({len(front)} trials, accuracy vs macs)" in shown, shown
     assert len(list((out).glob("best-*.yaml"))) == len(front), "every front member is exported"
 
-    assert main(["train", str(best), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "trained")]) == 0, "train accepts it"
+    assert (
+        main(["train", str(best), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "trained")]) == 0
+    ), "train accepts it"
     result = json.loads((tmp_path / "trained" / "result.json").read_text())
     assert result["params"] == exported["metrics"]["params"], "the trained model is the exported one"
 
 
 def test_run_on_fashion_mnist_smoke(studies_dir, capsys):
     """A real, short search on Fashion-MNIST with the default space."""
-    code = main(["run", "--space", "densenet_hybrid", "--study", "smoke", "--trials", "2", "--epochs", "1", "--train-fraction", "0.02", "--no-report"])
+    code = main(
+        [
+            "run",
+            "--space",
+            "densenet_hybrid",
+            "--study",
+            "smoke",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--train-fraction",
+            "0.02",
+            "--no-report",
+        ]
+    )
     assert code == 0, "the default space runs on Fashion-MNIST"
     study = open_study("smoke")
     outcomes = [t.user_attrs.get("outcome") for t in study.trials]
@@ -75,8 +96,21 @@ def test_run_on_fashion_mnist_smoke(studies_dir, capsys):
 def test_run_interrupted_with_ctrl_c_keeps_finished_trials(tiny_space_file, studies_dir):
     """SIGINT mid-study: exit 130, every finished trial kept, the next run resumes."""
     env = {**os.environ, "SEARCH_STUDIES_DIR": str(studies_dir)}
-    command = [sys.executable, "-m", "search", "run", "--space", str(tiny_space_file), "--study", "stopped",
-               "--trials", "200", "--epochs", "3", "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "search",
+        "run",
+        "--space",
+        str(tiny_space_file),
+        "--study",
+        "stopped",
+        "--trials",
+        "200",
+        "--epochs",
+        "3",
+        "--no-report",
+    ]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     finished = 0

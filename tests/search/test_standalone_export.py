@@ -58,7 +58,10 @@ def test_standalone_file_reproduces_outputs_without_the_project(arch, tmp_path):
     )
     done = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.'); exec({script!r})"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, f"standalone file failed: {done.stderr[-2000:]}"
     assert float(done.stdout.strip()) <= 1e-5, f"outputs differ by {done.stdout.strip()}"

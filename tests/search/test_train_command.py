@@ -24,8 +24,22 @@ def test_train_command_writes_result_and_reloadable_weights(tmp_path: Path, caps
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(TINY_YAML)
     out = tmp_path / "out"
-    code = main(["train", str(config_path), "--dataset", "digits", "--epochs", "2", "--batch-size", "64",
-                 "--precision", "fp32", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            str(config_path),
+            "--dataset",
+            "digits",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--precision",
+            "fp32",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, f"exit code {code}: {capsys.readouterr().err}"
     result = json.loads((out / "result.json").read_text())
     for key in ("test_accuracy", "params", "macs", "epochs", "seconds", "settings"):

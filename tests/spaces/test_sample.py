@@ -4,8 +4,8 @@ pure function of the trial's parameters."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 import pytest
@@ -111,7 +111,9 @@ def test_enqueue_architecture_outside_the_space_names_the_knob() -> None:
     mixed = Architecture(
         stem=arch.stem,
         stages=(arch.stages[0], Stage(DenseSpec(growth_rate=12, bn_size=0), depth=4), *arch.stages[2:]),
-        transitions=arch.transitions, head=arch.head, conv_bias=True,
+        transitions=arch.transitions,
+        head=arch.head,
+        conv_bias=True,
     )
     with pytest.raises(SpaceError) as caught:
         enqueue_architecture(space, mixed)
@@ -132,9 +134,16 @@ def test_sample_architecture_parameter_names_are_stable() -> None:
     sample_architecture(space, trial)
     names = set(trial.params)
     expected = {
-        "stem.width", "num_stages", "stage1.block", "stage3.depth", "stage2.dense.growth_rate",
-        "stage3.residual.unit", "stage1.residual_dense.depth", "stage2.dual_path.groups",
-        "transition1.compression", "transition2.pooling",
+        "stem.width",
+        "num_stages",
+        "stage1.block",
+        "stage3.depth",
+        "stage2.dense.growth_rate",
+        "stage3.residual.unit",
+        "stage1.residual_dense.depth",
+        "stage2.dual_path.groups",
+        "transition1.compression",
+        "transition2.pooling",
     }
     assert expected <= names, f"missing {sorted(expected - names)} in {sorted(names)}"
     shared = set(sample_and_params("densenet"))
@@ -288,17 +297,18 @@ def test_precheck_states_the_broken_rule() -> None:
     big = space.baseline("d2l_densenet")
     tight = space.with_input(input_size=(1, 28, 28))
     assert precheck(tight, big) is None, "d2l baseline fits the densenet constraints"
-    wide = Architecture(
-        stem=big.stem, stages=big.stages, transitions=big.transitions, head=big.head, conv_bias=True
-    )
+    wide = Architecture(stem=big.stem, stages=big.stages, transitions=big.transitions, head=big.head, conv_bias=True)
     small_input = space.with_input(input_size=(1, 4, 4))
     assert precheck(small_input, wide) == (
         "transitions[2]: feature map would shrink below 1x1 (1x1 pooled to 0x0) for input 4x4; "
         "use fewer stages, pooling none, or a larger input"
     ), precheck(small_input, wide)
     deep = Architecture(
-        stem=big.stem, stages=(Stage(DenseSpec(growth_rate=32, bn_size=0), depth=40),) * 2,
-        transitions=(Transition(),), head=big.head, conv_bias=True,
+        stem=big.stem,
+        stages=(Stage(DenseSpec(growth_rate=32, bn_size=0), depth=40),) * 2,
+        transitions=(Transition(),),
+        head=big.head,
+        conv_bias=True,
     )
     reason = precheck(space, deep)
     assert reason is not None and reason.startswith("params ") and reason.endswith("> max_params 2,000,000"), reason

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -222,7 +222,9 @@ def test_load_space_never_runs_code(tmp_path: Path) -> None:
     with pytest.raises(SpaceError) as caught:
         load_space(path)
     assert not witness.exists(), "loading a space file ran code"
-    assert str(caught.value).startswith(f"{path}: not valid YAML at line 1: could not determine a constructor"), str(caught.value)
+    assert str(caught.value).startswith(f"{path}: not valid YAML at line 1: could not determine a constructor"), str(
+        caught.value
+    )
 
 
 def test_load_space_missing_required_key(write_space: Callable[..., Path]) -> None:
@@ -235,7 +237,9 @@ def test_load_space_missing_required_key(write_space: Callable[..., Path]) -> No
 @pytest.mark.parametrize(
     ("knobs", "cls", "extra"),
     [(STEM_KNOBS, Stem, set()), (TRANSITION_KNOBS, Transition, {"present"}), (HEAD_KNOBS, Head, set())]
-    + [(BLOCK_KNOBS[kind], family.spec, {"stride"} if family.downsamples else set()) for kind, family in BLOCKS.items()],
+    + [
+        (BLOCK_KNOBS[kind], family.spec, {"stride"} if family.downsamples else set()) for kind, family in BLOCKS.items()
+    ],
 )
 def test_knob_tables_cover_every_architecture_field(knobs: dict, cls: type, extra: set[str]) -> None:
     fields = {f.name for f in dataclasses.fields(cls) if f.name in typing.get_type_hints(cls)}
@@ -257,7 +261,9 @@ def test_load_space_reads_budget_constraints_and_defaults(write_space: Callable[
     )
     space = load_space(path)
     assert (space.constraints.max_params, space.constraints.max_macs, space.constraints.max_latency_ms) == (
-        100000, 5000000, 2.5
+        100000,
+        5000000,
+        2.5,
     ), space.constraints
     assert (space.training.epochs, space.training.schedule, space.training.lr) == (2, "cosine", 0.1), space.training
     assert space.parameterisation == "static", space.parameterisation
