@@ -82,7 +82,7 @@ class TrialObjective:
         model = build_model(arch, self.space.input_size, self.space.num_classes)
         record.macs = count_macs(model, self.space.input_size)
         record.latency_ms = measure_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
-        limit = self.space.constraints.max_latency_ms
+        limit = self.space.constraints.limit("latency_ms")
         if limit is not None and record.latency_ms > limit:
             record.outcome = TrialOutcome.REJECTED
             record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from evaluation.architecture import Architecture, ArchitectureError
 from evaluation.counts import count
+from evaluation.metrics import METRICS
 from spaces.space import Space
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ def precheck(space: Space, arch: Architecture) -> str | None:
         counts = count(arch, space.input_size, space.num_classes)
     except ArchitectureError as error:
         return str(error)
-    limits = space.constraints
-    if limits.max_params is not None and counts.params > limits.max_params:
-        return f"params {counts.params:,} > max_params {limits.max_params:,}"
-    if limits.max_macs is not None and counts.macs > limits.max_macs:
-        return f"MACs {counts.macs:,} > max_macs {limits.max_macs:,}"
+    # The metrics known before training, from the closed form.
+    for metric, value in (("params", counts.params), ("macs", counts.macs)):
+        limit = space.constraints.limit(metric)
+        if limit is not None and value > limit:
+            return f"{metric} {value:,} > {METRICS[metric].constraint} {limit:,}"
     return None

@@ -18,7 +18,7 @@ from typing import Literal
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
-from evaluation.metrics import METRICS, Direction
+from evaluation.metrics import Direction
 from spaces.errors import SpaceError
 from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
 
@@ -40,8 +40,8 @@ class Objective:
 class Constraints:
     """Upper limits a trial must meet, by metric name; params and MACs are checked before training.
 
-    The space file's keys read as attributes too (``constraints.max_macs``),
-    from each metric's ``constraint`` in ``evaluation.metrics``.
+    The space file writes them under each metric's ``constraint`` key
+    (``max_macs``, see ``evaluation.metrics``).
     """
 
     limits: Mapping[str, float] = field(default_factory=dict, hash=False)
@@ -49,12 +49,6 @@ class Constraints:
     def limit(self, metric: str) -> float | None:
         """The highest value of ``metric`` allowed, or None when it is not limited."""
         return self.limits.get(metric)
-
-    def __getattr__(self, key: str) -> float | None:
-        for metric in METRICS.values():
-            if metric.constraint == key:
-                return self.limit(metric.name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,7 @@ def test_load_space_reads_budget_constraints_and_defaults(write_space: Callable[
         "training: {epochs: 2, train_fraction: 0.2, batch_size: 64, lr: 0.1, schedule: cosine}\n"
     )
     space = load_space(path)
-    assert (space.constraints.max_params, space.constraints.max_macs, space.constraints.max_latency_ms) == (
+    assert tuple(space.constraints.limit(m) for m in ("params", "macs", "latency_ms")) == (
         100000,
         5000000,
         2.5,
