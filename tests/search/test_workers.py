@@ -20,7 +20,7 @@ from search.study import make_storage, worker_seed
 GRACE_PERIOD = 3
 
 
-def _command(space: Path, study: str, trials: int) -> list[str]:
+def _command(space: Path, study: str, trials: int, workers: int) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -33,9 +33,9 @@ def _command(space: Path, study: str, trials: int) -> list[str]:
         "--trials",
         str(trials),
         "--epochs",
-        "3",
-        "--workers",
         "2",
+        "--workers",
+        str(workers),
         "--heartbeat-interval",
         "1",
         "--grace-period",
@@ -66,12 +66,13 @@ def _kill_a_worker_mid_trial(studies_dir: Path, name: str, deadline: float) -> t
 
 def test_workers_survive_a_sigkill_and_reach_the_budget_exactly(tiny_space_file, studies_dir) -> None:
     env = {**os.environ, "SEARCH_STUDIES_DIR": str(studies_dir)}
-    run = subprocess.Popen(_command(tiny_space_file, "crash", 6), env=env, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(_command(tiny_space_file, "crash", 4, workers=2), env=env, stderr=subprocess.PIPE, text=True)
     killed, before = _kill_a_worker_mid_trial(studies_dir, "crash", time.monotonic() + 60)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 0, f"the other worker finishes the run: {err[-800:]}"
+    # One worker now: the study's folder holds a journal, so it is found without --storage.
     restarted = subprocess.run(
-        _command(tiny_space_file, "crash", 8), env=env, stderr=subprocess.PIPE, text=True, timeout=120
+        _command(tiny_space_file, "crash", 6, workers=1), env=env, stderr=subprocess.PIPE, text=True, timeout=120
     )
     assert restarted.returncode == 0, f"a restart resumes the study: {restarted.stderr[-800:]}"
 
@@ -86,7 +87,7 @@ def test_workers_survive_a_sigkill_and_reach_the_budget_exactly(tiny_space_file,
     assert "no heartbeat" in by_number[killed].user_attrs["reason"], by_number[killed].user_attrs
     assert not [t.number for t in trials if t.state == TrialState.RUNNING], "no trial is left RUNNING"
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 8, f"exactly the budget is finished: {[(t.number, t.state.name) for t in trials]}"
+    assert len(finished) == 6, f"exactly the budget is finished: {[(t.number, t.state.name) for t in trials]}"
     trained = Counter(t.user_attrs["architecture_key"] for t in trials if t.user_attrs.get("outcome") == "trained")
     assert max(trained.values()) == 1, f"no architecture is trained twice: {trained}"
 
