@@ -6,7 +6,8 @@ constraint that is known before training (params, MACs, latency), is
 ``Trial.set_constraint``, so the sampler learns to avoid it (a FAIL would be
 ignored by Optuna's samplers, which would keep proposing it). An architecture
 already evaluated in the study takes the recorded values instead of training
-again. A run that diverges (NaN/inf loss) is completed as infeasible with its
+again, and one another worker is training right now is waited for, then
+copied (``search.claims``). A run that diverges (NaN/inf loss) is completed as infeasible with its
 reason. Anything else that raises is recorded and left to Optuna as FAIL.
 """
 
@@ -25,6 +26,7 @@ from evaluation.data import DataSplits
 from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
 from evaluation.training import EpochReport, TrainConfig, train
+from search.claims import claim_architecture, wait_until_finished
 from search.records import TrialOutcome, TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
 
@@ -43,6 +45,10 @@ class TrialObjective:
     data: DataSplits
     config: TrainConfig
     latency_repeats: int = 5
+    # While a trial waits for another worker's trial of the same architecture:
+    # how often it looks, and what it does meanwhile (the runner fails stale trials).
+    poll_seconds: float = 1.0
+    while_waiting: Callable[[optuna.Study], None] | None = None
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         try:
@@ -63,7 +69,7 @@ class TrialObjective:
         record = TrialRecord(outcome=TrialOutcome.TRAINED, architecture=arch.to_dict())
         record.architecture_key = architecture_key(record.architecture)
 
-        previous = self._find_evaluated(trial, record.architecture_key)
+        previous = self._evaluated_or_wait(trial, record.architecture_key)
         if previous is not None:
             return self._copy(trial, previous)
 
@@ -126,6 +132,25 @@ class TrialObjective:
             return False
 
         return on_epoch
+
+    def _evaluated_or_wait(self, trial: optuna.Trial, key: str) -> FrozenTrial | None:
+        """The finished trial of this architecture, after waiting for one that another
+        worker trains now; None when this trial is the one to train it."""
+        while True:
+            previous = self._find_evaluated(trial, key)
+            if previous is not None:
+                return previous
+            busy = claim_architecture(trial, key, poll_seconds=self.poll_seconds, while_waiting=self._idle(trial))
+            if busy is None:
+                return None
+            wait_until_finished(trial.study, busy, poll_seconds=self.poll_seconds, while_waiting=self._idle(trial))
+
+    def _idle(self, trial: optuna.Trial) -> Callable[[], None]:
+        def idle() -> None:
+            if self.while_waiting is not None:
+                self.while_waiting(trial.study)
+
+        return idle
 
     def _find_evaluated(self, trial: optuna.Trial, key: str) -> FrozenTrial | None:
         """The first finished trial of this study with the same architecture."""

@@ -4,12 +4,13 @@
 ``run_search`` and prints. The run's policy lives here: the validation split,
 the training budget taken from the space (larger on a GPU), the settings
 stored with the study, the known architectures evaluated first, how many
-trials are left, and the report written at the end.
+trials are left, the worker processes, and the report written at the end.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +26,20 @@ from evaluation import Architecture, TrainConfig, preset, resolve_device
 from evaluation.data import DataSplits, load_dataset
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
+from search.lease import LeasePolicy, fail_stale
 from search.objective import TrialObjective
 from search.report import write_report
 from search.runner import run_trials
-from search.study import create_or_resume, finished_trials, make_sampler, study_dir
+from search.study import (
+    create_or_resume,
+    finished_trials,
+    make_sampler,
+    make_storage,
+    storage_url,
+    study_dir,
+    worker_seed,
+)
+from search.workers import WorkerJob, run_workers, use_device, worker_devices
 from spaces import Space, enqueue_architecture, load_space
 
 __all__ = ["DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
@@ -49,6 +60,8 @@ class RunPlan:
     to_run: int  # trials this run starts at most
     device: str  # where trials train: "cpu" or "cuda"
     report: Path | None  # where the report is written at the end; None without one
+    workers: int = 1  # processes running trials
+    settings_changed: str | None = None  # what differs from the settings the study was created with
 
 
 def run_search(
@@ -63,6 +76,10 @@ def run_search(
     sampler: str = "tpe",
     seed: int = 0,
     device: str = "auto",
+    workers: int = 1,
+    heartbeat_interval: int = LeasePolicy.heartbeat_interval,
+    grace_period: int = LeasePolicy.grace_period,
+    retry_failed: int = 0,
     dataset: str | None = None,
     data_root: str | Path | None = None,
     enqueue: Sequence[str | Architecture] = (),
@@ -81,12 +98,15 @@ def run_search(
 
     Args:
         space: A ``spaces.Space``, or a built-in space name or YAML file path.
-        storage: Any Optuna storage URL; None keeps the study in
-            ``studies/<study_name>/study.db`` (SQLite).
+        storage: Any Optuna storage URL, or ``journal:PATH`` for a journal
+            file; None keeps the study in ``studies/<study_name>/``:
+            ``study.db`` (SQLite) for one worker, ``journal.log`` for several
+            (or whichever of the two the folder already holds).
         study_name: The study's name and folder under ``studies/``
             (``$SEARCH_STUDIES_DIR``); None takes the space's name.
         trials: Finished trials wanted in all, counting earlier runs of the
-            same study: resuming with a larger number adds the difference.
+            same study and every worker (also those of other commands on the
+            same storage): resuming with a larger number adds the difference.
         timeout: Seconds after which no new trial starts; None for no limit.
         epochs: Training epochs per trial; None takes the space's budget
             (times ``GPU_EPOCH_FACTOR`` on a GPU).
@@ -94,8 +114,18 @@ def run_search(
             None takes the space's budget (the whole split on a GPU).
         sampler: ``tpe`` (multivariate, constant liar), ``nsga2`` or ``random``.
         seed: Seed of the sampler, of the validation split and of each trial's
-            weights and training (trial ``n`` uses ``seed + n``).
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+            weights and training (trial ``n`` uses ``seed + n``). Each worker
+            and each resumed start seeds its sampler from it, its index and
+            the trials already in the study (``search.study.worker_seed``).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: Processes on this machine running trials of the study, each
+            with ``cores // workers`` CPU threads, or its own GPU when there
+            are several. More than one needs a storage for concurrent writers:
+            the default becomes the journal file, SQLite is refused.
+        heartbeat_interval: Seconds between the heartbeats of a running trial.
+        grace_period: Seconds without a heartbeat after which a running trial
+            is failed as stale (its worker died), by any worker of the study.
+        retry_failed: Times a stale trial's parameters are queued again.
         dataset: A data set instead of the space's; the space's input size and
             class count follow it.
         data_root: A folder holding the data set files, searched first.
@@ -117,16 +147,20 @@ def run_search(
             stopped cleanly (no trial left RUNNING) and the report was written;
             ``error.study`` holds the study, which resumes on the next call.
         ToolkitError: A mistake in what was asked for (space, data set, budget,
-            sampler, device, known architecture), before any trial runs.
+            sampler, device, workers, storage, known architecture), before any
+            trial runs.
     """
     space = space if isinstance(space, Space) else load_space(space)
-    _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction)
+    _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction, workers=workers)
+    lease = _lease_policy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
+    devices = worker_devices(device, workers)
+    name = study_name or space.name
+    url = storage_url(name, storage, workers=workers)
     data = load_dataset(dataset or space.dataset, root=data_root, validation_size=VALIDATION_SIZE, seed=seed)
     if dataset:
         space = space.with_input(dataset=dataset, input_size=data.input_size, num_classes=data.num_classes)
     config = _train_config(space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed)
     first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in enqueue]
-    name = study_name or space.name
     settings = _settings(
         space,
         config,
@@ -135,13 +169,18 @@ def run_search(
         timeout=timeout,
         command=command or f"search.run_search(space={space.name!r}, study_name={name!r}, trials={trials})",
     )
-    study = create_or_resume(
+    study, changed = create_or_resume(
         name=name,
-        storage=storage,
+        storage=make_storage(
+            url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed
+        ),
         directions=[o.direction for o in space.objectives],
         metric_names=[o.metric for o in space.objectives],
-        sampler=make_sampler(sampler, seed=seed, trials=trials),
+        sampler=optuna.samplers.RandomSampler(),  # replaced below: the seed depends on what the study holds
         settings=settings,
+    )
+    study.sampler = make_sampler(
+        sampler, seed=worker_seed(seed, worker=0, existing_trials=len(study.trials)), trials=trials
     )
     for arch in first:
         study.enqueue_trial(enqueue_architecture(space, arch), skip_if_exists=True)
@@ -152,16 +191,35 @@ def run_search(
         to_run=max(trials - done, 0),
         device=config.device,
         report=study_dir(name) / "report.html" if report else None,
+        workers=workers,
+        settings_changed=changed,
     )
     if on_start is not None:
         on_start(plan)
-    interrupted = run_trials(
-        study,
-        TrialObjective(space=space, data=data, config=config),
-        n_trials=plan.to_run,
-        timeout=timeout,
-        on_trial=on_trial,
-    )
+    if workers == 1:
+        use_device(devices[0])
+        objective = TrialObjective(
+            space=space, data=data, config=config, while_waiting=lambda study: fail_stale(study, lease)
+        )
+        interrupted = run_trials(study, objective, trials=trials, timeout=timeout, on_trial=on_trial, lease=lease)
+    else:
+        job = WorkerJob(
+            study_name=name,
+            storage_url=url,
+            space=space,
+            dataset=dataset or space.dataset,
+            data_root=data_root,
+            validation_size=VALIDATION_SIZE,
+            config=config,
+            sampler=sampler,
+            seed=seed,
+            trials=trials,
+            timeout=timeout,
+            lease=lease,
+            devices=devices,
+            threads=max(1, (os.cpu_count() or 1) // workers),
+        )
+        interrupted = run_workers(job, study=study, on_trial=on_trial)
     if plan.report is not None:
         write_report(study, plan.report)
     if interrupted:
@@ -188,14 +246,23 @@ def _train_config(
     )
 
 
-def _check_budget(*, trials: int, epochs: int | None, train_fraction: float | None) -> None:
+def _check_budget(*, trials: int, epochs: int | None, train_fraction: float | None, workers: int) -> None:
     """Refuse an impossible budget before the data set is loaded."""
     if trials < 1:
         raise UsageError(f"trials must be >= 1, got {trials}")
+    if workers < 1:
+        raise UsageError(f"workers must be >= 1, got {workers}")
     if epochs is not None and epochs < 1:
         raise UsageError(f"epochs must be >= 1, got {epochs}")
     if train_fraction is not None and not 0 < train_fraction <= 1:
         raise UsageError(f"train_fraction must be in (0, 1], got {train_fraction}")
+
+
+def _lease_policy(*, heartbeat_interval: int, grace_period: int, retry_failed: int) -> LeasePolicy:
+    try:
+        return LeasePolicy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _known_architecture(space: Space, name: str) -> Architecture:

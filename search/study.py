@@ -1,19 +1,26 @@
 """Where studies live, and how they are created, resumed and opened.
 
-By default a study is a folder ``studies/<name>/`` holding ``study.db`` (SQLite
-storage), ``settings.yaml`` (the resolved settings of the run), the report and
-exports. Any Optuna storage URL may replace the SQLite file.
+By default a study is a folder ``studies/<name>/`` holding its storage,
+``settings.yaml`` (the resolved settings of the run), the report and exports.
+The storage is ``study.db`` (SQLite) for one process, ``journal.log`` (Optuna's
+journal file, safe for concurrent writers) for workers on one machine, or any
+Optuna URL (PostgreSQL for many machines); ``journal:PATH`` names a journal file.
+RDB storages get Optuna's heartbeats, so a trial whose worker died is failed.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import yaml
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from search.errors import UsageError
@@ -24,11 +31,17 @@ __all__ = [
     "default_storage",
     "finished_trials",
     "make_sampler",
+    "make_storage",
     "open_study",
+    "storage_url",
     "study_dir",
+    "worker_seed",
 ]
 
 SAMPLERS = ("tpe", "nsga2", "random")
+JOURNAL_PREFIX = "journal:"
+# Settings that decide what a trial means; a later start that changes one is told so.
+STUDY_SETTINGS = ("space_yaml", "dataset", "input_size", "num_classes", "objectives", "training", "sampler", "seed")
 
 
 def studies_root() -> Path:
@@ -42,6 +55,59 @@ def study_dir(name: str) -> Path:
 
 def default_storage(name: str) -> str:
     return f"sqlite:///{study_dir(name) / 'study.db'}"
+
+
+def storage_url(name: str, storage: str | None, *, workers: int = 1) -> str:
+    """The storage a run uses: ``storage`` when given, else the one the study folder
+    already holds, else SQLite for one process and a journal file for several."""
+    if storage is not None:
+        if workers > 1 and storage.startswith("sqlite:"):
+            raise UsageError(
+                f"--workers {workers} needs a storage safe for concurrent writers, got {storage}; "
+                "leave --storage out (journal file) or use journal:PATH or postgresql://"
+            )
+        return storage
+    journal = study_dir(name) / "journal.log"
+    if journal.is_file() or (workers > 1 and not (study_dir(name) / "study.db").is_file()):
+        return f"{JOURNAL_PREFIX}{journal}"
+    return default_storage(name)
+
+
+def make_storage(
+    url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None, retry_failed: int = 0
+) -> BaseStorage:
+    """The Optuna storage for ``url``; RDB ones beat while a trial runs and fail stale trials.
+
+    ``retry_failed`` re-queues a stale trial's parameters up to that many times
+    (Optuna's RetryHeartbeatStaleTrialCallback, formerly RetryFailedTrialCallback); the journal's own lease does the same.
+    """
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url.removeprefix(JOURNAL_PREFIX))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if heartbeat_interval is None:
+        return RDBStorage(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(
+            url,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=retry_failed)
+            if retry_failed
+            else None,
+        )
+
+
+def worker_seed(seed: int, *, worker: int, existing_trials: int) -> int:
+    """A sampler seed per worker and per start: the run's seed for worker 0 of a fresh
+    study (so a one-process study repeats as before), else one drawn from all three,
+    so workers and resumed runs do not propose the same architectures again."""
+    if worker == 0 and existing_trials == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, worker, existing_trials]).generate_state(1)[0])
 
 
 def make_sampler(kind: str, *, seed: int | None, trials: int) -> optuna.samplers.BaseSampler:
@@ -70,13 +136,20 @@ def make_sampler(kind: str, *, seed: int | None, trials: int) -> optuna.samplers
 def create_or_resume(
     *,
     name: str,
-    storage: str | None,
+    storage: str | BaseStorage | None,
     directions: list[str],
     metric_names: list[str],
     sampler: optuna.samplers.BaseSampler,
     settings: dict[str, Any],
-) -> optuna.Study:
-    """Create the study, or load it when it exists (then its objectives must match)."""
+) -> tuple[optuna.Study, str | None]:
+    """Create the study, or load it when it exists (then its objectives must match).
+
+    Returns the study and, for an existing study started with other settings
+    than it was created with, one line saying what differs (None otherwise).
+    The run is allowed: the study keeps its creation settings, the run's
+    ``trials``/``timeout``/``command`` are updated and the change is appended
+    to ``settings["changes"]``.
+    """
     folder = study_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
@@ -96,21 +169,56 @@ def create_or_resume(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
-    study.set_user_attr("settings", settings)
-    (folder / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
-    return study
+    stored, changed = _merge_settings(study.user_attrs.get("settings"), settings)
+    study.set_user_attr("settings", stored)
+    (folder / "settings.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    return study, changed
+
+
+def _merge_settings(stored: dict[str, Any] | None, asked: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The settings to store, and what ``asked`` changes of the study-defining ones."""
+    if stored is None:
+        return asked, None
+    merged = {**stored, **{k: asked[k] for k in ("trials", "timeout", "command")}}
+    differences = _differences(stored, asked)
+    if not differences:
+        return merged, None
+    line = "; ".join(differences)
+    merged["changes"] = [*stored.get("changes", []), f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: {line}"]
+    return merged, line
+
+
+def _differences(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """``key old -> new`` for each study-defining setting that differs, per field for dicts."""
+    found = []
+    for key in STUDY_SETTINGS:
+        old, new = stored.get(key), asked.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += [
+                f"{key}.{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old | new) if old.get(k) != new.get(k)
+            ]
+        elif key == "space_yaml":
+            found.append("the space file's content")
+        else:
+            found.append(f"{key} {old!r} -> {new!r}")
+    return found
 
 
 def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
-    """An existing study, by name (default storage) or in ``storage``."""
-    url = storage or default_storage(name)
-    if storage is None and not (study_dir(name) / "study.db").is_file():
-        known = sorted(p.parent.name for p in studies_root().glob("*/study.db"))
+    """An existing study, by name (the storage in its folder) or in ``storage``."""
+    url = storage_url(name, storage)
+    folder = study_dir(name)
+    if storage is None and not ((folder / "study.db").is_file() or (folder / "journal.log").is_file()):
+        known = sorted(
+            {p.parent.name for pattern in ("*/study.db", "*/journal.log") for p in studies_root().glob(pattern)}
+        )
         raise UsageError(
             f"no study {name!r} under {studies_root()}/" + (f"; known studies: {', '.join(known)}" if known else "")
         )
     try:
-        return optuna.load_study(study_name=name, storage=url)
+        return optuna.load_study(study_name=name, storage=make_storage(url))
     except KeyError:
         raise UsageError(f"no study {name!r} in storage {url}") from None
 

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial
 from evaluation.data import DATASETS
 from search.commands._common import positive_int
 from search.errors import SearchInterrupted
+from search.lease import LeasePolicy
 from search.progress import Progress
 from search.run import DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
 from search.study import SAMPLERS, finished_trials
@@ -34,6 +35,12 @@ Budget: by default {DEFAULT_TRIALS} trials with the space's training budget
 a 2-core CPU took about 4 minutes (under 15 is the aim). On a GPU (--device auto finds it) each
 trial uses the whole training set and {GPU_EPOCH_FACTOR}x the epochs. Scale with
 --trials, --epochs, --train-fraction and --timeout.
+
+Parallel: --workers N runs N processes on this machine against the study (a
+journal file, studies/STUDY/journal.log); on several machines, run the same
+command on each with one --storage postgresql://... URL. --trials is the
+study's total across all of them. A worker killed mid-trial leaves its trial
+to be failed by another after --grace-period seconds without a heartbeat.
 """
 
 
@@ -48,7 +55,40 @@ class RunCommand:
             help="A built-in space name or a YAML file (default: densenet_hybrid).",
         )
         parser.add_argument("--study", help="Study name (default: the space's name); its folder is studies/STUDY/.")
-        parser.add_argument("--storage", help="Any Optuna storage URL instead of studies/STUDY/study.db.")
+        parser.add_argument(
+            "--storage",
+            metavar="URL",
+            help="Any Optuna storage URL (postgresql://... for many machines) or journal:PATH, "
+            "instead of studies/STUDY/study.db (journal.log with --workers).",
+        )
+        parser.add_argument(
+            "--workers",
+            type=positive_int,
+            default=1,
+            help="Worker processes on this machine, sharing the CPU threads or one GPU each (default: 1).",
+        )
+        parser.add_argument(
+            "--heartbeat-interval",
+            metavar="S",
+            type=positive_int,
+            default=LeasePolicy.heartbeat_interval,
+            help=f"Seconds between heartbeats of a running trial (default: {LeasePolicy.heartbeat_interval}).",
+        )
+        parser.add_argument(
+            "--grace-period",
+            metavar="S",
+            type=positive_int,
+            default=LeasePolicy.grace_period,
+            help="Seconds without a heartbeat after which a running trial is failed as stale "
+            f"(default: {LeasePolicy.grace_period}).",
+        )
+        parser.add_argument(
+            "--retry-failed",
+            metavar="N",
+            type=int,
+            default=0,
+            help="Queue a stale trial's parameters again, up to N times (default: 0).",
+        )
         parser.add_argument(
             "--trials",
             type=positive_int,
@@ -78,9 +118,9 @@ class RunCommand:
         )
         parser.add_argument(
             "--device",
-            choices=("auto", "cpu", "cuda"),
+            type=_device,
             default="auto",
-            help="Training device (default: auto, CUDA when available).",
+            help="Training device: auto, cpu, cuda or cuda:N (default: auto, CUDA when available).",
         )
         parser.add_argument(
             "--enqueue-preset",
@@ -109,6 +149,10 @@ class RunCommand:
                 sampler=args.sampler,
                 seed=args.seed,
                 device=args.device,
+                workers=args.workers,
+                heartbeat_interval=args.heartbeat_interval,
+                grace_period=args.grace_period,
+                retry_failed=args.retry_failed,
                 dataset=args.dataset,
                 data_root=args.data_root,
                 enqueue=args.enqueue_preset,
@@ -141,9 +185,16 @@ class _Display:
 
     def start(self, plan: RunPlan) -> None:
         self.plan = plan
+        if plan.settings_changed:
+            print(
+                f"warning: study {plan.study.study_name} was created with other settings, going on with these: "
+                f"{plan.settings_changed}",
+                file=sys.stderr,
+            )
+        workers = f", {plan.workers} workers" if plan.workers > 1 else ""
         print(
             f"study {plan.study.study_name}: {plan.finished} finished trials, {plan.to_run} to run; "
-            f"{plan.device} training",
+            f"{plan.device} training{workers}",
             file=sys.stderr,
         )
         self.progress = Progress(total=self.total, done=plan.finished)
@@ -155,3 +206,11 @@ class _Display:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
+
+
+def _device(text: str) -> str:
+    """auto, cpu, cuda or cuda:N; whether device N exists is checked when the run starts."""
+    index = text.removeprefix("cuda:")
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")

@@ -1,0 +1,114 @@
+"""Parallel workers on one study: real processes on a real journal file, a SIGKILL, a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import search
+from search.study import make_storage, worker_seed
+
+GRACE_PERIOD = 3
+
+
+def _command(space: Path, study: str, trials: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "search",
+        "run",
+        "--space",
+        str(space),
+        "--study",
+        study,
+        "--trials",
+        str(trials),
+        "--epochs",
+        "2",
+        "--workers",
+        str(workers),
+        "--heartbeat-interval",
+        "1",
+        "--grace-period",
+        str(GRACE_PERIOD),
+        "--no-report",
+    ]
+
+
+def _load(studies_dir: Path, name: str) -> optuna.Study:
+    storage = make_storage(f"journal:{studies_dir / name / 'journal.log'}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _kill_a_worker_mid_trial(studies_dir: Path, name: str, deadline: float) -> tuple[int, dict[int, list[float]]]:
+    """SIGKILL the worker of the first trial seen training; its number and the trials complete before."""
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if not (studies_dir / name / "journal.log").is_file():
+            continue
+        study = _load(studies_dir, name)
+        for trial in study.get_trials(states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("architecture_claim") == "train" and "worker" in trial.user_attrs:
+                os.kill(int(trial.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+                complete = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
+                return trial.number, complete
+    raise AssertionError("no trial was seen training before the deadline")
+
+
+def test_workers_survive_a_sigkill_and_reach_the_budget_exactly(tiny_space_file, studies_dir) -> None:
+    env = {**os.environ, "SEARCH_STUDIES_DIR": str(studies_dir)}
+    run = subprocess.Popen(_command(tiny_space_file, "crash", 4, workers=2), env=env, stderr=subprocess.PIPE, text=True)
+    killed, before = _kill_a_worker_mid_trial(studies_dir, "crash", time.monotonic() + 60)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, f"the other worker finishes the run: {err[-800:]}"
+    # One worker now: the study's folder holds a journal, so it is found without --storage.
+    restarted = subprocess.run(
+        _command(tiny_space_file, "crash", 6, workers=1), env=env, stderr=subprocess.PIPE, text=True, timeout=120
+    )
+    assert restarted.returncode == 0, f"a restart resumes the study: {restarted.stderr[-800:]}"
+
+    trials = _load(studies_dir, "crash").trials
+    by_number = {t.number: t for t in trials}
+    assert len(by_number) == len(trials), f"trial numbers are unique: {[t.number for t in trials]}"
+    for number, values in before.items():
+        assert by_number[number].state == TrialState.COMPLETE and by_number[number].values == values, (
+            f"trial {number}, complete before the kill, is kept as it was"
+        )
+    assert by_number[killed].state == TrialState.FAIL, f"the killed worker's trial {killed} is failed"
+    assert "no heartbeat" in by_number[killed].user_attrs["reason"], by_number[killed].user_attrs
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING], "no trial is left RUNNING"
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6, f"exactly the budget is finished: {[(t.number, t.state.name) for t in trials]}"
+    trained = Counter(t.user_attrs["architecture_key"] for t in trials if t.user_attrs.get("outcome") == "trained")
+    assert max(trained.values()) == 1, f"no architecture is trained twice: {trained}"
+
+
+def test_workers_refuse_sqlite(tiny_space, studies_dir) -> None:
+    with pytest.raises(search.UsageError, match=r"--workers 2 needs a storage safe for concurrent writers"):
+        search.run_search(space=tiny_space, storage=f"sqlite:///{studies_dir}/x.db", workers=2, report=False)
+
+
+def test_a_later_start_with_other_settings_is_told_what_differs(tiny_space, studies_dir) -> None:
+    search.run_search(space=tiny_space, study_name="changed", trials=1, report=False)
+    plans: list[search.RunPlan] = []
+    study = search.run_search(
+        space=tiny_space, study_name="changed", trials=1, epochs=2, seed=3, report=False, on_start=plans.append
+    )
+    assert plans[0].settings_changed == "training.epochs 1 -> 2; training.seed 0 -> 3; seed 0 -> 3", plans[0]
+    settings = study.user_attrs["settings"]
+    assert settings["training"]["epochs"] == 1 and len(settings["changes"]) == 1, "the creation settings are kept"
+
+
+def test_worker_seeds_differ_per_worker_and_per_start() -> None:
+    seeds = {worker_seed(0, worker=w, existing_trials=n) for w in range(3) for n in (0, 5)}
+    assert len(seeds) == 6, f"every worker and start has its own seed: {seeds}"
+    assert worker_seed(7, worker=0, existing_trials=0) == 7, "a fresh one-process study keeps the run's seed"
