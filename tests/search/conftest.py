@@ -1,6 +1,10 @@
+import uuid
+from contextlib import ExitStack
+
 import pytest
 
 from evaluation.data import load_dataset
+from search.postgres_server import PostgresUnavailable, throwaway_server
 from spaces import load_space
 
 TINY_SPACE = """\
@@ -44,3 +48,20 @@ def studies_dir(tmp_path, monkeypatch):
     """Studies of this test go to a fresh folder."""
     monkeypatch.setenv("SEARCH_STUDIES_DIR", str(tmp_path / "studies"))
     return tmp_path / "studies"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server on loopback for this test session; skips the test when none starts."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(throwaway_server())
+        except PostgresUnavailable as error:
+            pytest.skip(f"no PostgreSQL server: {error}")
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh database on the session's server, one per test."""
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
