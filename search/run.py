@@ -67,6 +67,7 @@ def run_search(
     data_root: str | Path | None = None,
     enqueue: Sequence[str | Architecture] = (),
     report: bool = True,
+    memory_limit: float | None = None,
     command: str | None = None,
     on_start: Callable[[RunPlan], None] | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
@@ -104,6 +105,8 @@ def run_search(
             the study is not enqueued again.
         report: Write ``studies/<study_name>/report.html`` at the end, also
             after an interruption.
+        memory_limit: Bytes a trial's model may be estimated to need in
+            training (``evaluation.memory``); None takes the machine's memory.
         command: How the run was started, recorded in the study's settings (the
             command line passes its own); None records this call.
         on_start: Called once with a ``RunPlan`` before the first trial.
@@ -126,7 +129,7 @@ def run_search(
         space = space.with_input(dataset=dataset, input_size=data.input_size, num_classes=data.num_classes)
     config = _train_config(space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed)
     first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in enqueue]
-    name = study_name or space.name
+    name = space.name if study_name is None else study_name
     settings = _settings(
         space,
         config,
@@ -157,7 +160,7 @@ def run_search(
         on_start(plan)
     interrupted = run_trials(
         study,
-        TrialObjective(space=space, data=data, config=config),
+        TrialObjective(space=space, data=data, config=config, memory_limit=memory_limit),
         n_trials=plan.to_run,
         timeout=timeout,
         on_trial=on_trial,

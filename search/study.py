@@ -8,6 +8,7 @@ exports. Any Optuna storage URL may replace the SQLite file.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ __all__ = [
     "finished_trials",
     "make_sampler",
     "open_study",
+    "check_study_name",
     "study_dir",
 ]
 
 SAMPLERS = ("tpe", "nsga2", "random")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 def studies_root() -> Path:
@@ -37,7 +40,22 @@ def studies_root() -> Path:
 
 
 def study_dir(name: str) -> Path:
-    return studies_root() / name
+    """``studies/<name>/``; ``name`` must be one plain folder name (``check_study_name``)."""
+    return studies_root() / check_study_name(name)
+
+
+def check_study_name(name: str) -> str:
+    """``name``, when it names one folder right under the studies root; else a ``UsageError``.
+
+    A study name becomes a path: ``../../etc``, ``/tmp/x`` or ``a/b`` would write
+    outside ``studies/``, so only letters, digits and ``. _ -`` are allowed, not
+    leading with a dot (no ``..``, no hidden folders).
+    """
+    if not _STUDY_NAME.fullmatch(name):
+        raise UsageError(
+            f"study name must be 1-100 letters, digits, '.', '_' or '-', not starting with '.', got {name!r}"
+        )
+    return name
 
 
 def default_storage(name: str) -> str:
