@@ -69,5 +69,5 @@ def test_architecture_refuses_an_absurd_depth_before_any_count() -> None:
 
 
 def test_check_memory_lets_a_small_model_through_under_the_machines_memory() -> None:
-    estimate = check_memory(preset("d2l_densenet"), (1, 28, 28), 10, batch_size=64)
+    estimate = check_memory(preset("d2l_densenet"), (1, 96, 96), 10, batch_size=64)
     assert 0 < estimate.total < machine_memory_bytes(), estimate
