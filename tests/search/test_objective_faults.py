@@ -7,8 +7,13 @@ and the study goes on to the next trial.
 from __future__ import annotations
 
 import gc
+import json
+import os
+import subprocess
+import sys
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 import pytest
@@ -118,3 +123,32 @@ def test_objective_fails_a_raising_trial_frees_the_model_and_goes_on(
     assert trained.user_attrs["outcome"] == "trained", "the next trial trains normally"
     gc.collect()
     assert models[0]() is None, "the failed trial's model must be freed"
+
+
+WIDE_STEM_SPACE = """\
+description: digits, with a stem wide enough to exhaust a tight memory limit
+dataset: digits
+input: [1, 8, 8]
+num_classes: 10
+objectives: {accuracy: maximize, macs: minimize}
+training: {epochs: 1, train_fraction: 1.0, batch_size: 64, lr: 0.05, schedule: onecycle}
+stem: {style: small, width: {choice: [8, 6000]}}
+stages:
+  count: 1
+  each: {block: dense, depth: 1, dense: {growth_rate: 4, bn_size: 0}}
+"""
+
+
+def test_a_real_cpu_allocation_failure_ends_only_its_trial(tmp_path: Path) -> None:
+    """RLIMIT_AS 300 MB above the process: the estimate lets the 6000-channel stem through, the allocator does not."""
+    space = tmp_path / "wide.yaml"
+    space.write_text(WIDE_STEM_SPACE)
+    script = Path(__file__).with_name("oom_study.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, str(script), str(space), "300"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (first, second) = json.loads(done.stdout.strip().splitlines()[-1])
+    assert first[:2] == ["COMPLETE", "failed"] and "can't allocate memory" in first[2], first
+    assert second[:2] == ["COMPLETE", "trained"], f"the study goes on after the out-of-memory trial: {second}"
