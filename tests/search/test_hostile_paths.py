@@ -10,6 +10,7 @@ import pytest
 
 from search import commands
 from search.cli import build_parser, main
+from search.study import open_study
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE_NAMES = ["../../etc", "/tmp/absolute", "a/b", "..", ".", ".hidden", "nul\x00byte", "", "x" * 101]
@@ -77,3 +78,19 @@ def test_profile_memory_limit_flag_raises_the_limit(capsys: pytest.CaptureFixtur
     assert code == 2 and "0.0 GB limit" in capsys.readouterr().err, "10 MB cannot hold resnet18's state"
     code = main(["profile", "resnet18", "--input", "3,32,32", "--memory-limit", "1000", "--repeats", "1", "--json"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_train_refuses_a_model_over_the_memory_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "resnet18", "--dataset", "digits", "--memory-limit", "0.001"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "0.0 GB limit; not built" in err and "\n" not in err, f"exit {code}: {err!r}"
+
+
+def test_run_rejects_trials_over_the_memory_limit_and_finishes(
+    tiny_space_file: Path, studies_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "--space", str(tiny_space_file), "--trials", "2", "--no-report", "--memory-limit", "0.000001"])
+    assert code == 0, capsys.readouterr().err
+    trials = open_study("tiny").trials
+    assert [t.user_attrs["outcome"] for t in trials] == ["rejected", "rejected"], [t.user_attrs for t in trials]
+    assert all("--memory-limit" in t.user_attrs["reason"] for t in trials), trials[0].user_attrs["reason"]
