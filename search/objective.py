@@ -47,7 +47,7 @@ class TrialFault(RuntimeError):
 def release_memory(device: str) -> None:
     """Free what a finished trial left: unreachable models and optimizers, and CUDA's cached blocks."""
     gc.collect()
-    if device.startswith("cuda") and torch.cuda.is_available():
+    if device != "cpu" and torch.cuda.is_available():  # "cuda", "cuda:1" or "auto"
         torch.cuda.empty_cache()
 
 
