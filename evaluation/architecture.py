@@ -21,12 +21,13 @@ from itertools import zip_longest
 from typing import Any
 
 from evaluation.blocks import BLOCKS, POOLING_LAYERS, BlockSpec
-from evaluation.errors import ArchitectureError
+from evaluation.errors import ArchitectureError, show
 
 __all__ = [
     "Architecture",
     "ArchitectureError",
     "Head",
+    "MAX_DEPTH",
     "POOLINGS",
     "STEM_STYLES",
     "Stage",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 STEM_STYLES = ("imagenet", "small")
+# Far beyond any published network (DenseNet-264 has 64 layers in a stage), and
+# low enough that the closed-form counts, which walk every layer, stay instant.
+MAX_DEPTH = 10_000
 POOLINGS = tuple(POOLING_LAYERS)  # avg, max, none (see evaluation.blocks._layers)
 
 
@@ -48,7 +52,7 @@ def _check_int(path: str, value: int, *, low: int) -> None:
 
 
 def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, f"{path} must be one of {', '.join(choices)}, got {value!r}")
+    _check(value in choices, f"{path} must be one of {', '.join(choices)}, got {show(value)}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Stage:
             f"{path}.block must be one of {', '.join(BLOCKS)}, got {self.block!r}",
         )
         _check_int(f"{path}.depth", self.depth, low=1)
+        _check(self.depth <= MAX_DEPTH, f"{path}.depth must be <= {MAX_DEPTH:,}, got {self.depth}")
         _check(self.stride in (1, 2), f"{path}.stride must be 1 or 2, got {self.stride}")
         _check(
             self.stride == 1 or BLOCKS[self.block.kind].downsamples,
@@ -196,7 +201,7 @@ class Architecture:
             f"transitions must be a list, got {type(transitions).__name__}",
         )
         conv_bias = data.get("conv_bias", False)
-        _check(isinstance(conv_bias, bool), f"conv_bias must be a bool, got {conv_bias!r}")
+        _check(isinstance(conv_bias, bool), f"conv_bias must be a bool, got {show(conv_bias)}")
         return cls(
             stem=_parse(Stem, data.get("stem", {}), "stem"),
             stages=tuple(_stage_from_dict(s, f"stages[{i}]") for i, s in enumerate(stages)),
@@ -221,8 +226,8 @@ def _stage_from_dict(data: Any, path: str) -> Stage:
     _check(isinstance(data, Mapping), f"{path} must be a mapping, got {type(data).__name__}")
     kind = data.get("block")
     _check(
-        kind in BLOCKS,
-        f"{path}.block must be one of {', '.join(BLOCKS)}, got {kind!r}",
+        isinstance(kind, str) and kind in BLOCKS,
+        f"{path}.block must be one of {', '.join(BLOCKS)}, got {show(kind)}",
     )
     spec_type = BLOCKS[kind].spec
     knobs = {k: v for k, v in data.items() if k not in ("block", "depth", "stride")}
@@ -232,12 +237,18 @@ def _stage_from_dict(data: Any, path: str) -> Stage:
 
 
 def _reject_unknown(data: Mapping[str, Any], known: set[str], path: str) -> None:
-    unknown = sorted(set(data) - known)
+    # Keys may be any YAML scalar (1, null, true): sorted by their text, named as written.
+    unknown = sorted((key for key in data if key not in known), key=str)
     prefix = f"{path}." if path else ""
     _check(
         not unknown,
-        f"{prefix}{unknown[0] if unknown else ''} is not a known key; expected one of {', '.join(sorted(known))}",
+        f"{prefix}{_key_text(unknown[0]) if unknown else ''} is not a known key; expected one of {', '.join(sorted(known))}",
     )
+
+
+def _key_text(key: Any) -> str:
+    """A key as the file wrote it: a string bare, any other scalar (1, null) as its repr."""
+    return key if isinstance(key, str) else show(key)
 
 
 def _parse(cls: type, data: Any, path: str) -> Any:
@@ -257,6 +268,6 @@ def _parse_values(cls: type, data: Mapping[str, Any], path: str) -> dict[str, An
             value = float(value)
         # bool is a subclass of int: `depth: true` must not pass as 1.
         ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
-        _check(ok, f"{path}.{name} must be {expected.__name__}, got {value!r}")
+        _check(ok, f"{path}.{name} must be {expected.__name__}, got {show(value)}")
         values[name] = value
     return values

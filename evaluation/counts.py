@@ -15,7 +15,7 @@ from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
 from evaluation.shapes import Size, Step, strided, trace
 
-__all__ = ["Counts", "Tally", "count"]
+__all__ = ["Counts", "Tally", "count", "tally"]
 
 
 @dataclass(frozen=True)
@@ -28,20 +28,26 @@ class Tally:
     """Running totals; each method adds one layer. ``size`` is the layer's output H x W.
 
     Block families add their stages through these methods (``BlockFamily.tally``).
+    ``feature_elements`` sums, over convolutions, the elements of the input and
+    the output at the output's resolution, and over norms their channels, for
+    one image: the base of ``evaluation.memory``'s activation estimate.
     """
 
     def __init__(self, bias: bool) -> None:
         self.bias = bias
         self.params = 0
         self.macs = 0
+        self.feature_elements = 0
 
     def conv(self, cin: int, cout: int, kernel: int, size: Size, *, groups: int = 1) -> None:
         weights = cin // groups * cout * kernel * kernel
         self.params += weights + (cout if self.bias else 0)
         self.macs += weights * size[0] * size[1]
+        self.feature_elements += (cin + cout) * size[0] * size[1]
 
     def norm(self, channels: int) -> None:
         self.params += 2 * channels
+        self.feature_elements += channels  # the saved mean and inverse deviation, counted per image
 
     def linear(self, cin: int, cout: int) -> None:
         self.params += cin * cout + cout
@@ -67,6 +73,12 @@ def _stem(t: Tally, stem: Stem, step: Step) -> None:
 
 def count(arch: Architecture, input_size: tuple[int, int, int], num_classes: int) -> Counts:
     """Trainable parameters and MACs of ``arch`` for one input of shape (C, H, W)."""
+    t = tally(arch, input_size, num_classes)
+    return Counts(params=t.params, macs=t.macs)
+
+
+def tally(arch: Architecture, input_size: tuple[int, int, int], num_classes: int) -> Tally:
+    """Every layer of ``arch`` added up, for one input of shape (C, H, W)."""
     t = Tally(arch.conv_bias)
     for step in trace(arch, input_size):
         part = step.part
@@ -81,4 +93,4 @@ def count(arch: Architecture, input_size: tuple[int, int, int], num_classes: int
             if part.norm:
                 t.norm(step.in_channels)
             t.linear(step.in_channels, num_classes)
-    return Counts(params=t.params, macs=t.macs)
+    return t

@@ -9,7 +9,16 @@ both build on ``evaluation``.
 
 from __future__ import annotations
 
-__all__ = ["ArchitectureError", "ConfigError", "DataError", "ToolkitError"]
+import reprlib
+from typing import Any
+
+__all__ = ["ArchitectureError", "ConfigError", "DataError", "ToolkitError", "show"]
+
+# Values from a user's file may be huge (an integer of 5000 digits, a list
+# expanded by YAML aliases): messages show a bounded repr of them, on one line.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 6, 60, 60
+_LONGEST = 100
 
 
 class ToolkitError(Exception):
@@ -26,3 +35,9 @@ class DataError(ToolkitError):
 
 class ConfigError(ToolkitError, ValueError):
     """A training setting out of its range (``TrainConfig``)."""
+
+
+def show(value: Any) -> str:
+    """``repr(value)`` cut to a few dozen characters, for error messages about a user's value."""
+    text = _REPR.repr(value)
+    return text if len(text) <= _LONGEST else text[: _LONGEST - 3] + "..."

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from evaluation._yaml import UnreadableYaml, read_yaml
 from evaluation.architecture import Architecture, ArchitectureError
 from evaluation.presets import PRESETS, preset
 
@@ -27,9 +28,9 @@ def load_architecture(name_or_path: str | Path) -> Architecture:
     if not path.is_file():
         raise ArchitectureError(f"{name_or_path}: neither a preset nor a file; presets: {', '.join(sorted(PRESETS))}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ArchitectureError(f"{path}: not valid YAML: {error}") from None
+        data = read_yaml(path)
+    except UnreadableYaml as error:
+        raise ArchitectureError(f"{path}: {error}") from None
     if isinstance(data, Mapping) and "architecture" in data:
         data = data["architecture"]
     try:

@@ -7,13 +7,18 @@ constraint that is known before training (params, MACs, latency), is
 ignored by Optuna's samplers, which would keep proposing it). An architecture
 already evaluated in the study takes the recorded values instead of training
 again, and one another worker is training right now is waited for, then
-copied (``search.claims``). A run that diverges (NaN/inf loss) is completed as infeasible with its
-reason. Anything else that raises is recorded and left to Optuna as FAIL.
+copied (``search.claims``). A run that diverges (NaN/inf loss) is completed as
+infeasible with its reason. So is one whose estimated training memory exceeds
+the machine's (``evaluation.memory``, before building), and one that runs out
+of memory in training anyway. Anything else that raises (model code, data) is
+recorded and left to Optuna as FAIL. Either way the trial's memory is freed
+before the next.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evaluation import Architecture, ArchitectureError, build_model, count
 from evaluation.data import DataSplits
+from evaluation.memory import MemoryRefused, check_memory
 from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
 from evaluation.training import EpochReport, TrainConfig, train
@@ -30,16 +36,41 @@ from search.claims import claim_architecture, wait_until_finished
 from search.records import TrialOutcome, TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
 
-__all__ = ["TrialObjective", "VALID_CONSTRAINT"]
+__all__ = ["TrialFault", "TrialObjective", "VALID_CONSTRAINT", "release_memory"]
 
 # Constraint set to 1 when a trial has no meaningful result (the architecture
 # could not be built, or training diverged): such trials never enter the front.
 VALID_CONSTRAINT = "valid"
 
 
+class TrialFault(RuntimeError):
+    """A trial that raised (model code, data, ...); its reason is recorded and the study goes on."""
+
+
+def release_memory(device: str) -> None:
+    """Free what a finished trial left: unreachable models and optimizers, and CUDA's cached blocks."""
+    gc.collect()
+    if device != "cpu" and torch.cuda.is_available():  # "cuda", "cuda:1" or "auto"
+        torch.cuda.empty_cache()
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or a CPU allocation failure (torch raises those as RuntimeError)."""
+    return isinstance(error, torch.OutOfMemoryError | MemoryError) or "can't allocate memory" in str(error)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 @dataclass
 class TrialObjective:
-    """The callable given to ``study.optimize``; returns the space's objective values."""
+    """The callable given to ``study.optimize``; returns the space's objective values.
+
+    ``memory_limit``: bytes a trial's model may be estimated to need in training
+    (``evaluation.memory``); None takes the machine's memory.
+    """
 
     space: Space
     data: DataSplits
@@ -49,6 +80,7 @@ class TrialObjective:
     # how often it looks, and what it does meanwhile (the runner fails stale trials).
     poll_seconds: float = 1.0
     while_waiting: Callable[[optuna.Study], None] | None = None
+    memory_limit: float | None = None
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         try:
@@ -56,8 +88,12 @@ class TrialObjective:
         except optuna.TrialPruned:
             raise
         except Exception as error:  # noqa: BLE001 - recorded, then Optuna marks FAIL
-            TrialRecord.save_outcome(trial, TrialOutcome.FAILED, f"{type(error).__name__}: {error}")
-            raise
+            reason = f"{type(error).__name__}: {error}"
+            TrialRecord.save_outcome(trial, TrialOutcome.FAILED, reason)
+        # Raised afresh, out of the except block: the original traceback would keep
+        # the trial's model and optimizer alive (its frames hold them) into the next trial.
+        release_memory(self.config.device)
+        raise TrialFault(reason)
 
     # -- steps --------------------------------------------------------------
 
@@ -84,6 +120,39 @@ class TrialObjective:
         # Each trial its own seed, derived from the run's, for its initial
         # weights and its training alike, so a study repeats from --seed.
         config = dataclasses.replace(self.config, seed=self.config.seed + trial.number)
+        refusal = self._memory_refusal(arch, config)
+        if refusal is not None:
+            record.outcome, record.reason = TrialOutcome.REJECTED, refusal
+            return self._finish(trial, record, valid=False)
+        try:
+            return self._build_and_train(trial, record, arch, config)
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+            if not _is_out_of_memory(error):
+                raise
+            reason = f"out of memory: {_first_line(error)}"
+        # Here, past the except block, the traceback and the model its frames held are gone.
+        release_memory(config.device)
+        record.outcome, record.reason = TrialOutcome.FAILED, reason
+        return self._finish(trial, record, valid=False)
+
+    def _memory_refusal(self, arch: Architecture, config: TrainConfig) -> str | None:
+        """Why ``arch`` cannot train in this machine's memory (``evaluation.memory``), or None."""
+        try:
+            check_memory(
+                arch,
+                self.space.input_size,
+                self.space.num_classes,
+                batch_size=config.batch_size,
+                limit_bytes=self.memory_limit,
+                device=config.device,
+            )
+        except MemoryRefused as refused:
+            return str(refused)
+        return None
+
+    def _build_and_train(
+        self, trial: optuna.Trial, record: TrialRecord, arch: Architecture, config: TrainConfig
+    ) -> list[float]:
         torch.manual_seed(config.seed)
         model = build_model(arch, self.space.input_size, self.space.num_classes)
         record.macs = count_macs(model, self.space.input_size)

@@ -84,6 +84,7 @@ def run_search(
     data_root: str | Path | None = None,
     enqueue: Sequence[str | Architecture] = (),
     report: bool = True,
+    memory_limit: float | None = None,
     command: str | None = None,
     on_start: Callable[[RunPlan], None] | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
@@ -134,6 +135,8 @@ def run_search(
             the study is not enqueued again.
         report: Write ``studies/<study_name>/report.html`` at the end, also
             after an interruption.
+        memory_limit: Bytes a trial's model may be estimated to need in
+            training (``evaluation.memory``); None takes the machine's memory.
         command: How the run was started, recorded in the study's settings (the
             command line passes its own); None records this call.
         on_start: Called once with a ``RunPlan`` before the first trial.
@@ -154,7 +157,7 @@ def run_search(
     _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction, workers=workers)
     lease = _lease_policy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
     devices = worker_devices(device, workers)
-    name = study_name or space.name
+    name = space.name if study_name is None else study_name  # an empty name is refused, not replaced
     url = storage_url(name, storage, workers=workers)
     data = load_dataset(dataset or space.dataset, root=data_root, validation_size=VALIDATION_SIZE, seed=seed)
     if dataset:
@@ -199,7 +202,11 @@ def run_search(
     if workers == 1:
         use_device(devices[0])
         objective = TrialObjective(
-            space=space, data=data, config=config, while_waiting=lambda study: fail_stale(study, lease)
+            space=space,
+            data=data,
+            config=config,
+            memory_limit=memory_limit,
+            while_waiting=lambda study: fail_stale(study, lease),
         )
         interrupted = run_trials(study, objective, trials=trials, timeout=timeout, on_trial=on_trial, lease=lease)
     else:
@@ -218,6 +225,7 @@ def run_search(
             lease=lease,
             devices=devices,
             threads=max(1, (os.cpu_count() or 1) // workers),
+            memory_limit=memory_limit,
         )
         interrupted = run_workers(job, study=study, on_trial=on_trial)
     if plan.report is not None:

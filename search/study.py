@@ -11,6 +11,7 @@ RDB storages get Optuna's heartbeats, so a trial whose worker died is failed.
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ from search.errors import UsageError
 
 __all__ = [
     "SAMPLERS",
+    "check_study_name",
     "create_or_resume",
     "default_storage",
     "finished_trials",
@@ -42,6 +44,7 @@ SAMPLERS = ("tpe", "nsga2", "random")
 JOURNAL_PREFIX = "journal:"
 # Settings that decide what a trial means; a later start that changes one is told so.
 STUDY_SETTINGS = ("space_yaml", "dataset", "input_size", "num_classes", "objectives", "training", "sampler", "seed")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 def studies_root() -> Path:
@@ -50,7 +53,22 @@ def studies_root() -> Path:
 
 
 def study_dir(name: str) -> Path:
-    return studies_root() / name
+    """``studies/<name>/``; ``name`` must be one plain folder name (``check_study_name``)."""
+    return studies_root() / check_study_name(name)
+
+
+def check_study_name(name: str) -> str:
+    """``name``, when it names one folder right under the studies root; else a ``UsageError``.
+
+    A study name becomes a path: ``../../etc``, ``/tmp/x`` or ``a/b`` would write
+    outside ``studies/``, so only letters, digits and ``. _ -`` are allowed, not
+    leading with a dot (no ``..``, no hidden folders).
+    """
+    if not _STUDY_NAME.fullmatch(name):
+        raise UsageError(
+            f"study name must be 1-100 letters, digits, '.', '_' or '-', not starting with '.', got {name!r}"
+        )
+    return name
 
 
 def default_storage(name: str) -> str:

@@ -55,6 +55,7 @@ class WorkerJob:
     lease: LeasePolicy
     devices: tuple[str, ...]  # per worker: "cpu", "cuda" or "cuda:i"
     threads: int | None  # torch threads per worker; None keeps torch's default
+    memory_limit: float | None = None  # bytes a trial's model may be estimated to need; None: the machine's
 
 
 def worker_devices(device: str, workers: int) -> tuple[str, ...]:
@@ -131,7 +132,11 @@ def work(job: WorkerJob, index: int) -> None:
         job.sampler, seed=worker_seed(job.seed, worker=index, existing_trials=len(study.trials)), trials=job.trials
     )
     objective = TrialObjective(
-        space=job.space, data=data, config=job.config, while_waiting=lambda s: fail_stale(s, job.lease)
+        space=job.space,
+        data=data,
+        config=job.config,
+        memory_limit=job.memory_limit,
+        while_waiting=lambda s: fail_stale(s, job.lease),
     )
     interrupted = run_trials(study, objective, trials=job.trials, timeout=job.timeout, lease=job.lease)
     sys.exit(INTERRUPTED_EXIT if interrupted else 0)

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from evaluation.errors import show
+
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
 
@@ -51,9 +53,9 @@ class KnobType:
             value = float(value)
         # bool is a subclass of int: `depth: true` must not pass as 1.
         if not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
-            raise KnobError(f"{label} must be {_TYPE_NAMES[self.type]}, got {value!r}")
+            raise KnobError(f"{label} must be {_TYPE_NAMES[self.type]}, got {show(value)}")
         if self.choices is not None and value not in self.choices:
-            raise KnobError(f"{label} must be one of {', '.join(self.choices)}, got {value!r}")
+            raise KnobError(f"{label} must be one of {', '.join(self.choices)}, got {show(value)}")
         self.check_bounds(value, label)
         return value
 
@@ -213,12 +215,12 @@ def parse_knob(value: Any, knob_type: KnobType) -> tuple[Distribution, bool]:
     unknown = sorted(set(value) - {"choice", "shared", *_RANGE_KEYS}, key=str)
     if unknown:
         raise KnobError(
-            f"unknown key {unknown[0]!r}; expected a value, {{choice: [...]}}, "
+            f"unknown key {show(unknown[0])}; expected a value, {{choice: [...]}}, "
             "or {low, high} with optional step or log, and optional shared"
         )
     shared = value.get("shared", False)
     if not isinstance(shared, bool):
-        raise KnobError(f"shared must be a boolean, got {shared!r}")
+        raise KnobError(f"shared must be a boolean, got {show(shared)}")
     if "choice" in value:
         extra = [k for k in _RANGE_KEYS if k in value]
         if extra:
@@ -231,7 +233,7 @@ def parse_knob(value: Any, knob_type: KnobType) -> tuple[Distribution, bool]:
 
 def _parse_choice(values: Any, knob_type: KnobType) -> Choice:
     if not isinstance(values, list) or not values:
-        raise KnobError(f"choice must be a non-empty list, got {values!r}")
+        raise KnobError(f"choice must be a non-empty list, got {show(values)}")
     converted = tuple(knob_type.convert(v, "choice") for v in values)
     for i, v in enumerate(converted):
         if v in converted[:i]:
@@ -247,7 +249,7 @@ def _parse_range(value: Mapping[str, Any], knob_type: KnobType) -> IntRange | Fl
     high = number.convert(value["high"], "high")
     log = value.get("log", False)
     if not isinstance(log, bool):
-        raise KnobError(f"log must be a boolean, got {log!r}")
+        raise KnobError(f"log must be a boolean, got {show(log)}")
     knob_type.check_bounds(low, "low")
     knob_type.check_bounds(high, "high")
     if low > high:

@@ -16,10 +16,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from evaluation.architecture import POOLINGS, STEM_STYLES, Architecture, ArchitectureError, Head, Stem, Transition
+from evaluation._yaml import UnreadableYaml, read_yaml
+from evaluation.architecture import (
+    MAX_DEPTH,
+    POOLINGS,
+    STEM_STYLES,
+    Architecture,
+    ArchitectureError,
+    Head,
+    Stem,
+    Transition,
+)
 from evaluation.blocks import BLOCKS, BlockFamily, field_bounds, field_types
+from evaluation.errors import show
 from evaluation.metrics import DIRECTIONS, METRICS
 from spaces.errors import SpaceError
 from spaces.knobs import Fixed, Knob, KnobError, KnobType, parse_knob
@@ -40,6 +49,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 # Every stage's knobs are sampled up to the largest stage count (static
 # parameterisation); 12 stages is beyond any network that fits small inputs.
 MAX_STAGES = 12
+# A block's rule across knobs is checked for every value a knob allows; a wider
+# range is refused rather than walked (a width range up to 10**12 would never finish).
+MAX_CHECKED_VALUES = 100_000
 
 _POSITIVE = KnobType(int, minimum=1)
 _FRACTION_OPEN_HIGH = KnobType(float, minimum=0.0, maximum=1.0, maximum_open=True)
@@ -47,7 +59,7 @@ _BOOL = KnobType(bool)
 _STRIDE = KnobType(int, minimum=1, maximum=2)
 
 STEM_KNOBS = {"style": KnobType(str, choices=STEM_STYLES), "width": _POSITIVE}
-STAGE_KNOBS = {"block": KnobType(str, choices=tuple(BLOCKS)), "depth": _POSITIVE}
+STAGE_KNOBS = {"block": KnobType(str, choices=tuple(BLOCKS)), "depth": KnobType(int, minimum=1, maximum=MAX_DEPTH)}
 
 
 def _block_knobs(family: BlockFamily) -> dict[str, KnobType]:
@@ -109,12 +121,9 @@ def load_space(name_or_path: str | Path) -> Space:
         if not path.is_file():
             raise SpaceError(f"{name}: neither a built-in space ({', '.join(builtin_space_names())}) nor a file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or "cannot be parsed"
-        raise SpaceError(f"{source}: not valid YAML{where}: {problem}") from None
+        data = read_yaml(path)
+    except UnreadableYaml as error:
+        raise SpaceError(f"{source}: {error}") from None
     return _Loader(source).space(data, name=path.stem, path=path)
 
 
@@ -349,7 +358,17 @@ class _Loader:
     def check_block_knobs(self, kind: str, knobs: Mapping[str, Knob]) -> None:
         """The block's own rule across its knobs (``BlockFamily.check_knobs``), for every value they allow."""
         check = BLOCKS[kind].check_knobs
-        problem = None if check is None else check(knobs)
+        if check is None:
+            return
+        for knob in knobs.values():
+            values = knob.count()
+            if values is not None and values > MAX_CHECKED_VALUES:
+                raise self.error(
+                    knob.path,
+                    f"a range of {values:,} values is too wide to check against the {kind} block's rule; "
+                    f"at most {MAX_CHECKED_VALUES:,} values (narrow it or give it a step)",
+                )
+        problem = check(knobs)
         if problem is not None:
             raise self.error(*problem)
 
@@ -386,4 +405,4 @@ def _show(value: Any) -> str:
         return "nothing"
     if isinstance(value, list | dict) and not value:
         return f"an empty {type(value).__name__}"
-    return repr(value)
+    return show(value)

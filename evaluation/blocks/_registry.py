@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from evaluation.errors import ArchitectureError
+from evaluation.errors import ArchitectureError, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -114,9 +114,9 @@ class BlockSpec:
         types, bounds = field_types(type(self)), field_bounds(type(self))
         for name, value in self.knobs().items():
             if not _has_type(value, types[name]):
-                raise ArchitectureError(f"{path}.{name} must be {types[name].__name__}, got {value!r}")
+                raise ArchitectureError(f"{path}.{name} must be {types[name].__name__}, got {show(value)}")
             if not bounds[name].holds(value):
-                raise ArchitectureError(f"{path}.{name} {bounds[name].rule()}, got {value!r}")
+                raise ArchitectureError(f"{path}.{name} {bounds[name].rule()}, got {show(value)}")
         problem = self.check()
         if problem is not None:
             raise ArchitectureError(f"{path}.{problem}")

@@ -35,3 +35,29 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="An Optuna storage URL holding the study (default: studies/<study>/study.db).",
     )
+
+
+def gigabytes(text: str) -> float:
+    """Parse a positive number of gigabytes (10**9 bytes) into bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of GB, got {text!r}")
+    return value * 1e9
+
+
+def add_memory_limit_argument(parser: argparse.ArgumentParser) -> None:
+    """--memory-limit: the most training memory a model may be estimated to need before it is built."""
+    parser.add_argument(
+        "--memory-limit",
+        type=gigabytes,
+        default=None,
+        metavar="GB",
+        help=(
+            "Refuse, before building it, a model whose estimated training memory (weights, gradients, "
+            "optimizer state and the batch's activations; see evaluation/memory.py) exceeds this many GB "
+            "(default: the machine's RAM, or the GPU's memory when training there)."
+        ),
+    )

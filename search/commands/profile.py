@@ -6,7 +6,8 @@ import argparse
 import json
 
 from evaluation import build_model, count, load_architecture, profile_model
-from search.commands._common import input_size, positive_int
+from evaluation.memory import check_memory
+from search.commands._common import add_memory_limit_argument, input_size, positive_int
 
 
 class ProfileCommand:
@@ -41,9 +42,11 @@ class ProfileCommand:
         )
         parser.add_argument("--repeats", type=positive_int, default=10, help="Timed forward passes (default: 10).")
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        add_memory_limit_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         arch = load_architecture(args.architecture)
+        check_memory(arch, args.input, args.num_classes, batch_size=args.batch_size, limit_bytes=args.memory_limit)
         formula = count(arch, args.input, args.num_classes)
         model = build_model(arch, args.input, args.num_classes)
         profile = profile_model(model, args.input, batch_size=args.batch_size, repeats=args.repeats)

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from evaluation.data import DATASETS
-from search.commands._common import positive_int
+from search.commands._common import add_memory_limit_argument, positive_int
 from search.errors import SearchInterrupted
 from search.lease import LeasePolicy
 from search.progress import Progress
@@ -132,6 +132,7 @@ class RunCommand:
         parser.add_argument(
             "--no-report", action="store_true", help="Do not regenerate studies/STUDY/report.html at the end."
         )
+        add_memory_limit_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # Progress reports each trial
@@ -157,6 +158,7 @@ class RunCommand:
                 data_root=args.data_root,
                 enqueue=args.enqueue_preset,
                 report=not args.no_report,
+                memory_limit=args.memory_limit,
                 command=" ".join(["python -m search", *sys.argv[1:]]),
                 on_start=display.start,
                 on_trial=display.trial,

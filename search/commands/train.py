@@ -28,8 +28,9 @@ from evaluation import (
     train,
 )
 from evaluation.data import DATASETS, DataSplits, load_dataset
+from evaluation.memory import check_memory
 from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
-from search.commands._common import positive_int
+from search.commands._common import add_memory_limit_argument, positive_int
 from search.errors import UsageError
 
 
@@ -116,6 +117,7 @@ class TrainCommand:
         parser.add_argument(
             "--out", type=Path, default=None, metavar="DIR", help="Output folder (default: runs/<name>)."
         )
+        add_memory_limit_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         arch = load_architecture(args.architecture)
@@ -144,13 +146,22 @@ class TrainCommand:
                 precision=args.precision,
                 seed=args.seed,
             )
-            resolve_device(config.device)
+            device = resolve_device(config.device)
         except ValueError as error:
             raise UsageError(str(error)) from None
+        input_shape = (channels, side, side)
+        check_memory(
+            arch,
+            input_shape,
+            data.num_classes,
+            batch_size=config.batch_size,
+            limit_bytes=args.memory_limit,
+            device=device.type,
+        )
         out = args.out or Path("runs") / Path(args.architecture).stem
 
         torch.manual_seed(args.seed)
-        model = build_model(arch, (channels, side, side), data.num_classes)
+        model = build_model(arch, input_shape, data.num_classes)
         started = time.perf_counter()
         progress = _print_progress(min(config.batch_size, len(data.train[1])))
         result = train(model, data, config, on_epoch=_print_epoch(config.epochs), on_progress=progress)
