@@ -20,7 +20,7 @@ from search.study import make_storage, worker_seed
 GRACE_PERIOD = 3
 
 
-def _command(space: Path, study: str, trials: int, workers: int) -> list[str]:
+def _command(space: Path, study: str, trials: int, workers: int, retry_failed: int = 0) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -40,6 +40,8 @@ def _command(space: Path, study: str, trials: int, workers: int) -> list[str]:
         "1",
         "--grace-period",
         str(GRACE_PERIOD),
+        "--retry-failed",
+        str(retry_failed),
         "--no-report",
     ]
 
@@ -66,7 +68,8 @@ def _kill_a_worker_mid_trial(studies_dir: Path, name: str, deadline: float) -> t
 
 def test_workers_survive_a_sigkill_and_reach_the_budget_exactly(tiny_space_file, studies_dir) -> None:
     env = {**os.environ, "SEARCH_STUDIES_DIR": str(studies_dir)}
-    run = subprocess.Popen(_command(tiny_space_file, "crash", 4, workers=2), env=env, stderr=subprocess.PIPE, text=True)
+    command = _command(tiny_space_file, "crash", 4, workers=2, retry_failed=1)
+    run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     killed, before = _kill_a_worker_mid_trial(studies_dir, "crash", time.monotonic() + 60)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 0, f"the other worker finishes the run: {err[-800:]}"
@@ -85,6 +88,10 @@ def test_workers_survive_a_sigkill_and_reach_the_budget_exactly(tiny_space_file,
         )
     assert by_number[killed].state == TrialState.FAIL, f"the killed worker's trial {killed} is failed"
     assert "no heartbeat" in by_number[killed].user_attrs["reason"], by_number[killed].user_attrs
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert [t.params for t in retried] == [by_number[killed].params], (
+        f"--retry-failed 1 queues the killed trial's parameters once: {[t.number for t in retried]}"
+    )
     assert not [t.number for t in trials if t.state == TrialState.RUNNING], "no trial is left RUNNING"
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6, f"exactly the budget is finished: {[(t.number, t.state.name) for t in trials]}"
