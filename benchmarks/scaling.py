@@ -38,14 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage
-from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from search.postgres_server import PostgresServer, throwaway_server
 from search.records import architecture_key
 from search.run import run_search
-from search.study import create_or_resume, make_sampler
+from search.study import create_or_resume, make_sampler, make_storage
 from spaces import Space, load_space, precheck, sample_architecture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,18 +82,11 @@ def workload_params(space: Space, trials: int, seed: int = 0) -> list[dict[str, 
     raise SystemExit(f"the benchmark space has fewer than {trials} trainable architectures")
 
 
-def open_storage(spec: str) -> str | BaseStorage:
-    """``journal:PATH`` as a journal file storage; anything else is an Optuna storage URL."""
-    if spec.startswith("journal:"):
-        return JournalStorage(JournalFileBackend(spec.removeprefix("journal:")))
-    return spec
-
-
 def prepare_study(spec: str, space: Space, params: list[dict[str, Any]]) -> None:
     """Create the study once, before the workers (concurrent creation collides), and queue the workload."""
-    study = create_or_resume(
+    study, _ = create_or_resume(
         name=STUDY,
-        storage=open_storage(spec),  # type: ignore[arg-type]  # create_study takes a storage object too
+        storage=make_storage(spec),
         directions=[o.direction for o in space.objectives],
         metric_names=[o.metric for o in space.objectives],
         sampler=make_sampler("random", seed=0, trials=len(params)),
@@ -118,7 +109,7 @@ def run_worker(spec: str, space_file: Path, *, trials: int, seed: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_search(
         space=space_file,
-        storage=open_storage(spec),  # type: ignore[arg-type]
+        storage=spec,  # journal:PATH or a PostgreSQL URL
         study_name=STUDY,
         trials=trials,
         sampler="random",
@@ -141,7 +132,7 @@ def measure(spec: str, space: Space, params: list[dict[str, Any]], workers: int)
     wall = time.monotonic() - started
     if any(codes):
         raise SystemExit(f"a worker failed: exit codes {codes}")
-    trials = optuna.load_study(study_name=STUDY, storage=open_storage(spec)).get_trials(
+    trials = optuna.load_study(study_name=STUDY, storage=make_storage(spec)).get_trials(
         states=(TrialState.COMPLETE, TrialState.PRUNED)
     )
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
