@@ -1,10 +1,8 @@
 """Every registered block type can be searched, exported and rebuilt with torch alone."""
 
-import subprocess
-import sys
-
 import pytest
 from optuna.trial import TrialState
+from torch_only import run_without_project
 
 from evaluation import load_architecture
 from evaluation.blocks import BLOCKS
@@ -26,16 +24,7 @@ transitions:
   each: {{compression: 0.5, pooling: {{choice: [avg, none]}}}}
 """
 
-# Runs the exported file with the project's packages refused, as in test_standalone_export.
-RUN_EXPORTED = (
-    "import sys\n"
-    "class Refuse:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('evaluation', 'search', 'spaces'): raise ImportError(name)\n"
-    "sys.meta_path.insert(0, Refuse())\n"
-    "import torch, best_1\n"
-    "print(tuple(best_1.build_model().eval()(torch.zeros(2, 1, 8, 8)).shape))\n"
-)
+RUN_EXPORTED = "import torch, best_1\nprint(tuple(best_1.build_model().eval()(torch.zeros(2, 1, 8, 8)).shape))\n"
 
 
 @pytest.mark.parametrize("kind", BLOCKS)
@@ -54,12 +43,6 @@ def test_two_trial_search_exports_a_standalone_file(kind, tmp_path, studies_dir)
     arch = load_architecture(out / "best-1.yaml")
     assert {stage.block.kind for stage in arch.stages} == {kind}, arch
     (out / "best_1.py").write_text((out / "best-1.py").read_text())  # an importable module name
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.'); exec({RUN_EXPORTED!r})"],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_without_project(RUN_EXPORTED, out)
     assert done.returncode == 0, f"{kind}: exported file failed: {done.stderr[-2000:]}"
     assert done.stdout.strip() == "(2, 10)", f"{kind}: exported model output shape {done.stdout}"

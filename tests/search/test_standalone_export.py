@@ -1,10 +1,8 @@
 """An exported standalone file builds the same network with torch alone."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
+from torch_only import run_without_project
 
 from evaluation import Architecture, Stage, Stem, Transition, build_model, preset
 from evaluation.blocks import BLOCKS, DenseSpec, DualPathSpec, ResidualDenseSpec, ResidualSpec
@@ -42,26 +40,13 @@ def test_standalone_file_reproduces_outputs_without_the_project(arch, tmp_path):
     with torch.no_grad():
         torch.save(model(x), tmp_path / "expected.pt")
     (tmp_path / "exported.py").write_text(standalone_source(arch.to_dict(), 3, 7))
-    # -I: isolated mode, so neither the working directory nor PYTHONPATH put the project on the path.
-    # A meta-path hook refuses the project's packages even where pip installed them.
     script = (
-        "import sys\n"
-        "class Refuse:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('evaluation', 'search', 'spaces'): raise ImportError(name)\n"
-        "sys.meta_path.insert(0, Refuse())\n"
         "import torch, exported\n"
         "saved = torch.load('weights.pt', weights_only=True)\n"
         "model = exported.build_model().eval(); model.load_state_dict(saved['state_dict'])\n"
         "with torch.no_grad(): out = model(saved['x'])\n"
         "print((out - torch.load('expected.pt', weights_only=True)).abs().max().item())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.'); exec({script!r})"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_without_project(script, tmp_path)
     assert done.returncode == 0, f"standalone file failed: {done.stderr[-2000:]}"
     assert float(done.stdout.strip()) <= 1e-5, f"outputs differ by {done.stdout.strip()}"
