@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any
 
-from evaluation.blocks import BLOCKS, POOLING_LAYERS, BlockSpec
+from evaluation.blocks import BLOCKS, POOLING_LAYERS, BlockSpec, has_type
 from evaluation.errors import ArchitectureError, show
 
 __all__ = [
@@ -264,10 +264,6 @@ def _parse_values(cls: type, data: Mapping[str, Any], path: str) -> dict[str, An
     values = {}
     for name, value in data.items():
         expected = hints[name]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        # bool is a subclass of int: `depth: true` must not pass as 1.
-        ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
-        _check(ok, f"{path}.{name} must be {expected.__name__}, got {show(value)}")
-        values[name] = value
+        _check(has_type(value, expected), f"{path}.{name} must be {expected.__name__}, got {show(value)}")
+        values[name] = float(value) if expected is float else value
     return values

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from evaluation.blocks import has_type
 from evaluation.errors import show
 
 if TYPE_CHECKING:
@@ -49,11 +50,10 @@ class KnobType:
 
     def convert(self, value: Any, label: str) -> Scalar:
         """``value`` as this type, or ``KnobError`` saying what was expected."""
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        # bool is a subclass of int: `depth: true` must not pass as 1.
-        if not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
+        if not has_type(value, self.type):
             raise KnobError(f"{label} must be {_TYPE_NAMES[self.type]}, got {show(value)}")
+        if self.type is float:
+            value = float(value)
         if self.choices is not None and value not in self.choices:
             raise KnobError(f"{label} must be one of {', '.join(self.choices)}, got {show(value)}")
         self.check_bounds(value, label)

@@ -17,6 +17,7 @@ from evaluation.blocks._registry import (
     bounded,
     field_bounds,
     field_types,
+    has_type,
     register_block,
 )
 from evaluation.blocks.csp_dense import CSPDenseSpec
@@ -43,5 +44,6 @@ __all__ = [
     "conv3x3",
     "field_bounds",
     "field_types",
+    "has_type",
     "register_block",
 ]

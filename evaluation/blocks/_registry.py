@@ -36,6 +36,7 @@ __all__ = [
     "bounded",
     "field_bounds",
     "field_types",
+    "has_type",
     "register_block",
 ]
 
@@ -113,7 +114,7 @@ class BlockSpec:
     def validate(self, path: str) -> None:
         types, bounds = field_types(type(self)), field_bounds(type(self))
         for name, value in self.knobs().items():
-            if not _has_type(value, types[name]):
+            if not has_type(value, types[name]):
                 raise ArchitectureError(f"{path}.{name} must be {types[name].__name__}, got {show(value)}")
             if not bounds[name].holds(value):
                 raise ArchitectureError(f"{path}.{name} {bounds[name].rule()}, got {show(value)}")
@@ -122,7 +123,7 @@ class BlockSpec:
             raise ArchitectureError(f"{path}.{problem}")
 
 
-def _has_type(value: Any, expected: type) -> bool:
+def has_type(value: Any, expected: type) -> bool:
     """``value`` fits a field of type ``expected``: an int is a float, but a bool
     (a subclass of int) is nothing but a bool, so ``growth_rate: true`` is not 1."""
     if isinstance(value, bool):
