@@ -16,10 +16,12 @@ from evaluation.profile import Profile, profile_model
 from evaluation.resolution import smallest_input_side
 from evaluation.torchvision_compat import load_torchvision_state_dict
 from evaluation.training import (
+    Checkpoint,
     EpochReport,
     TrainConfig,
     TrainResult,
     evaluate,
+    planned_images,
     resolve_device,
     resolve_precision,
     train,
@@ -29,6 +31,7 @@ __all__ = [
     "Architecture",
     "ArchitectureError",
     "BLOCKS",
+    "Checkpoint",
     "ConfigError",
     "Counts",
     "DATASETS",
@@ -53,6 +56,7 @@ __all__ = [
     "load_architecture",
     "load_dataset",
     "load_torchvision_state_dict",
+    "planned_images",
     "preset",
     "preset_names",
     "profile_model",

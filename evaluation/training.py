@@ -9,15 +9,17 @@ twice as fast there at the same accuracy; no host synchronisation per batch
 (losses and correct counts are summed on the device and read every
 ``check_every`` steps, which is also when a NaN or inf loss is caught).
 
-``train`` calls ``on_epoch`` after every epoch with the validation accuracy;
-returning True stops the run (how a search prunes a trial).
+``train`` calls ``on_epoch`` after every epoch with the validation accuracy,
+and ``on_checkpoint`` at chosen counts of training images seen (the rungs of
+successive halving, which need not fall on an epoch's end); either returning
+True stops the run (how a search prunes a trial).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,16 +31,18 @@ from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError
 
 __all__ = [
+    "Checkpoint",
     "EpochReport",
     "TrainConfig",
     "TrainResult",
     "evaluate",
+    "planned_images",
     "resolve_device",
     "resolve_precision",
     "train",
 ]
 
-SCHEDULES = ("cosine", "onecycle")
+SCHEDULES = ("cosine", "onecycle", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -54,7 +58,7 @@ class TrainConfig:
     lr: float = 0.1  # the peak rate: one-cycle's maximum, cosine's start
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "onecycle"  # Smith & Topin (2019): fast convergence in few epochs
+    schedule: str = "onecycle"  # Smith & Topin (2019): fast convergence in few epochs; constant: the d2l book's
     label_smoothing: float = 0.1  # Szegedy et al. (2016)
     resize: int | None = None  # square side in pixels; None keeps the dataset's size
     augment: bool = True
@@ -100,6 +104,15 @@ class EpochReport:
     eval_seconds: float
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Validation accuracy after ``images`` training images (in ``epoch``, perhaps mid-way)."""
+
+    images: int
+    epoch: int
+    val_accuracy: float | None
+
+
 @dataclass
 class TrainResult:
     """The outcome of ``train``. A NaN or inf loss stops the run with
@@ -114,6 +127,7 @@ class TrainResult:
     stopped_reason: str | None = None
     diverged: bool = False
     epochs: list[EpochReport] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
 
 
 # --- device and precision ----------------------------------------------------------
@@ -182,6 +196,8 @@ def _schedule(
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=total_steps, cycle_momentum=False
         )
+    if config.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     warmup = max(1, total_steps // 20)  # 5% linear warm-up keeps BN nets stable at a high rate
 
     def factor(step: int) -> float:
@@ -250,16 +266,21 @@ def train(
     *,
     on_epoch: Callable[[EpochReport], bool] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
+    checkpoints: Sequence[int] = (),
+    on_checkpoint: Callable[[Checkpoint], bool] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data.train`` and validate after each epoch.
 
-    ``on_epoch(report)`` returning True stops the run. ``on_progress(epoch,
+    ``on_epoch(report)`` returning True stops the run. So does
+    ``on_checkpoint(checkpoint)``, called after the first step at which at
+    least each of ``checkpoints`` training images were seen (counts past
+    ``planned_images`` are never reached). ``on_progress(epoch,
     step, steps_per_epoch)`` is called every ``check_every`` steps, for
     progress bars. With the same seed, model initialisation and thread count,
     a CPU run is repeatable: the shuffling, the subset and the augmentation
     draw from generators seeded here.
     """
-    trainer = _Trainer(model, data, config)
+    trainer = _Trainer(model, data, config, checkpoints, on_checkpoint)
     result = TrainResult(
         val_accuracies=[],
         epochs_run=0,
@@ -271,8 +292,12 @@ def train(
     for epoch in range(1, config.epochs + 1):
         totals = trainer.train_epoch(epoch, on_progress)
         result.train_seconds += totals.seconds
+        result.checkpoints = trainer.reached
         if totals.diverged is not None:
             result.diverged, result.stopped_reason = True, totals.diverged
+            break
+        if totals.stopped:
+            result.stopped_reason = f"stopped by on_checkpoint at {trainer.reached[-1].images} images"
             break
         report = trainer.validate(epoch, totals)
         _add_epoch(result, report)
@@ -290,6 +315,7 @@ class _EpochTotals:
     correct: torch.Tensor
     seconds: float
     diverged: str | None  # why the pass stopped early, when the loss became NaN or inf
+    stopped: bool = False  # on_checkpoint asked to stop
 
 
 class _Trainer:
@@ -299,8 +325,19 @@ class _Trainer:
     order (the subset, then one permutation per epoch), so a run repeats.
     """
 
-    def __init__(self, model: nn.Module, data: DataSplits, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: DataSplits,
+        config: TrainConfig,
+        checkpoints: Sequence[int] = (),
+        on_checkpoint: Callable[[Checkpoint], bool] | None = None,
+    ) -> None:
         self.model, self.config = model, config
+        self.pending = sorted(set(checkpoints), reverse=True)  # the next one last, to pop
+        self.on_checkpoint = on_checkpoint
+        self.reached: list[Checkpoint] = []
+        self._last_validation: tuple[int, float | None] | None = None  # (images seen, accuracy)
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         if self.device.type == "cuda":
@@ -339,20 +376,45 @@ class _Trainer:
         permutation = _to_device(torch.randperm(len(self.labels), generator=self.order), self.device)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        diverged = None
+        diverged, stopped = None, False
         for step in range(1, self.steps + 1):
             loss, hits = self._step(permutation[(step - 1) * self.batch_size : step * self.batch_size])
             loss_sum += loss
             correct += hits
-            if step % self.config.check_every == 0 or step == self.steps:
+            seen = ((epoch - 1) * self.steps + step) * self.batch_size
+            at_checkpoint = bool(self.pending) and self.pending[-1] <= seen
+            if step % self.config.check_every == 0 or step == self.steps or at_checkpoint:
                 diverged = _divergence(loss_sum, epoch, step, self.steps)
                 if diverged is not None:
                     break
                 if on_progress is not None:
                     on_progress(epoch, step, self.steps)
+            if at_checkpoint and self._checkpoint(epoch, seen):
+                stopped = True
+                break
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return _EpochTotals(loss_sum, correct, time.perf_counter() - start, diverged)
+        return _EpochTotals(loss_sum, correct, time.perf_counter() - start, diverged, stopped)
+
+    def _checkpoint(self, epoch: int, seen: int) -> bool:
+        """Validate at ``seen`` images for every checkpoint it passes; True when one asks to stop."""
+        while self.pending and self.pending[-1] <= seen:
+            self.pending.pop()
+        self.reached.append(Checkpoint(images=seen, epoch=epoch, val_accuracy=self._val_accuracy(seen)))
+        return self.on_checkpoint is not None and self.on_checkpoint(self.reached[-1])
+
+    def _val_accuracy(self, seen: int) -> float | None:
+        """Validation accuracy after ``seen`` images, computed once even when a checkpoint ends an epoch."""
+        if self._last_validation is None or self._last_validation[0] != seen:
+            accuracy = (
+                _accuracy(
+                    self.model, self.val_images, self.val_labels, self.pipeline, self.config.eval_batch_size, self.dtype
+                )
+                if len(self.val_labels)
+                else None
+            )
+            self._last_validation = (seen, accuracy)
+        return self._last_validation[1]
 
     def _step(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step on the images at ``index``; its loss and correct count stay on the device."""
@@ -370,15 +432,9 @@ class _Trainer:
     def validate(self, epoch: int, totals: _EpochTotals) -> EpochReport:
         """The validation accuracy after ``epoch`` (None without a validation set), with the epoch's figures."""
         start = time.perf_counter()
-        val_accuracy = (
-            _accuracy(
-                self.model, self.val_images, self.val_labels, self.pipeline, self.config.eval_batch_size, self.dtype
-            )
-            if len(self.val_labels)
-            else None
-        )
-        eval_seconds = time.perf_counter() - start
         images = self.steps * self.batch_size
+        val_accuracy = self._val_accuracy(epoch * images)
+        eval_seconds = time.perf_counter() - start
         return EpochReport(
             epoch=epoch,
             train_loss=totals.loss_sum.item() / self.steps,
@@ -390,13 +446,24 @@ class _Trainer:
         )
 
 
+def planned_images(data: DataSplits, config: TrainConfig) -> int:
+    """Training images a full run of ``config`` sees: whole batches of its subset, every epoch."""
+    kept = _subset_size(len(data.train[1]), config.train_fraction)
+    batch = min(config.batch_size, kept)
+    return config.epochs * (kept // batch) * batch
+
+
+def _subset_size(images: int, fraction: float) -> int:
+    return images if fraction >= 1.0 else max(1, round(fraction * images))
+
+
 def _training_images(
     data: DataSplits, fraction: float, order: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The training split, or a seeded subset of ``fraction`` of it in its original order, on ``device``."""
     images, labels = data.train
     if fraction < 1.0:
-        keep = max(1, round(fraction * len(labels)))
+        keep = _subset_size(len(labels), fraction)
         subset = torch.randperm(len(labels), generator=order)[:keep].sort().values
         images, labels = images[subset], labels[subset]
     return _to_device(images, device), _to_device(labels, device)

@@ -59,7 +59,7 @@ class TrainingBudget:
     train_fraction: float = 0.15
     batch_size: int = 128
     lr: float = 0.05
-    schedule: Literal["cosine", "onecycle"] = "onecycle"
+    schedule: Literal["cosine", "onecycle", "constant"] = "onecycle"
 
 
 @dataclass(frozen=True)

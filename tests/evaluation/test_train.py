@@ -9,6 +9,7 @@ import torch
 
 from evaluation import (
     Architecture,
+    Checkpoint,
     EpochReport,
     Stage,
     Stem,
@@ -16,6 +17,7 @@ from evaluation import (
     Transition,
     build_model,
     evaluate,
+    planned_images,
     resolve_precision,
     train,
 )
@@ -116,7 +118,7 @@ def test_resolve_precision_auto_uses_bf16_only_on_cpus_with_native_bf16(monkeypa
 
 
 def test_train_config_rejects_bad_values_naming_the_field() -> None:
-    with pytest.raises(ValueError, match="schedule must be one of cosine, onecycle, got 'step'"):
+    with pytest.raises(ValueError, match="schedule must be one of cosine, onecycle, constant, got 'step'"):
         TrainConfig(schedule="step")
     with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\], got 0"):
         TrainConfig(train_fraction=0)
@@ -140,3 +142,32 @@ def test_train_short_real_run_on_fashion_mnist_beats_chance() -> None:
     assert result.val_accuracies[-1] > 0.6, (
         f"4000 images x 2 epochs should reach well above 0.1: {result.val_accuracies}"
     )
+
+
+def test_checkpoints_validate_mid_epoch_and_match_a_run_stopped_there(digits: DataSplits) -> None:
+    """A checkpoint at a third of an epoch validates then; the epoch-end one reuses the epoch's validation."""
+    per_epoch = planned_images(digits, QUICK) // QUICK.epochs
+    third = per_epoch // 3
+    seen: list[Checkpoint] = []
+    result = train(_model(), digits, QUICK, checkpoints=[third, per_epoch], on_checkpoint=lambda c: seen.append(c))
+    assert [c.epoch for c in seen] == [1, 1] and seen[1].images == per_epoch, seen
+    assert third <= seen[0].images < third + QUICK.batch_size, "the first step past the count"
+    assert seen[1].val_accuracy == result.val_accuracies[0], "an epoch-end checkpoint is the epoch's validation"
+    assert result.checkpoints == seen and result.epochs_run == QUICK.epochs
+
+    stopped = _model()
+    cut = train(stopped, digits, QUICK, checkpoints=[third], on_checkpoint=lambda c: True)
+    assert cut.epochs_run == 0 and cut.val_accuracies == [], "stopped before the first epoch ended"
+    assert cut.stopped_reason == f"stopped by on_checkpoint at {seen[0].images} images"
+    assert evaluate(stopped, *digits.val, QUICK, mean=digits.mean, std=digits.std) == seen[0].val_accuracy, (
+        "the checkpoint's accuracy is the model's at that step"
+    )
+
+
+def test_constant_schedule_keeps_the_rate(digits: DataSplits) -> None:
+    model = _model()
+    config = TrainConfig(epochs=1, batch_size=64, lr=0.05, device="cpu", precision="fp32", schedule="constant")
+    trainer = training_module._Trainer(model, digits, config)
+    for _ in range(3):
+        trainer.scheduler.step()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)

@@ -185,7 +185,7 @@ def test_load_space_unknown_name_is_one_line() -> None:
         ),
         pytest.param(
             STAGES + "training: {schedule: step}\n",
-            "training.schedule: value must be one of cosine, onecycle, got 'step'",
+            "training.schedule: value must be one of cosine, onecycle, constant, got 'step'",
             id="unknown-schedule",
         ),
         pytest.param(
