@@ -30,11 +30,11 @@ from evaluation.architecture import (
 from evaluation.blocks import BLOCKS, BlockFamily, field_bounds, field_types
 from evaluation.errors import show
 from evaluation.metrics import DIRECTIONS, METRICS
+from evaluation.training import SCHEDULES
 from spaces.errors import SpaceError
 from spaces.knobs import Fixed, Knob, KnobError, KnobType, parse_knob
 from spaces.space import (
     PARAMETERISATIONS,
-    SCHEDULES,
     Constraints,
     Objective,
     Space,
