@@ -13,6 +13,7 @@ from search.records import TrialRecord, describe_architecture
 
 __all__ = [
     "dominates",
+    "hypervolume_2d",
     "front_trials",
     "is_feasible",
     "objective_names",
@@ -42,6 +43,20 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
     losses_a = [s * x for s, x in zip(signs, a)]
     losses_b = [s * y for s, y in zip(signs, b)]
     return all(x <= y for x, y in zip(losses_a, losses_b)) and any(x < y for x, y in zip(losses_a, losses_b))
+
+
+def hypervolume_2d(losses: Iterable[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area of the plane that points dominate, both coordinates minimised, bounded by ``reference``.
+
+    Points at or beyond the reference in either coordinate add nothing.
+    """
+    inside = sorted(p for p in losses if p[0] < reference[0] and p[1] < reference[1])
+    area, lowest = 0.0, reference[1]
+    for i, (x, y) in enumerate(inside):  # sweep along x: each strip up to the next point, below the best y so far
+        lowest = min(lowest, y)
+        right = inside[i + 1][0] if i + 1 < len(inside) else reference[0]
+        area += (right - x) * (reference[1] - lowest)
+    return area
 
 
 def running_front_sizes(values: Iterable[Sequence[float] | None], directions: Sequence[str]) -> list[int]:

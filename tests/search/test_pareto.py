@@ -1,9 +1,11 @@
 """Pareto helpers against fronts worked out by hand, and against Optuna's own front."""
 
+import numpy as np
 import optuna
 import pytest
+from optuna._hypervolume import compute_hypervolume  # Optuna's own (private) WFG, the outside reference
 
-from search.pareto import dominates, front_trials, running_front_sizes
+from search.pareto import dominates, front_trials, hypervolume_2d, running_front_sizes
 
 MAX_MIN = ("maximize", "minimize")  # accuracy up, MACs down
 
@@ -39,3 +41,15 @@ def test_front_trials_matches_a_front_worked_out_by_hand():
         study.tell(trial, [accuracy, macs])
     assert [t.number for t in front_trials(study)] == [0, 1, 2, 4], "trial 3 is dominated by 0, trial 5 infeasible"
     assert running_front_sizes([p if ok else None for p, ok in zip(points, feasible)], MAX_MIN)[-1] == 4, "same size"
+
+
+def test_hypervolume_2d_by_hand_and_against_optuna() -> None:
+    # Two points and the reference (3, 3): a 2x1 strip and a 1x2 strip, 3 in all; a dominated
+    # point and one beyond the reference add nothing.
+    assert hypervolume_2d([(1.0, 2.0), (2.0, 1.0), (2.5, 2.5), (4.0, 0.0)], (3.0, 3.0)) == pytest.approx(3.0)
+    assert hypervolume_2d([], (3.0, 3.0)) == 0.0
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        points = rng.uniform(0, 1, size=(int(rng.integers(1, 12)), 2))
+        expected = compute_hypervolume(points, np.array([1.1, 1.2]))
+        assert hypervolume_2d([tuple(p) for p in points], (1.1, 1.2)) == pytest.approx(expected), points

@@ -1,0 +1,265 @@
+"""Search quality per CPU-hour: methods at matched wall-clock budgets, fronts retrained at one common budget.
+
+Each method searches the default space (``densenet_hybrid``) on Fashion-MNIST
+for ``--minutes`` of wall time (no trial starts after it), once per seed, each
+in its own journal study under ``benchmarks/results/search_efficiency/``:
+
+- ``tpe``: today's search (multivariate TPE, every trial trained to the end);
+- ``nsga2`` and ``gp`` (Optuna's GPSampler), every trial to the end;
+- ``tpe_asha``: TPE with multi-objective asynchronous successive halving;
+- ``best_asha_screen``: the best of the samplers above (``--best``) with
+  MO-ASHA and zero-cost screening.
+
+Fronts found at different fidelities are not comparable, so at each of a few
+points in time the method's front so far is cut to its best ``--keep``
+architectures (non-dominated rank, then validation accuracy) and each is
+retrained at one common budget (``--retrain-epochs`` on ``--retrain-fraction``
+of the training split, seed 0; one retraining per architecture, shared by
+every method that found it). The hypervolume is computed on those accuracies
+against log10 MACs, maximising accuracy and minimising log MACs, from the
+fixed reference point ``REFERENCE`` (accuracy 0.5, the space's MACs limit of
+60 M): the area of the (accuracy, log MACs) plane that the points dominate.
+
+Finished runs and retrainings are cached in the JSON file as they end, and a
+killed run resumes with what is left of its budget:
+
+    python benchmarks/search_efficiency.py --minutes 30 --seeds 0 1
+    python benchmarks/search_efficiency.py --summary-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from evaluation import Architecture, TrainConfig, build_model, train
+from evaluation.data import load_dataset
+from search import run_search
+from search.pareto import dominates, hypervolume_2d, is_feasible
+from search.records import TrialRecord
+from spaces import load_space
+
+HERE = Path(__file__).resolve().parent / "results"
+RESULTS = HERE / "search_efficiency.json"
+FIGURE = HERE / "search_efficiency.html"
+STUDIES = HERE / "search_efficiency"
+SPACE = "densenet_hybrid"
+REFERENCE = (0.5, math.log10(60e6))  # (accuracy, log10 MACs): worse than every trained point of the space
+CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the budget at which the front is scored
+
+METHODS: dict[str, dict[str, Any]] = {
+    "tpe": {"sampler": "tpe", "pruner": "none"},
+    "nsga2": {"sampler": "nsga2", "pruner": "none"},
+    "gp": {"sampler": "gp", "pruner": "none"},
+    "tpe_asha": {"sampler": "tpe", "pruner": "asha"},
+    "best_asha_screen": {"pruner": "asha", "screen": 4},  # the sampler is --best
+}
+
+
+def hypervolume(points: Sequence[tuple[float, float]]) -> float:
+    """Area dominated by (accuracy, log MACs) points, accuracy up and log MACs down, from ``REFERENCE``."""
+    return hypervolume_2d([(-accuracy, log_macs) for accuracy, log_macs in points], (-REFERENCE[0], REFERENCE[1]))
+
+
+def best_few(trials: Sequence[FrozenTrial], keep: int) -> list[FrozenTrial]:
+    """The ``keep`` best finished feasible trials: by non-dominated rank, then validation accuracy."""
+    pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t) and t.values]
+    directions = ["maximize", "minimize"]
+    ranked: list[FrozenTrial] = []
+    while pool and len(ranked) < keep:
+        front = [t for t in pool if not any(dominates(o.values, t.values, directions) for o in pool)]
+        ranked += sorted(front, key=lambda t: -t.values[0])
+        pool = [t for t in pool if t not in front]
+    return ranked[:keep]
+
+
+# --- cache -------------------------------------------------------------------------
+
+
+def load_cache(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {"runs": {}, "retrained": {}}
+
+
+def save_cache(path: Path, cache: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(cache, indent=1) + "\n")
+    os.replace(partial, path)
+
+
+# --- runs --------------------------------------------------------------------------
+
+
+def _elapsed(trials: Sequence[FrozenTrial]) -> float:
+    """Wall seconds a study has run: its first trial's start to its last trial's end."""
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+
+
+def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study:
+    """Run (or finish) one method's search for its wall-clock budget, in its own journal study."""
+    options = dict(METHODS[method])
+    options.setdefault("sampler", args.best)
+    name = f"{method}-s{seed}"
+    storage = f"journal:{STUDIES / name}.log"
+    STUDIES.mkdir(parents=True, exist_ok=True)
+    budget = args.minutes * 60
+    try:
+        existing = optuna.load_study(study_name=name, storage=_storage(storage)).trials
+    except KeyError:
+        existing = []
+    left = budget - _elapsed(existing)
+    if left > 0:
+        log(f"{name}: {left / 60:.1f} min of search left ({options})")
+        return run_search(
+            space=SPACE, storage=storage, study_name=name, trials=100_000, timeout=left, seed=seed, report=False,
+            command=f"benchmarks/search_efficiency.py {name}", **options,
+        )  # fmt: skip
+    return optuna.load_study(study_name=name, storage=_storage(storage))
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    path = url.removeprefix("journal:")
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+
+
+def retrain(arch: dict[str, Any], args: argparse.Namespace, data: Any) -> float:
+    """Validation accuracy of ``arch`` at the common budget (seed 0), the one ruler for every method."""
+    space = load_space(SPACE)
+    config = TrainConfig(
+        epochs=args.retrain_epochs,
+        train_fraction=args.retrain_fraction,
+        batch_size=space.training.batch_size,
+        lr=space.training.lr,
+        schedule=space.training.schedule,
+        seed=0,
+    )
+    torch.manual_seed(0)
+    model = build_model(Architecture.from_dict(arch), space.input_size, space.num_classes)
+    return train(model, data, config).val_accuracies[-1]
+
+
+def score_run(study: optuna.Study, args: argparse.Namespace, cache: dict[str, Any], data: Any) -> list[dict[str, Any]]:
+    """Hypervolume of the retrained best few at each checkpoint of the budget."""
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    if not starts:
+        return []
+    began, budget = min(starts), args.minutes * 60
+    curve = []
+    for share in CHECKPOINTS:
+        done = [
+            t for t in trials if t.datetime_complete and (t.datetime_complete - began).total_seconds() <= share * budget
+        ]
+        points = []
+        for trial in best_few(done, args.keep):
+            record = TrialRecord.load(trial)
+            key = record.architecture_key
+            if key not in cache["retrained"]:
+                cache["retrained"][key] = {"architecture": record.architecture, "macs": record.macs,
+                                           "val_accuracy": retrain(record.architecture, args, data)}  # fmt: skip
+                save_cache(args.out, cache)
+            points.append((cache["retrained"][key]["val_accuracy"], math.log10(cache["retrained"][key]["macs"])))
+        curve.append(
+            {"minutes": share * args.minutes, "trials_finished": len(done), "hypervolume": hypervolume(points)}
+        )
+    return curve
+
+
+def images_saved(study: optuna.Study) -> float | None:
+    """Share of the planned training images that stopped trials did not train on (None without pruning)."""
+    from search.pruning import saved_fraction
+
+    return saved_fraction(study)
+
+
+def summarise(cache: dict[str, Any]) -> dict[str, Any]:
+    """Mean hypervolume per method at each checkpoint, over the seeds that finished."""
+    summary: dict[str, Any] = {}
+    for method, seeds in cache["runs"].items():
+        curves = [run["curve"] for run in seeds.values() if run.get("curve")]
+        if not curves:
+            continue
+        summary[method] = {
+            "seeds": len(curves),
+            "mean_hypervolume": [
+                sum(c[i]["hypervolume"] for c in curves) / len(curves) for i in range(len(CHECKPOINTS))
+            ],
+            "minutes": [point["minutes"] for point in curves[0]],
+            "trials_finished": [[point["trials_finished"] for point in c] for c in curves],
+            "images_saved": [run.get("images_saved") for run in seeds.values()],
+        }
+    return summary
+
+
+def draw(cache: dict[str, Any], path: Path) -> None:
+    """Hypervolume against wall time: one line per method (its seeds' mean), markers per seed."""
+    figure = go.Figure()
+    for method, seeds in cache["runs"].items():
+        for seed, run in seeds.items():
+            if run.get("curve"):
+                figure.add_scatter(x=[p["minutes"] for p in run["curve"]], y=[p["hypervolume"] for p in run["curve"]],
+                                   mode="markers", name=f"{method} seed {seed}", legendgroup=method, opacity=0.5)  # fmt: skip
+    for method, row in summarise(cache).items():
+        figure.add_scatter(x=row["minutes"], y=row["mean_hypervolume"], mode="lines", name=f"{method} (mean)",
+                           legendgroup=method)  # fmt: skip
+    figure.update_layout(title="Search quality per wall time (fronts retrained at one common budget)",
+                         xaxis_title="wall time (min)", yaxis_title="hypervolume (accuracy x log10 MACs)")  # fmt: skip
+    figure.write_html(path, include_plotlyjs="cdn")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0, help="Wall-clock budget per run (default: 30).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Seeds per method (default: 0 1).")
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS), help="Methods to run.")
+    parser.add_argument("--best", default="tpe", help="The sampler of best_asha_screen (default: tpe).")
+    parser.add_argument("--keep", type=int, default=3, help="Architectures of each front retrained (default: 3).")
+    parser.add_argument("--retrain-epochs", type=int, default=1, help="Epochs of the common budget (default: 1).")
+    parser.add_argument("--retrain-fraction", type=float, default=0.5, help="Its share of the split (default: 0.5).")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"Cache and results (default: {RESULTS}).")
+    parser.add_argument("--summary-only", action="store_true", help="Run nothing; summarise the cache.")
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    cache = load_cache(args.out)
+    cache["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "summary_only")}
+    cache["settings"]["reference_point"] = REFERENCE
+    data = load_dataset(load_space(SPACE).dataset, validation_size=0.1, seed=0)  # the seed-0 run's split
+    if not args.summary_only:
+        for seed in args.seeds:
+            for method in args.methods:
+                run = cache["runs"].setdefault(method, {}).setdefault(str(seed), {})
+                if run.get("curve"):
+                    continue
+                started = time.perf_counter()
+                study = run_method(method, seed, args, log)
+                run.update(wall_seconds=time.perf_counter() - started, trials=len(study.trials))
+                run["images_saved"] = images_saved(study) if METHODS[method].get("pruner") == "asha" else None
+                run["curve"] = score_run(study, args, cache, data)
+                save_cache(args.out, cache)
+                log(f"{method} seed {seed}: {run['curve']}")
+    cache["summary"] = summarise(cache)
+    save_cache(args.out, cache)
+    draw(cache, FIGURE)
+    print(json.dumps(cache["summary"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
