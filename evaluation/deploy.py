@@ -33,8 +33,8 @@ __all__ = [
     "OUTPUT_NAME",
     "RTOL",
     "TORCH_FORMATS",
-    "dataset_metadata",
     "VERIFY_BATCHES",
+    "dataset_metadata",
     "export_onnx",
     "inference_copy",
     "onnx_discrepancy",
@@ -93,9 +93,10 @@ def export_onnx(
     (C, H, W) and returns ``logits`` (batch, classes). The weights are inside
     the file (past 2 GB torch writes them beside it, as ONNX requires).
     ``metadata`` goes into the file's metadata_props, where a runtime can read
-    what the graph does not say (the input normalisation, the classes).
-    ``ExportError`` when ``opset`` is not one of ``OPSETS`` or onnxruntime's
-    logits differ from PyTorch's beyond ATOL/RTOL.
+    what the graph does not say (the input normalisation, where the weights
+    come from). ``ExportError`` when ``opset`` is not one of ``OPSETS``, or when
+    onnxruntime's logits differ from PyTorch's beyond ATOL/RTOL (the file is
+    then removed, so no unchecked file is left to be mistaken for a good one).
     """
     if opset not in OPSETS:
         raise ExportError(f"ONNX opset must be {OPSETS.start}-{OPSETS.stop - 1}, got {opset}")
@@ -113,7 +114,11 @@ def export_onnx(
     )
     program.model.metadata_props.update(metadata or {})
     program.save(path, external_data=False)
-    onnx_discrepancy(path, model, input_shape)
+    try:
+        onnx_discrepancy(path, model, input_shape)
+    except ExportError:
+        path.unlink()
+        raise
     return path
 
 

@@ -20,9 +20,9 @@ from evaluation.deploy import OPSETS, dataset_metadata, onnx_discrepancy
 
 ATOL = RTOL = 1e-4
 SHAPE = (1, 8, 8)
-# TorchScript's compiler needs every branch of DenseLayer.forward to compile: it calls
-# torch.utils.checkpoint (a variadic signature) for the memory-efficient path, and has conv2
-# only with a bottleneck. README's table says so; a change here is a change there.
+# TorchScript's compiler needs every branch of DenseLayer.forward (csp_dense's too) to compile:
+# its memory-efficient path calls torch.utils.checkpoint (a variadic signature), and without
+# a bottleneck it has no conv2. README's table says so; a change here is a change there.
 SCRIPT_FAILS = {"dense", "csp_dense"}
 
 
