@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import torch
 from torch import nn
 
@@ -137,6 +136,9 @@ def onnx_discrepancy(
     ``ExportError`` when the file does not take ``images``, or a logit is
     beyond ``atol + rtol * |torch|``.
     """
+    # onnxruntime's native library loads here, not in every process that imports evaluation (search workers).
+    import onnxruntime
+
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     if names != [INPUT_NAME]:
