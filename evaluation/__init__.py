@@ -1,14 +1,15 @@
 """From an architecture to numbers: the Architecture language, model building,
-presets, profiling, data and brief training. Knows nothing of Optuna or of
-search-space files. Block specs (``DenseSpec``, ...) live with their families
-in ``evaluation.blocks``."""
+presets, profiling, data, brief training and deployable exports (ONNX). Knows
+nothing of Optuna or of search-space files. Block specs (``DenseSpec``, ...)
+live with their families in ``evaluation.blocks``."""
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
 from evaluation.builder import Network, build_model
 from evaluation.counts import Counts, count
 from evaluation.data import DATASETS, DataSplits, load_dataset
-from evaluation.errors import ArchitectureError, ConfigError, DataError, ToolkitError
+from evaluation.deploy import export_onnx, onnx_discrepancy, torch_formats
+from evaluation.errors import ArchitectureError, ConfigError, DataError, ExportError, ToolkitError
 from evaluation.io import load_architecture, save_architecture
 from evaluation.metrics import METRICS, Metric, get_metric
 from evaluation.presets import preset, preset_names
@@ -38,6 +39,7 @@ __all__ = [
     "DataError",
     "DataSplits",
     "EpochReport",
+    "ExportError",
     "METRICS",
     "Metric",
     "Head",
@@ -52,10 +54,12 @@ __all__ = [
     "build_model",
     "count",
     "evaluate",
+    "export_onnx",
     "get_metric",
     "load_architecture",
     "load_dataset",
     "load_torchvision_state_dict",
+    "onnx_discrepancy",
     "planned_images",
     "preset",
     "preset_names",
@@ -64,5 +68,6 @@ __all__ = [
     "resolve_precision",
     "save_architecture",
     "smallest_input_side",
+    "torch_formats",
     "train",
 ]

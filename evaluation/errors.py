@@ -12,7 +12,7 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
-__all__ = ["ArchitectureError", "ConfigError", "DataError", "ToolkitError", "show"]
+__all__ = ["ArchitectureError", "ConfigError", "DataError", "ExportError", "ToolkitError", "show"]
 
 # Values from a user's file may be huge (an integer of 5000 digits, a list
 # expanded by YAML aliases): messages show a bounded repr of them, on one line.
@@ -35,6 +35,10 @@ class DataError(ToolkitError):
 
 class ConfigError(ToolkitError, ValueError):
     """A training setting out of its range (``TrainConfig``)."""
+
+
+class ExportError(ToolkitError):
+    """An export setting out of its range, or an exported file that does not reproduce the model."""
 
 
 def show(value: Any) -> str:

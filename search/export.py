@@ -1,4 +1,4 @@
-"""Export a study's best architectures: YAML configs, CSV tables, standalone PyTorch files."""
+"""Export a study's best architectures: YAML configs, CSV tables, standalone PyTorch files, ONNX graphs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 import yaml
 
+from evaluation import Architecture, build_model, export_onnx
+from evaluation.deploy import dataset_metadata
 from evaluation.standalone import standalone_source
 from search.pareto import front_trials, objective_names, recorded_metrics, trials_frame
 from search.records import TrialRecord
@@ -21,8 +24,13 @@ def ranked_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return sorted(front_trials(study), key=lambda t: (sign * t.values[0], t.number))
 
 
-def export_study(study: optuna.Study, out: Path, *, top: int | None, python: bool) -> list[Path]:
-    """Write ``best-K.yaml`` (and ``best-K.py``) per chosen front member, plus CSVs."""
+def export_study(study: optuna.Study, out: Path, *, top: int | None, python: bool, onnx: bool = False) -> list[Path]:
+    """Write ``best-K.yaml`` (and ``best-K.py``, ``best-K.onnx``) per chosen front member, plus CSVs.
+
+    A study holds no trained weights, so ``best-K.onnx`` is the network as
+    initialised with seed 0: a graph to check that a runtime takes it
+    (``search onnx`` exports a trained run).
+    """
     out.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = study.user_attrs.get("settings", {})
     written = []
@@ -47,11 +55,17 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
         }
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         written.append(path)
+        input_size = tuple(settings.get("input_size") or (3, 224, 224))
+        num_classes = settings.get("num_classes") or 1000
         if python:
-            input_size = settings.get("input_size") or [3, 224, 224]
-            source = standalone_source(record.architecture, input_size[0], settings.get("num_classes") or 1000)
+            source = standalone_source(record.architecture, input_size[0], num_classes)
             written.append(out / f"best-{rank}.py")
             written[-1].write_text(source)
+        if onnx:
+            torch.manual_seed(0)
+            model = build_model(Architecture.from_dict(record.architecture), input_size, num_classes)
+            metadata = {**dataset_metadata(settings.get("dataset")), "weights": "untrained (seed 0)"}
+            written.append(export_onnx(model, out / f"best-{rank}.onnx", input_size, metadata=metadata))
     frame = trials_frame(study)
     frame.to_csv(out / "trials.csv", index=False)
     frame[frame["front"]].to_csv(out / "pareto.csv", index=False)

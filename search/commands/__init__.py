@@ -8,6 +8,7 @@ from typing import Protocol
 from search.commands.dashboard import DashboardCommand
 from search.commands.export import ExportCommand
 from search.commands.list import ListCommand
+from search.commands.onnx import OnnxCommand
 from search.commands.profile import ProfileCommand
 from search.commands.report import ReportCommand
 from search.commands.run import RunCommand
@@ -32,5 +33,6 @@ COMMANDS: dict[str, Command] = {
     "dashboard": DashboardCommand(),
     "export": ExportCommand(),
     "train": TrainCommand(),
+    "onnx": OnnxCommand(),
     "profile": ProfileCommand(),
 }

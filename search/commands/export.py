@@ -12,13 +12,17 @@ from search.study import open_study, study_dir
 
 
 class ExportCommand:
-    help = "Write a study's Pareto-front architectures as YAML (and standalone PyTorch) files."
+    help = "Write a study's Pareto-front architectures as YAML (and standalone PyTorch, ONNX) files."
     description = (
         "Write the best front members of a study, best first by the first objective,\n"
         "as best-K.yaml (the architecture plus its recorded metrics; accepted by\n"
         "'search train' and 'search profile'), and pareto.csv / trials.csv for the\n"
         "whole study. With --format python, also best-K.py: a file that builds the\n"
-        "model with nothing but torch installed."
+        "model with nothing but torch installed. With --format onnx, also best-K.onnx:\n"
+        "the network as initialised (seed 0), NOT trained, since a study keeps no\n"
+        "weights; input 'images' (batch, C, H, W) with a dynamic batch, output 'logits',\n"
+        "checked in onnxruntime. For a trained model: 'search train', then\n"
+        "'search onnx RUN_DIR'. --format may be given more than once."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -27,15 +31,19 @@ class ExportCommand:
         parser.add_argument("--out", type=Path, help="Output folder (default: studies/STUDY/export/).")
         parser.add_argument(
             "--format",
-            choices=("yaml", "python"),
-            default="yaml",
-            help="python adds a standalone PyTorch file per member.",
+            choices=("yaml", "python", "onnx"),
+            action="append",
+            help=(
+                "YAML is always written; python adds a standalone PyTorch file per member, onnx an ONNX file "
+                "of the untrained network. Repeatable (default: yaml)."
+            ),
         )
 
     def run(self, args: argparse.Namespace) -> int:
         study = open_study(args.study, storage=args.storage)
         out = args.out or study_dir(args.study) / "export"
-        for path in export_study(study, out, top=args.top, python=args.format == "python"):
+        formats = set(args.format or ())
+        for path in export_study(study, out, top=args.top, python="python" in formats, onnx="onnx" in formats):
             print(path)
         if not any(out.glob("best-*.yaml")):
             print(f"study {args.study} has no feasible finished trial yet: nothing on the front", file=sys.stderr)
