@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Protocol
 
+from search.commands.ablate import AblateCommand
 from search.commands.dashboard import DashboardCommand
 from search.commands.export import ExportCommand
+from search.commands.finalize import FinalizeCommand
 from search.commands.list import ListCommand
 from search.commands.profile import ProfileCommand
 from search.commands.report import ReportCommand
@@ -32,5 +34,7 @@ COMMANDS: dict[str, Command] = {
     "dashboard": DashboardCommand(),
     "export": ExportCommand(),
     "train": TrainCommand(),
+    "finalize": FinalizeCommand(),
+    "ablate": AblateCommand(),
     "profile": ProfileCommand(),
 }
