@@ -72,11 +72,8 @@ def format_final(final: FinalResults) -> str:
         for m in final.models
     ]
     rho = final.rank_correlation
-    agreement = (
-        f"Spearman's rho of search validation accuracy and final test accuracy: {rho:.2f} ({len(final.models)} models)"
-        if rho is not None
-        else "Spearman's rho of search validation accuracy and final test accuracy: n/a (needs 2 models that differ)"
-    )
+    said = f"{rho:.2f} ({len(final.models)} models)" if rho is not None else "n/a (needs 2 models that differ)"
+    agreement = f"Spearman's rho of search validation accuracy and final test accuracy: {said}"
     return "\n".join(
         [
             f"Final training ({final.source}; test accuracy is the mean over seeds, std the sample standard deviation):",

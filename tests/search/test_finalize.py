@@ -111,6 +111,11 @@ def test_finalize_writes_two_rows_per_model_shows_the_final_front_and_resumes_wi
         assert f"{mean * 100:.2f} %" in line and f"{std * 100:.2f} %" in line, f"trial {trial}: {line!r}"
     page = (study_dir("three") / "report.html").read_text()
     assert 'id="section-final"' in page and 'id="final-front"' in page, "finalize writes the report's final front"
+    blob = re.search(r'<script type="application/json" id="report-figures">(.*?)</script>', page, re.S)
+    drawn = next(t for t in json.loads(blob.group(1))["final-front"]["data"] if t.get("meta") == "final")
+    for trial, mean, bar in zip(drawn["customdata"], drawn["y"], drawn["error_y"]["array"]):
+        assert (mean, bar) == pytest.approx(tuple(stats.loc[trial])), f"trial {trial}: the mean with a std error bar"
+    assert sorted(drawn["customdata"]) == [0, 1, 2], drawn["customdata"]
     final = collect_report(optuna.load_study(study_name="three", storage=default_storage("three"))).final
     assert final is not None and [m.trial for m in final.models] == [0, 1, 2], final
     for model in final.models:
