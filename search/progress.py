@@ -18,7 +18,7 @@ from evaluation.metrics import format_metric, metric_label
 from search.pareto import front_trials, objective_names
 from search.records import TrialRecord
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "format_duration"]
 
 
 class Progress:
@@ -71,10 +71,14 @@ class Progress:
         remaining = self.total - self.done
         if self.finished_here and remaining > 0:
             per_trial = (time.monotonic() - self.started) / self.finished_here
-            parts.append(f"ETA {_duration(per_trial * remaining)}")
+            parts.append(f"ETA {format_duration(per_trial * remaining)}")
         return ", ".join(parts)
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """12 -> '12s', 125 -> '2m05s', 7500 -> '2h05m' (a full training of many models takes hours)."""
     minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

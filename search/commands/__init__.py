@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Protocol
 
+from search.commands.ablate import AblateCommand
 from search.commands.dashboard import DashboardCommand
 from search.commands.export import ExportCommand
+from search.commands.finalize import FinalizeCommand
 from search.commands.list import ListCommand
 from search.commands.onnx import OnnxCommand
 from search.commands.profile import ProfileCommand
@@ -33,6 +35,8 @@ COMMANDS: dict[str, Command] = {
     "dashboard": DashboardCommand(),
     "export": ExportCommand(),
     "train": TrainCommand(),
+    "finalize": FinalizeCommand(),
+    "ablate": AblateCommand(),
     "onnx": OnnxCommand(),
     "profile": ProfileCommand(),
 }

@@ -7,7 +7,8 @@ lines of our own script, and fetches nothing, so it opens offline and can be
 mailed. ``write_report(study, path)`` does both; ``search run`` calls it at the
 end of every run, and ``search report`` at any time, also while a run goes on.
 
-``_data`` computes, ``_figures`` draws the plots, ``_page`` assembles the page.
+``_data`` computes, ``_figures`` draws the plots, ``_final`` the section of
+``search finalize``'s results, ``_page`` assembles the page.
 """
 
 # Importable from here as before the split into modules; the tests use them.

@@ -14,6 +14,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluation.metrics import METRICS
+from search.errors import UsageError
+from search.final_results import FinalResults, load_final
 from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
 from search.records import TrialOutcome, TrialRecord
 
@@ -95,6 +97,7 @@ class ReportData:
     importances: tuple[Importance, ...]
     settings: dict[str, Any]
     generated_at: str
+    final: FinalResults | None = None  # ``search finalize``'s results, when the study has them
 
     @property
     def quality(self) -> int:
@@ -133,7 +136,16 @@ def collect_report(study: optuna.Study) -> ReportData:
         importances=_importances(study, names, directions),
         settings=dict(study.user_attrs.get("settings") or {}),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        final=_final(study.study_name),
     )
+
+
+def _final(name: str) -> FinalResults | None:
+    """The study's finalized models; a study whose name is no folder name (made elsewhere) has none."""
+    try:
+        return load_final(name)
+    except UsageError:
+        return None
 
 
 def _trial_point(trial: FrozenTrial, on_front: set[int]) -> TrialPoint:

@@ -39,6 +39,7 @@ from search.report._figures import (
     pareto_figure,
     slices_figure,
 )
+from search.report._final import final_section
 from search.study import study_dir
 
 __all__ = ["render_report", "write_report"]
@@ -252,6 +253,8 @@ def render_report(data: ReportData) -> str:
     figures: Figures = {}
     drawn = any(t.drawn for t in data.trials)
     sections = [("front", "Pareto front", _front_section(data, figures))]
+    if data.final is not None:
+        sections.append(("final", "Final front", final_section(data.final, functools.partial(_plot, figures))))
     if drawn:
         sections.append(("history", "Optimisation history", _plot(figures, "history", history_figure(data))))
     if any(t.curve for t in data.trials):

@@ -1,0 +1,308 @@
+"""The training flags and progress displays shared by ``train``, ``ablate`` and ``finalize``.
+
+A recipe (``--recipe``) names a whole training method at once; each flag given
+explicitly overrides its value. ``toolkit`` is ``TrainConfig``'s defaults
+(one-cycle, momentum, weight decay, label smoothing, augmentation); ``d2l`` is
+the d2l book's (Dive into Deep Learning, 8.7 DenseNet): plain SGD at a
+constant 0.1, batch 256, no augmentation, no label smoothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from evaluation import EpochReport, TrainConfig, resolve_device
+from evaluation.data import DATASETS
+from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
+from search.commands._common import add_memory_limit_argument, positive_int
+from search.errors import UsageError
+from search.full_training import FullTraining, Job
+from search.progress import format_duration
+
+__all__ = [
+    "RECIPES",
+    "JobProgress",
+    "add_training_arguments",
+    "print_epoch",
+    "print_progress",
+    "recipe_settings",
+    "train_config",
+]
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "toolkit": {},
+    "d2l": {
+        "lr": 0.1,
+        "batch_size": 256,
+        "schedule": "constant",
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "label_smoothing": 0.0,
+        "augment": False,
+    },
+}
+# The TrainConfig fields a recipe sets, each also a flag of its own.
+RECIPE_FLAGS = ("lr", "batch_size", "schedule", "momentum", "weight_decay", "label_smoothing", "augment")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def _below_one(text: str) -> float:
+    """A number in [0, 1): momentum, label smoothing."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _default(name: str) -> str:
+    """``(default: X; d2l recipe: Y)`` for a recipe flag's help."""
+    value = getattr(TrainConfig(), name)
+    return f"(default: {_shown(value)}; d2l recipe: {_shown(RECIPES['d2l'].get(name, value))})"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data set, the budget, the recipe and its flags, the device, the data folder and --memory-limit."""
+    defaults = TrainConfig()
+    parser.add_argument(
+        "--dataset",
+        default="fashion_mnist",
+        help=f"One of {', '.join(DATASETS)} (default: fashion_mnist).",
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=defaults.epochs, help=f"Epochs (default: {defaults.epochs})."
+    )
+    parser.add_argument(
+        "--train-fraction",
+        type=_fraction,
+        default=1.0,
+        metavar="F",
+        help="Train on this seeded fraction of the training set, for quick runs (default: 1).",
+    )
+    parser.add_argument(
+        "--resize", type=positive_int, default=None, metavar="PX", help="Square side to resize images to."
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default="toolkit",
+        help="The training method: toolkit (one-cycle, momentum 0.9, weight decay 5e-4, label smoothing 0.1, "
+        "crop and flip augmentation) or d2l (the d2l book's: plain SGD, constant lr 0.1, batch 256, no "
+        "augmentation, no label smoothing). A flag below given explicitly overrides it (default: toolkit).",
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=None, help=f"Batch size {_default('batch_size')}.")
+    parser.add_argument("--lr", type=_positive_float, default=None, help=f"Peak learning rate {_default('lr')}.")
+    parser.add_argument(
+        "--schedule", choices=SCHEDULES, default=None, help=f"Learning-rate schedule {_default('schedule')}."
+    )
+    parser.add_argument("--momentum", type=_below_one, default=None, help=f"SGD momentum {_default('momentum')}.")
+    parser.add_argument(
+        "--weight-decay", type=_non_negative_float, default=None, help=f"Weight decay {_default('weight_decay')}."
+    )
+    parser.add_argument(
+        "--label-smoothing", type=_below_one, default=None, help=f"Label smoothing {_default('label_smoothing')}."
+    )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"Random crop (and flip where the data set allows it) {_default('augment')}.",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=defaults.device,
+        help="Where to train (default: auto, CUDA if present).",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="Autocast precision (default: auto, bf16 on CUDA and on CPUs with native bf16, else fp32 or fp16).",
+    )
+    parser.add_argument("--data-root", default=None, metavar="DIR", help="Look for the dataset here first.")
+    add_memory_limit_argument(parser)
+
+
+def recipe_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe's TrainConfig fields, each replaced by its flag where one was given."""
+    settings = dict(RECIPES[args.recipe])
+    settings.update({name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None})
+    return settings
+
+
+def train_config(args: argparse.Namespace, *, seed: int, resize: int | None) -> TrainConfig:
+    """The TrainConfig the flags ask for; a setting out of range is a ``UsageError``."""
+    try:
+        config = TrainConfig(
+            epochs=args.epochs,
+            train_fraction=args.train_fraction,
+            resize=resize,
+            device=args.device,
+            precision=args.precision,
+            seed=seed,
+            **recipe_settings(args),
+        )
+        resolve_device(config.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return config
+
+
+# --- progress ----------------------------------------------------------------------
+
+
+def print_progress(batch_size: int) -> Callable[[int, int, int], None]:
+    """A one-line progress display on stderr: epoch, step, images/s and the epoch's ETA.
+
+    The rate is measured from the first report of each epoch, so it leaves out
+    the epoch's start-up.
+    """
+    state = {"epoch": 0, "start": 0.0, "first": 0}
+
+    def show(epoch: int, step: int, steps: int) -> None:
+        now = time.perf_counter()
+        if epoch != state["epoch"]:
+            state.update(epoch=epoch, start=now, first=step)
+            return
+        rate = (step - state["first"]) / max(now - state["start"], 1e-9)
+        eta = (steps - step) / rate if rate else 0.0
+        print(
+            f"\repoch {epoch}  step {step}/{steps}  {rate * batch_size:.0f} images/s  epoch ETA {eta:.0f} s ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def print_epoch(epochs: int) -> Callable[[EpochReport], bool]:
+    """One line per epoch on stderr; never asks to stop."""
+    started = time.perf_counter()
+
+    def show(report: EpochReport) -> bool:
+        elapsed = time.perf_counter() - started
+        eta = elapsed / report.epoch * (epochs - report.epoch)
+        print(
+            f"\repoch {report.epoch}/{epochs}  loss {report.train_loss:.4f}  "
+            f"train accuracy {report.train_accuracy:.4f}  {report.images_per_second:.0f} images/s  "
+            f"{report.seconds:.0f} s  ETA {eta:.0f} s",
+            file=sys.stderr,
+        )
+        return False
+
+    return show
+
+
+class JobProgress:
+    """Progress of many trainings (``search.full_training.run_jobs``) on stderr, with the ETA of all.
+
+    The ETA counts epochs: the mean time of the epochs run so far (tests
+    included) times the epochs left in this training and in those not started,
+    so it shows from the first epoch on. On a terminal it is a tqdm bar over the
+    trainings; elsewhere (CI, a log file) one plain line per epoch and per training.
+    """
+
+    def __init__(self, epochs: int, stream: TextIO | None = None) -> None:
+        self.epochs = epochs
+        self.stream = stream or sys.stderr  # looked up now, so redirection after import is honoured
+        self.bar: tqdm | None = None
+        self.total = self.finished = self.waiting = self.epochs_run = self.epoch = 0
+        self.current = ""
+        self.started = time.monotonic()
+
+    def begin(self, jobs: Sequence[Job]) -> None:
+        self.total = len(jobs)
+        self.waiting = sum(not job.done for job in jobs)
+        self.finished = self.total - self.waiting
+        if self.finished:
+            self._say(f"{self.finished} of {self.total} trainings already done: kept, not retrained")
+        if self.stream.isatty() and self.waiting:
+            self.bar = tqdm(total=self.total, initial=self.finished, unit="model", file=self.stream, dynamic_ncols=True)
+        self.started = time.monotonic()
+
+    def job_started(self, job: Job) -> None:
+        self.current, self.epoch = job.name, 0
+        self.waiting -= 1
+
+    def on_epoch(self, report: EpochReport) -> bool:
+        self.epochs_run += 1
+        self.epoch = report.epoch
+        line = (
+            f"{self.current}: epoch {report.epoch}/{self.epochs}  loss {report.train_loss:.4f}  "
+            f"train accuracy {report.train_accuracy:.4f}  {report.images_per_second:.0f} images/s"
+        )
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.current} epoch {report.epoch}/{self.epochs}, ETA {self._eta()}")
+        else:
+            self._say(f"[{self.finished + 1}/{self.total}] {line}, ETA {self._eta()}")
+        return False
+
+    def job_finished(self, job: Job, training: FullTraining) -> None:
+        self.finished += 1
+        self.epoch = self.epochs
+        record = training.record
+        line = f"{job.name}: test accuracy {record['test_accuracy']:.4f} ({record['seconds']:.0f} s)"
+        if training.diverged:
+            line += f"; diverged: {record['stopped_reason']}"
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.write(line, file=self.stream)
+        else:
+            left = f", ETA {self._eta()}" if self.finished < self.total else ""
+            self._say(f"[{self.finished}/{self.total}] {line}{left}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def _eta(self) -> str:
+        if not self.epochs_run:
+            return "unknown"
+        per_epoch = (time.monotonic() - self.started) / self.epochs_run
+        left = (self.epochs - self.epoch) + self.epochs * self.waiting
+        return format_duration(per_epoch * left)
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)

@@ -1,0 +1,160 @@
+"""Retrain a study's best architectures at a full budget, several seeds each, and test each once.
+
+A search ranks architectures by validation accuracy after brief training;
+``finalize_study`` checks that ranking. Each chosen trial's architecture is
+trained on the whole training split (no validation split) with the recipe the
+study's trials were trained with, for ``epochs`` epochs, once per seed
+(0, 1, ..., seeds - 1, the same for every model, so models compare seed by
+seed), and evaluated on the test set once. Files go to
+``studies/<study>/final/trial-<n>/seed-<s>/`` (weights.pt, architecture.yaml,
+result.json); ``final/final.csv`` holds one row per model and seed. A training
+whose result.json exists is not repeated, so an interrupted run resumes and a
+later run with more seeds or a larger ``top`` trains only what is new.
+
+Which trials, ``select_trials``: the candidates are the completed trials
+within every constraint that recorded an architecture, one per architecture
+(a duplicate stands for its original). They are ranked by non-dominated
+sorting: rank 1 is the Pareto front, rank 2 the front of the rest, and so on;
+within a rank by the quality objective (the first maximised one, accuracy),
+best first, then by trial number. Without ``top`` the front is finalized;
+with it, the first ``top`` of that order (past the front when it is smaller).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from evaluation import Architecture, TrainConfig
+from evaluation.data import load_dataset
+from evaluation.metrics import METRICS
+from search.errors import UsageError
+from search.final_results import FINAL_CSV, final_dir, final_rows
+from search.full_training import Job, JobReporter, run_jobs
+from search.pareto import dominates, is_feasible
+from search.records import TrialOutcome, TrialRecord
+
+__all__ = ["DEFAULT_EPOCHS", "DEFAULT_SEEDS", "final_config", "finalize_study", "plan_final", "select_trials"]
+
+DEFAULT_EPOCHS = 10  # TrainConfig's default and the d2l book's budget for Fashion-MNIST
+DEFAULT_SEEDS = 3  # the fewest that give a standard deviation with one degree of freedom to spare
+
+
+def select_trials(study: optuna.Study, top: int | None = None) -> list[FrozenTrial]:
+    """The trials to finalize, best first: the front, or the first ``top`` by the rule above."""
+    ranked = _ranked_candidates(study)
+    if top is None:
+        return [trial for rank, trial in ranked if rank == 1]
+    return [trial for _, trial in ranked[:top]]
+
+
+def _ranked_candidates(study: optuna.Study) -> list[tuple[int, FrozenTrial]]:
+    """(non-dominated rank, trial) for every candidate, in the order of the rule above."""
+    directions = [d.name.lower() for d in study.directions]
+    quality = next((i for i, d in enumerate(directions) if d == "maximize"), 0)
+    sign = -1.0 if directions[quality] == "maximize" else 1.0
+    remaining = _candidates(study)
+    ranked: list[tuple[int, FrozenTrial]] = []
+    rank = 0
+    while remaining:
+        rank += 1
+        front = [t for t in remaining if not any(dominates(o.values, t.values, directions) for o in remaining)]
+        front.sort(key=lambda t: (sign * t.values[quality], t.number))
+        ranked += [(rank, t) for t in front]
+        taken = {t.number for t in front}
+        remaining = [t for t in remaining if t.number not in taken]
+    return ranked
+
+
+def _candidates(study: optuna.Study) -> list[FrozenTrial]:
+    """Completed feasible trials with an architecture, the first of each architecture only."""
+    seen: set[str] = set()
+    chosen = []
+    for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
+        record = TrialRecord.load(trial)
+        if trial.values is None or not is_feasible(trial) or record.architecture is None:
+            continue
+        key = record.architecture_key or str(record.architecture)
+        if record.outcome is TrialOutcome.DUPLICATE or key in seen:
+            continue
+        seen.add(key)
+        chosen.append(trial)
+    return chosen
+
+
+def final_config(study: optuna.Study, *, epochs: int, device: str = "auto", precision: str = "auto") -> TrainConfig:
+    """The study's training recipe (batch, lr, schedule, regularisation, resolution) at the full budget:
+    ``epochs`` epochs on the whole training split, on ``device``."""
+    stored: dict[str, Any] = dict(study.user_attrs.get("settings", {}).get("training") or {})
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    recipe = {k: v for k, v in stored.items() if k in known}
+    try:
+        return TrainConfig(
+            **{**recipe, "epochs": epochs, "train_fraction": 1.0, "device": device, "precision": precision, "seed": 0}
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def plan_final(study: optuna.Study, trials: Sequence[FrozenTrial], *, seeds: int) -> list[Job]:
+    """One job per trial and seed, trial by trial, under ``final_dir``."""
+    folder = final_dir(study.study_name)
+    accuracy = METRICS["accuracy"]
+    jobs = []
+    for trial in trials:
+        record = TrialRecord.load(trial)
+        model = f"trial-{trial.number}"
+        extra = {
+            "study": study.study_name,
+            "model": model,
+            "trial": trial.number,
+            "search_val_accuracy": accuracy.value(vars(record)),
+        }
+        arch = Architecture.from_dict(record.architecture)
+        for seed in range(seeds):
+            jobs.append(Job(f"{model} seed {seed}", arch, seed, folder / model / f"seed-{seed}", extra))
+    return jobs
+
+
+def finalize_study(
+    study: optuna.Study,
+    *,
+    top: int | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    seeds: int = DEFAULT_SEEDS,
+    device: str = "auto",
+    precision: str = "auto",
+    data_root: str | None = None,
+    memory_limit: float | None = None,
+    reporter: JobReporter | None = None,
+) -> pd.DataFrame:
+    """Train and test the chosen trials (see the module's doc); return final.csv's table.
+
+    final.csv is rewritten after every training, from every result.json under
+    ``final/`` (also those of models an earlier run chose), so it is whole
+    even when the run is interrupted.
+    """
+    if seeds < 1 or epochs < 1 or (top is not None and top < 1):
+        raise UsageError(f"seeds, epochs and top must be >= 1, got {seeds}, {epochs} and {top}")
+    trials = select_trials(study, top)
+    if not trials:
+        raise UsageError(f"study {study.study_name} has no completed feasible trial to finalize")
+    dataset = study.user_attrs.get("settings", {}).get("dataset")
+    if dataset is None:
+        raise UsageError(f"study {study.study_name} records no dataset in its settings; it was not made by search run")
+    config = final_config(study, epochs=epochs, device=device, precision=precision)
+    data = load_dataset(dataset, root=data_root, validation_size=0)
+    folder = final_dir(study.study_name)
+
+    def write_table() -> None:
+        final_rows(folder).to_csv(folder / FINAL_CSV, index=False)
+
+    jobs = plan_final(study, trials, seeds=seeds)
+    run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table)
+    write_table()
+    return pd.read_csv(folder / FINAL_CSV)

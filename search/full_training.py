@@ -1,0 +1,278 @@
+"""Full training of one architecture: the whole training split, one seed, one test evaluation.
+
+``search train``, ``search finalize`` and ``search ablate`` all train through
+``train_and_test``, so a model's weights.pt, architecture.yaml and result.json
+mean the same whichever command wrote them. ``run_jobs`` trains a list of
+(architecture, seed) jobs, skipping those whose result.json exists: how
+finalize and ablate resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from evaluation import (
+    Architecture,
+    EpochReport,
+    TrainConfig,
+    TrainResult,
+    build_model,
+    count,
+    evaluate,
+    load_architecture,
+    resolve_device,
+    save_architecture,
+    smallest_input_side,
+    train,
+)
+from evaluation.data import DataSplits
+from evaluation.memory import check_memory
+from evaluation.profile import measure_latency_ms
+from search.errors import UsageError
+
+__all__ = [
+    "RECIPE_FIELDS",
+    "RESULT_FILE",
+    "FullTraining",
+    "Job",
+    "JobReporter",
+    "input_shape",
+    "needed_resize",
+    "run_jobs",
+    "train_and_test",
+]
+
+RESULT_FILE = "result.json"
+# The settings that make two runs comparable: a finished job is kept only when these match.
+# Device, precision and the seed are not among them (the seed is the job's own).
+RECIPE_FIELDS = (
+    "epochs",
+    "train_fraction",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "label_smoothing",
+    "resize",
+    "augment",
+)
+
+
+@dataclass(frozen=True)
+class FullTraining:
+    """What ``train_and_test`` did: the record it wrote to result.json, and the test pass's time."""
+
+    record: dict[str, Any]
+    test_seconds: float
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.record["diverged"])
+
+
+def needed_resize(arch: Architecture, data: DataSplits) -> int | None:
+    """The square side ``arch`` needs the images resized to, or None when it takes them as they are."""
+    side = smallest_input_side(arch, data.input_size, data.num_classes)
+    return None if side == data.input_size[1] else side
+
+
+def input_shape(data: DataSplits, config: TrainConfig) -> tuple[int, int, int]:
+    """(C, H, W) of the network's input: the data's, or ``config.resize`` square."""
+    channels, height, _ = data.input_size
+    side = config.resize or height
+    return (channels, side, side)
+
+
+def train_and_test(
+    arch: Architecture,
+    data: DataSplits,
+    config: TrainConfig,
+    out: Path,
+    *,
+    label: str,
+    memory_limit: float | None = None,
+    measure_latency: bool = False,
+    extra: Mapping[str, Any] | None = None,
+    on_epoch: Callable[[EpochReport], bool] | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
+) -> FullTraining:
+    """Train ``arch`` (initialised from ``config.seed``) on ``data.train``, test once, write ``out``.
+
+    ``out`` receives weights.pt (a CPU state_dict, for ``torch.load(weights_only=True)``),
+    architecture.yaml and result.json: ``label`` as its ``architecture``, the test
+    accuracy, params, MACs, times, every setting and the per-epoch history, then
+    ``extra``'s entries. ``measure_latency`` adds ``latency_ms`` measured as a
+    search trial does (batch 1, on the CPU, before training), so final and search
+    costs compare. A diverged run is tested and written all the same; the
+    record says so. Refuses, before building, a model too large for memory.
+    """
+    shape = input_shape(data, config)
+    check_memory(
+        arch,
+        shape,
+        data.num_classes,
+        batch_size=config.batch_size,
+        limit_bytes=memory_limit,
+        device=resolve_device(config.device).type,
+    )
+    torch.manual_seed(config.seed)
+    model = build_model(arch, shape, data.num_classes)
+    latency_ms = measure_latency_ms(model, shape) if measure_latency else None
+    started = time.perf_counter()
+    result = train(model, data, config, on_epoch=on_epoch, on_progress=on_progress)
+    eval_started = time.perf_counter()
+    test_accuracy = evaluate(model, *data.test, config, mean=data.mean, std=data.std)
+    test_seconds = time.perf_counter() - eval_started
+    seconds = time.perf_counter() - started
+
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    torch.save(weights, out / "weights.pt")
+    save_architecture(arch, out / "architecture.yaml")
+    record = _record(label, arch, data, config, result, shape, test_accuracy, seconds, test_seconds, model)
+    if latency_ms is not None:
+        record["latency_ms"] = latency_ms
+    record.update(extra or {})
+    # result.json last: its presence is what marks the job finished.
+    (out / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return FullTraining(record=record, test_seconds=test_seconds)
+
+
+def _record(
+    label: str,
+    arch: Architecture,
+    data: DataSplits,
+    config: TrainConfig,
+    result: TrainResult,
+    shape: tuple[int, int, int],
+    test_accuracy: float,
+    seconds: float,
+    test_seconds: float,
+    model: torch.nn.Module,
+) -> dict[str, Any]:
+    """What result.json holds: the outcome, the sizes, the times and every setting used."""
+    return {
+        "architecture": label,
+        "dataset": data.name,
+        "test_accuracy": test_accuracy,
+        "params": sum(p.numel() for p in model.parameters()),
+        "macs": count(arch, shape, data.num_classes).macs,
+        "input_size": list(shape),
+        "epochs": result.epochs_run,
+        "seconds": seconds,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds + test_seconds,
+        "train_images": round(config.train_fraction * len(data.train[1])),
+        "test_images": len(data.test[1]),
+        "device": result.device,
+        "precision": result.precision,
+        "diverged": result.diverged,
+        "stopped_reason": result.stopped_reason,
+        "settings": dataclasses.asdict(config),
+        "history": [dataclasses.asdict(report) for report in result.epochs],
+    }
+
+
+# --- many jobs, resumable -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (architecture, seed) training of a plan, and the folder its files go to."""
+
+    name: str  # how progress lines name it, e.g. "trial-3 seed 1"
+    arch: Architecture
+    seed: int
+    out: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return (self.out / RESULT_FILE).is_file()
+
+
+class JobReporter(Protocol):
+    """What shows the progress of ``run_jobs``: the command line's display, or nothing."""
+
+    def begin(self, jobs: Sequence[Job]) -> None: ...
+
+    def job_started(self, job: Job) -> None: ...
+
+    def on_epoch(self, report: EpochReport) -> bool: ...
+
+    def job_finished(self, job: Job, training: FullTraining) -> None: ...
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    data: DataSplits,
+    config: TrainConfig,
+    *,
+    memory_limit: float | None = None,
+    reporter: JobReporter | None = None,
+    after_job: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train every job not done yet with ``config`` at the job's seed; the records of all, in order.
+
+    A done job (its result.json exists) is read, not retrained, once its
+    architecture and recipe are checked to be the ones asked for: a folder
+    trained otherwise is refused with a ``UsageError`` before anything trains,
+    since mixing it in would make means and comparisons meaningless.
+    ``after_job`` runs after each trained job (to rewrite a summary table).
+    """
+    for job in jobs:
+        if job.done:
+            _check_kept(job, config)
+    if reporter is not None:
+        reporter.begin(jobs)
+    for job in jobs:
+        if job.done:
+            continue
+        if reporter is not None:
+            reporter.job_started(job)
+        training = train_and_test(
+            job.arch,
+            data,
+            dataclasses.replace(config, seed=job.seed),
+            job.out,
+            label=job.name,
+            memory_limit=memory_limit,
+            measure_latency=True,
+            extra={**job.extra, "seed": job.seed},
+            on_epoch=None if reporter is None else reporter.on_epoch,
+        )
+        if reporter is not None:
+            reporter.job_finished(job, training)
+        if after_job is not None:
+            after_job()
+    return [read_result(job.out) for job in jobs]
+
+
+def read_result(folder: Path) -> dict[str, Any]:
+    """The record in ``folder``'s result.json."""
+    return json.loads((folder / RESULT_FILE).read_text())
+
+
+def _check_kept(job: Job, config: TrainConfig) -> None:
+    """Refuse a finished job trained on another architecture or recipe than asked."""
+    where = job.out
+    if load_architecture(where / "architecture.yaml") != job.arch:
+        raise UsageError(f"{where} holds another architecture than {job.name}; remove that folder to retrain it")
+    kept = read_result(where).get("settings", {})
+    asked = dataclasses.asdict(config)
+    differs = [
+        f"{key} {kept.get(key)!r} (asked {asked[key]!r})" for key in RECIPE_FIELDS if kept.get(key) != asked[key]
+    ]
+    if differs:
+        raise UsageError(
+            f"{where} was trained with {', '.join(differs)}; pass the same settings, or remove it to retrain"
+        )
