@@ -6,8 +6,8 @@ trained on the whole training split (no validation split) with the recipe the
 study's trials were trained with, for ``epochs`` epochs, once per seed
 (0, 1, ..., seeds - 1, the same for every model, so models compare seed by
 seed), and evaluated on the test set once. Files go to
-``studies/<study>/final/trial-<n>/seed-<s>/`` (weights.pt, architecture.yaml,
-result.json); ``final/final.csv`` holds one row per model and seed. A training
+``studies/<study>/final/trial-<n>/seed-<s>/`` (weights.pt, model.onnx,
+architecture.yaml, result.json); ``final/final.csv`` holds one row per model and seed. A training
 whose result.json exists is not repeated, so an interrupted run resumes and a
 later run with more seeds or a larger ``top`` trains only what is new.
 
@@ -155,6 +155,6 @@ def finalize_study(
         final_rows(folder).to_csv(folder / FINAL_CSV, index=False)
 
     jobs = plan_final(study, trials, seeds=seeds)
-    run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table)
+    run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)
     write_table()
     return pd.read_csv(folder / FINAL_CSV)

@@ -34,6 +34,7 @@ from evaluation import (
     train,
 )
 from evaluation.data import DataSplits
+from evaluation.deploy import dataset_metadata, export_onnx
 from evaluation.memory import check_memory
 from evaluation.profile import measure_latency_ms
 from search.errors import UsageError
@@ -101,6 +102,7 @@ def train_and_test(
     label: str,
     memory_limit: float | None = None,
     measure_latency: bool = False,
+    onnx: bool = False,
     extra: Mapping[str, Any] | None = None,
     on_epoch: Callable[[EpochReport], bool] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
@@ -112,7 +114,8 @@ def train_and_test(
     accuracy, params, MACs, times, every setting and the per-epoch history, then
     ``extra``'s entries. ``measure_latency`` adds ``latency_ms`` measured as a
     search trial does (batch 1, on the CPU, before training), so final and search
-    costs compare. A diverged run is tested and written all the same; the
+    costs compare. ``onnx`` adds model.onnx, checked in onnxruntime
+    (``evaluation.deploy``). A diverged run is tested and written all the same; the
     record says so. Refuses, before building, a model too large for memory.
     """
     shape = input_shape(data, config)
@@ -138,6 +141,8 @@ def train_and_test(
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     torch.save(weights, out / "weights.pt")
     save_architecture(arch, out / "architecture.yaml")
+    if onnx:
+        export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data.name))
     record = _record(label, arch, data, config, result, shape, test_accuracy, seconds, test_seconds, model)
     if latency_ms is not None:
         record["latency_ms"] = latency_ms
@@ -220,6 +225,7 @@ def run_jobs(
     memory_limit: float | None = None,
     reporter: JobReporter | None = None,
     after_job: Callable[[], None] | None = None,
+    onnx: bool = False,
 ) -> list[dict[str, Any]]:
     """Train every job not done yet with ``config`` at the job's seed; the records of all, in order.
 
@@ -227,7 +233,8 @@ def run_jobs(
     architecture and recipe are checked to be the ones asked for: a folder
     trained otherwise is refused with a ``UsageError`` before anything trains,
     since mixing it in would make means and comparisons meaningless.
-    ``after_job`` runs after each trained job (to rewrite a summary table).
+    ``after_job`` runs after each trained job (to rewrite a summary table);
+    ``onnx`` writes each model's model.onnx too.
     """
     for job in jobs:
         if job.done:
@@ -247,6 +254,7 @@ def run_jobs(
             label=job.name,
             memory_limit=memory_limit,
             measure_latency=True,
+            onnx=onnx,
             extra={**job.extra, "seed": job.seed},
             on_epoch=None if reporter is None else reporter.on_epoch,
         )

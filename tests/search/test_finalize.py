@@ -97,7 +97,7 @@ def test_finalize_writes_two_rows_per_model_shows_the_final_front_and_resumes_wi
         assert frame[column].notna().all(), f"final.csv lacks {column}:\n{frame}"
     for _, row in frame.iterrows():
         run = folder / f"trial-{row['trial']}" / f"seed-{row['seed']}"
-        assert {p.name for p in run.iterdir()} == {"weights.pt", "architecture.yaml", "result.json"}, run
+        assert {p.name for p in run.iterdir()} == {"weights.pt", "model.onnx", "architecture.yaml", "result.json"}, run
         assert json.loads((run / "result.json").read_text())["test_accuracy"] == pytest.approx(row["test_accuracy"])
     assert "ETA" in captured.err and "[6/6]" in captured.err, f"progress with ETA on stderr: {captured.err}"
 
