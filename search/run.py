@@ -15,6 +15,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,13 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from evaluation import Architecture, TrainConfig, preset, resolve_device
+from evaluation import Architecture, TrainConfig, planned_images, preset, resolve_device
 from evaluation.data import DataSplits, load_dataset
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
 from search.lease import LeasePolicy, fail_stale
 from search.objective import TrialObjective
+from search.pruning import Pruning
 from search.report import write_report
 from search.runner import run_trials
 from search.study import (
@@ -42,7 +44,7 @@ from search.study import (
 from search.workers import WorkerJob, run_workers, use_device, worker_devices
 from spaces import Space, enqueue_architecture, load_space
 
-__all__ = ["DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
+__all__ = ["DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "default_pruner", "run_search"]
 
 DEFAULT_TRIALS = 12
 # On a GPU the same call trains on the whole training set for more epochs.
@@ -62,6 +64,7 @@ class RunPlan:
     report: Path | None  # where the report is written at the end; None without one
     workers: int = 1  # processes running trials
     settings_changed: str | None = None  # what differs from the settings the study was created with
+    pruner: str = ""  # the pruner in use, in words (Pruning.describe)
 
 
 def run_search(
@@ -74,6 +77,9 @@ def run_search(
     epochs: int | None = None,
     train_fraction: float | None = None,
     sampler: str = "tpe",
+    pruner: str | None = None,
+    min_rung: float | Fraction = Fraction(1, 9),
+    eta: int = 3,
     seed: int = 0,
     device: str = "auto",
     workers: int = 1,
@@ -113,7 +119,15 @@ def run_search(
             (times ``GPU_EPOCH_FACTOR`` on a GPU).
         train_fraction: Fraction of the training split per trial, in (0, 1];
             None takes the space's budget (the whole split on a GPU).
-        sampler: ``tpe`` (multivariate, constant liar), ``nsga2`` or ``random``.
+        sampler: ``tpe`` (multivariate, constant liar), ``nsga2``, ``random``
+            or ``gp`` (Gaussian-process Bayesian optimisation).
+        pruner: How trials are stopped early (``search.pruning``): ``asha``
+            (multi-objective asynchronous successive halving, any space),
+            ``median`` or ``hyperband`` (Optuna's, single-objective spaces
+            only), ``none``; None takes ``default_pruner(space)``.
+        min_rung: The first rung, as a fraction of a trial's training budget.
+        eta: Each rung is ``eta`` times the last; 1/eta of the trials at a
+            rung continue.
         seed: Seed of the sampler, of the validation split and of each trial's
             weights and training (trial ``n`` uses ``seed + n``). Each worker
             and each resumed start seeds its sampler from it, its index and
@@ -155,6 +169,8 @@ def run_search(
     """
     space = space if isinstance(space, Space) else load_space(space)
     _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction, workers=workers)
+    pruning = Pruning(kind=pruner or default_pruner(space), min_fraction=min_rung, eta=eta)
+    pruning.check(space.objectives)
     lease = _lease_policy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
     devices = worker_devices(device, workers)
     name = space.name if study_name is None else study_name  # an empty name is refused, not replaced
@@ -167,6 +183,7 @@ def run_search(
     settings = _settings(
         space,
         config,
+        pruning=pruning,
         sampler=sampler,
         trials=trials,
         timeout=timeout,
@@ -181,7 +198,9 @@ def run_search(
         metric_names=[o.metric for o in space.objectives],
         sampler=optuna.samplers.RandomSampler(),  # replaced below: the seed depends on what the study holds
         settings=settings,
+        pruner=pruning.optuna_pruner(planned_images(data, config)),
     )
+    pruning.store_in(study)  # what every worker of the study prunes with
     study.sampler = make_sampler(
         sampler, seed=worker_seed(seed, worker=0, existing_trials=len(study.trials)), trials=trials
     )
@@ -196,6 +215,7 @@ def run_search(
         report=study_dir(name) / "report.html" if report else None,
         workers=workers,
         settings_changed=changed,
+        pruner=pruning.describe(),
     )
     if on_start is not None:
         on_start(plan)
@@ -207,6 +227,7 @@ def run_search(
             config=config,
             memory_limit=memory_limit,
             while_waiting=lambda study: fail_stale(study, lease),
+            pruning=pruning,
         )
         interrupted = run_trials(study, objective, trials=trials, timeout=timeout, on_trial=on_trial, lease=lease)
     else:
@@ -233,6 +254,11 @@ def run_search(
     if interrupted:
         raise SearchInterrupted(study)
     return study
+
+
+def default_pruner(space: Space) -> str:
+    """The pruner a run uses unless told: see README's "Stopping trials early" for the measurement behind it."""
+    return "asha" if len(space.objectives) > 1 else "none"
 
 
 def _train_config(
@@ -286,7 +312,14 @@ def _known_architecture(space: Space, name: str) -> Architecture:
 
 
 def _settings(
-    space: Space, config: TrainConfig, *, sampler: str, trials: int, timeout: float | None, command: str
+    space: Space,
+    config: TrainConfig,
+    *,
+    pruning: Pruning,
+    sampler: str,
+    trials: int,
+    timeout: float | None,
+    command: str,
 ) -> dict[str, Any]:
     """Everything needed to understand and repeat the run, stored with the study."""
     return {
@@ -299,6 +332,7 @@ def _settings(
         "objectives": [f"{o.metric} ({o.direction})" for o in space.objectives],
         "training": dataclasses.asdict(config),
         "sampler": sampler,
+        "pruner": pruning.settings(),
         "seed": config.seed,
         "trials": trials,
         "timeout": timeout,
