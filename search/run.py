@@ -44,9 +44,13 @@ from search.study import (
 from search.workers import WorkerJob, run_workers, use_device, worker_devices
 from spaces import Space, enqueue_architecture, load_space
 
-__all__ = ["DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "default_pruner", "run_search"]
+__all__ = ["DEFAULT_PRUNER", "DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
 
 DEFAULT_TRIALS = 12
+# Measured (benchmarks/rung_schedules.py, README "Stopping trials early"): on the
+# default CPU budget the first rung (1/9, about 10 SGD steps) is at or near chance
+# for every network, so ASHA there would rank by cost alone; it is asked for.
+DEFAULT_PRUNER = "none"
 # On a GPU the same call trains on the whole training set for more epochs.
 GPU_EPOCH_FACTOR = 3
 # A tenth of the training set validates every trial; the test set is never touched.
@@ -77,7 +81,7 @@ def run_search(
     epochs: int | None = None,
     train_fraction: float | None = None,
     sampler: str = "tpe",
-    pruner: str | None = None,
+    pruner: str = DEFAULT_PRUNER,
     min_rung: float | Fraction = Fraction(1, 9),
     eta: int = 3,
     seed: int = 0,
@@ -124,7 +128,8 @@ def run_search(
         pruner: How trials are stopped early (``search.pruning``): ``asha``
             (multi-objective asynchronous successive halving, any space),
             ``median`` or ``hyperband`` (Optuna's, single-objective spaces
-            only), ``none``; None takes ``default_pruner(space)``.
+            only) or ``none``. With rungs, a space's one-cycle schedule is
+            replaced by cosine (one-cycle's rungs measure at chance).
         min_rung: The first rung, as a fraction of a trial's training budget.
         eta: Each rung is ``eta`` times the last; 1/eta of the trials at a
             rung continue.
@@ -169,7 +174,7 @@ def run_search(
     """
     space = space if isinstance(space, Space) else load_space(space)
     _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction, workers=workers)
-    pruning = Pruning(kind=pruner or default_pruner(space), min_fraction=min_rung, eta=eta)
+    pruning = Pruning(kind=pruner, min_fraction=min_rung, eta=eta)
     pruning.check(space.objectives)
     lease = _lease_policy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
     devices = worker_devices(device, workers)
@@ -178,7 +183,9 @@ def run_search(
     data = load_dataset(dataset or space.dataset, root=data_root, validation_size=VALIDATION_SIZE, seed=seed)
     if dataset:
         space = space.with_input(dataset=dataset, input_size=data.input_size, num_classes=data.num_classes)
-    config = _train_config(space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed)
+    config = _train_config(
+        space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed, pruning=pruning
+    )
     first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in enqueue]
     settings = _settings(
         space,
@@ -215,7 +222,12 @@ def run_search(
         report=study_dir(name) / "report.html" if report else None,
         workers=workers,
         settings_changed=changed,
-        pruner=pruning.describe(),
+        pruner=pruning.describe()
+        + (
+            f", schedule {config.schedule} instead of {space.training.schedule}"
+            if config.schedule != space.training.schedule
+            else ""
+        ),
     )
     if on_start is not None:
         on_start(plan)
@@ -256,23 +268,34 @@ def run_search(
     return study
 
 
-def default_pruner(space: Space) -> str:
-    """The pruner a run uses unless told: see README's "Stopping trials early" for the measurement behind it."""
-    return "asha" if len(space.objectives) > 1 else "none"
-
-
 def _train_config(
-    space: Space, data: DataSplits, *, epochs: int | None, train_fraction: float | None, device: str, seed: int
+    space: Space,
+    data: DataSplits,
+    *,
+    epochs: int | None,
+    train_fraction: float | None,
+    device: str,
+    seed: int,
+    pruning: Pruning,
 ) -> TrainConfig:
-    """The training of every trial: the space's budget, scaled up on a GPU, unless overridden."""
+    """The training of every trial: the space's budget, scaled up on a GPU, unless overridden.
+
+    A pruner judges trials mid-schedule. One-cycle's rate is still rising at a
+    ninth of the budget and peaks at 30%: on densenet_hybrid's budget every
+    network measured sat at chance at the first rung, and the rungs ranked them
+    against their final order; cosine (5% warm-up) ranked them with it and
+    ended as accurate (benchmarks/results/rung_schedules.json). So with rungs,
+    one-cycle becomes cosine.
+    """
     budget = space.training
     on_gpu = resolve_device(device).type == "cuda"
+    schedule = "cosine" if pruning.fractions() and budget.schedule == "onecycle" else budget.schedule
     return TrainConfig(
         epochs=epochs if epochs is not None else budget.epochs * (GPU_EPOCH_FACTOR if on_gpu else 1),
         train_fraction=train_fraction if train_fraction is not None else (1.0 if on_gpu else budget.train_fraction),
         batch_size=budget.batch_size,
         lr=budget.lr,
-        schedule=budget.schedule,
+        schedule=schedule,
         device="cuda" if on_gpu else "cpu",
         seed=seed,
         # The space may ask for another resolution than the data set's own.

@@ -18,7 +18,7 @@ from search.errors import SearchInterrupted
 from search.lease import LeasePolicy
 from search.progress import Progress
 from search.pruning import PRUNERS
-from search.run import DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
+from search.run import DEFAULT_PRUNER, DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
 from search.study import SAMPLERS, finished_trials
 
 DESCRIPTION = f"""\
@@ -108,10 +108,12 @@ class RunCommand:
         parser.add_argument(
             "--pruner",
             choices=PRUNERS,
+            default=DEFAULT_PRUNER,
             help="Stop trials early at rungs of their training budget: asha (multi-objective asynchronous "
-            "successive halving, any space), median or hyperband (Optuna's, single-objective spaces), none "
-            "(default: asha for multi-objective spaces, none otherwise). TPE learns from stopped trials; "
-            "NSGA-II and GP use completed ones only.",
+            "successive halving, any space), median or hyperband (Optuna's, single-objective spaces), or "
+            f"none (default: {DEFAULT_PRUNER}; on the default CPU budget the first rung is at chance, see "
+            "README). With rungs a one-cycle schedule becomes cosine. TPE learns from stopped trials; NSGA-II "
+            "and GP use completed ones only.",
         )
         parser.add_argument(
             "--min-rung",

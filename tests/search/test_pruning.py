@@ -28,6 +28,8 @@ from search.pruning import (
     recorded_rungs,
     replay_decisions,
 )
+from search.report import collect_report, render_report
+from search.report._figures import curves_figure
 from search.study import open_study
 from spaces import Objective, enqueue_architecture, load_space
 
@@ -43,7 +45,7 @@ dataset: digits
 input: [1, 8, 8]
 num_classes: 10
 objectives: {accuracy: maximize, macs: minimize}
-training: {epochs: 3, train_fraction: 1.0, batch_size: 64, lr: 0.2, schedule: cosine}
+training: {epochs: 3, train_fraction: 1.0, batch_size: 64, lr: 0.2, schedule: onecycle}
 stem: {style: small, width: {choice: [4, 8, 16]}}
 stages:
   count: 1
@@ -245,10 +247,11 @@ def test_run_with_asha_prunes_trials_with_their_rung_and_reason(pruning_space_fi
     arguments = ["run", "--space", str(pruning_space_file), "--study", "asha", "--trials", "4", "--no-report"]
     assert main([*arguments, "--pruner", "asha", "--eta", "2", *(f"--enqueue-preset={b}" for b in baselines)]) == 0
     err = capsys.readouterr().err
-    assert "pruner asha (rungs at 1/9, 2/9, 4/9, 8/9 of the budget, eta 2)" in err, err
+    assert "pruner asha (rungs at 1/9, 2/9, 4/9, 8/9 of the budget, eta 2), schedule cosine instead of onecycle" in err
     study = open_study("asha")
     assert isinstance(study.pruner, optuna.pruners.NopPruner), "a study opened to read prunes nothing, not Median"
     assert study.user_attrs["settings"]["pruner"] == {"kind": "asha", "min_fraction": "1/9", "eta": 2}
+    assert study.user_attrs["settings"]["training"]["schedule"] == "cosine", "one-cycle's rungs measure at chance"
     trained = [t for t in study.trials if t.user_attrs.get("images_planned")]
     pruned = [t for t in trained if t.state == TrialState.PRUNED]
     assert len(trained) == 4 and pruned, [(t.number, t.state.name) for t in study.trials]
@@ -270,6 +273,23 @@ def test_run_with_asha_prunes_trials_with_their_rung_and_reason(pruning_space_fi
     assert all(r.agrees for r in replay_decisions(study)), "the decisions replay from the storage"
     spent = budget_spent(study.trials)
     assert spent.images_planned == budget * len(trained) and 0 < images_saved_fraction(study) == spent.saved < 1
+
+    # The report: learning curves with the rungs, a cross where each pruned trial stopped, the decisions.
+    data = collect_report(study)
+    assert data.budget == spent, "the report counts the budget as the study does"
+    stopped = next(t for t in data.trials if t.state == "PRUNED")
+    assert stopped.rung_epochs == pytest.approx([3 * images / budget for images, _ in stopped.rungs])
+    assert stopped.progress[-1] == (stopped.rung_epochs[-1], stopped.rungs[-1][1]), "its curve ends at its last rung"
+    figure = curves_figure(data)
+    trace = next(t for t in figure["data"] if t["name"].startswith("pruned"))
+    ends = [i for i, n in enumerate(trace["customdata"]) if n == stopped.number][-1]
+    assert trace["x"][ends] == stopped.rung_epochs[-1] and trace["marker"]["size"][ends] > 0, "a cross marks it"
+    assert [shape["x0"] for shape in figure["layout"]["shapes"]] == pytest.approx(
+        [1 / 3, 2 / 3, 4 / 3, 8 / 3], rel=0.01
+    )
+    page = render_report(data)
+    assert ">Successive halving</h2>" in page and f"{spent.saved:.0%} saved" in page, "the section says what it saved"
+    assert f"rung {last.rung} ({last.images:,} images): rank {last.rank} of {last.points}, stopped" in page
 
 
 def test_median_pruner_is_refused_on_a_multi_objective_space(pruning_space_file, studies_dir, capsys) -> None:
