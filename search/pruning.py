@@ -439,7 +439,7 @@ class RungWatch:
         own = next(t for t in trials if t.number == self.trial.number)
         common = {"rung": rung + 1, "rungs": len(self.pruner.rungs), "images": images, "pruner": pruning.kind}
         common["eta"] = pruning.eta
-        where = f"rung {rung + 1} of {len(self.pruner.rungs)} ({images:,} of {self.pruner.budget:,} images)"
+        where = f"rung {rung + 1} of {len(self.pruner.rungs)}, {images:,} of {self.pruner.budget:,} images"
         if self.pruner.optuna is not None:
             stop = self.pruner.optuna.prune(study, own)
             verb = "stopped by" if stop else "kept by"

@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_PRUNER", "DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "r
 DEFAULT_TRIALS = 12
 # Measured (benchmarks/rung_schedules.py, README "Stopping trials early"): on the
 # default CPU budget the first rung (1/9, about 10 SGD steps) is at or near chance
-# for every network, so ASHA there would rank by cost alone; it is asked for.
+# for every network, so ASHA there would rank by cost alone: it must be asked for.
 DEFAULT_PRUNER = "none"
 # On a GPU the same call trains on the whole training set for more epochs.
 GPU_EPOCH_FACTOR = 3

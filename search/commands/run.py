@@ -38,6 +38,11 @@ a 2-core CPU took about 4 minutes (under 15 is the aim). On a GPU (--device auto
 trial uses the whole training set and {GPU_EPOCH_FACTOR}x the epochs. Scale with
 --trials, --epochs, --train-fraction and --timeout.
 
+Pruning: --pruner asha stops a trial at a rung of its budget (--min-rung,
+--eta) when its accuracy there and its costs rank outside the top 1/eta of the
+trials recorded at that rung (multi-objective asynchronous successive halving);
+median and hyperband are Optuna's, for single-objective spaces. Default: none.
+
 Parallel: --workers N runs N processes on this machine against the study (a
 journal file, studies/STUDY/journal.log); on several machines, run the same
 command on each with one --storage postgresql://... URL. --trials is the

@@ -236,7 +236,7 @@ def test_replay_from_a_journal_storage_gives_the_in_process_decisions(tmp_path) 
     assert recorded_rungs(stored[3].user_attrs) == {100: 0.58}, "keyed by the rung's images, not the step's 128"
     decision = recorded_decisions(stored[3].user_attrs)[0]
     assert decision.peers == (0, 1, 2, 4) and (decision.rank, decision.points) == (3, 5), decision
-    assert decision.reason.startswith("stopped at rung 1 of 2 (100 of 900 images): rank 3 of 5"), decision.reason
+    assert decision.reason.startswith("stopped at rung 1 of 2, 100 of 900 images: rank 3 of 5"), decision.reason
 
 
 # --- in a real search --------------------------------------------------------------
@@ -266,7 +266,7 @@ def test_run_with_asha_prunes_trials_with_their_rung_and_reason(pruning_space_fi
         assert trial.user_attrs["outcome"] == "pruned" and trial.values is None, trial.user_attrs
         last = recorded_decisions(trial.user_attrs)[-1]
         assert not last.continued and trial.user_attrs["reason"] == last.reason, trial.user_attrs["reason"]
-        assert trial.user_attrs["reason"].startswith(f"stopped at rung {last.rung} of 4 ("), trial.user_attrs
+        assert trial.user_attrs["reason"].startswith(f"stopped at rung {last.rung} of 4, "), trial.user_attrs
         assert trial.user_attrs["images_seen"] < budget, "a stopped trial saw part of its budget"
     complete = [t for t in trained if t.state == TrialState.COMPLETE]
     assert all(t.user_attrs["images_seen"] == budget for t in complete), "a trial that continued saw it all"
