@@ -437,8 +437,8 @@ class RungWatch:
         pruning, study = self.pruner.pruning, self.trial.study
         trials = study.get_trials(deepcopy=False)
         own = next(t for t in trials if t.number == self.trial.number)
-        common = {"rung": rung + 1, "rungs": len(self.pruner.rungs), "images": images, "pruner": pruning.kind}
-        common["eta"] = pruning.eta
+        common = {"rung": rung + 1, "rungs": len(self.pruner.rungs), "images": images}
+        common |= {"pruner": pruning.kind, "eta": pruning.eta}
         where = f"rung {rung + 1} of {len(self.pruner.rungs)}, {images:,} of {self.pruner.budget:,} images"
         if self.pruner.optuna is not None:
             stop = self.pruner.optuna.prune(study, own)
