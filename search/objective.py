@@ -12,7 +12,9 @@ infeasible with its reason. So is one whose estimated training memory exceeds
 the machine's (``evaluation.memory``, before building), and one that runs out
 of memory in training anyway. Anything else that raises (model code, data) is
 recorded and left to Optuna as FAIL. Either way the trial's memory is freed
-before the next.
+before the next. A pruner (``search.pruning``) may stop training at a rung of
+the budget: the trial then ends PRUNED with its rung and reason, and a later
+trial of the same architecture is pruned too, without training.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from evaluation.data import DataSplits
 from evaluation.memory import MemoryRefused, check_memory
 from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
-from evaluation.training import EpochReport, TrainConfig, train
+from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, train
 from search.claims import claim_architecture, wait_until_finished
+from search.pruning import Pruner, Pruning
 from search.records import TrialOutcome, TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
 
@@ -59,6 +62,14 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError | MemoryError) or "can't allocate memory" in str(error)
 
 
+def _images_seen(result: TrainResult, planned: int, epochs: int) -> int:
+    """Training images a run saw: all it planned, else up to its last validation (a rung or an epoch)."""
+    if result.stopped_reason is None:
+        return planned
+    last_rung = max((c.images for c in result.checkpoints), default=0)
+    return max(last_rung, result.epochs_run * (planned // epochs))
+
+
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
@@ -69,7 +80,9 @@ class TrialObjective:
     """The callable given to ``study.optimize``; returns the space's objective values.
 
     ``memory_limit``: bytes a trial's model may be estimated to need in training
-    (``evaluation.memory``); None takes the machine's memory.
+    (``evaluation.memory``); None takes the machine's memory. ``pruning``: how
+    trials are stopped at the rungs of their budget (``search.pruning``); None
+    takes the one the study stores, so worker processes follow their run.
     """
 
     space: Space
@@ -81,6 +94,8 @@ class TrialObjective:
     poll_seconds: float = 1.0
     while_waiting: Callable[[optuna.Study], None] | None = None
     memory_limit: float | None = None
+    pruning: Pruning | None = None
+    _pruner: Pruner | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         try:
@@ -163,17 +178,39 @@ class TrialObjective:
             record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"
             return self._finish(trial, record, valid=True)
 
-        result = train(model, self.data, config, on_epoch=self._epoch_callback(trial, record))
+        watch = self._pruner_for(trial).watch(trial)
+        record.images_planned = watch.pruner.budget
+        record.save_costs(trial)  # other trials compare their rung points with this one's while it trains
+        result = train(
+            model,
+            self.data,
+            config,
+            on_epoch=self._epoch_callback(trial, record),
+            checkpoints=watch.checkpoints,
+            on_checkpoint=watch,
+        )
         record.epochs_run = result.epochs_run
         record.train_seconds = result.train_seconds
         record.eval_seconds = result.eval_seconds
         record.device = result.device
+        record.images_seen = _images_seen(result, record.images_planned, config.epochs)
         if result.diverged:
             record.outcome, record.reason = TrialOutcome.DIVERGED, result.stopped_reason
             return self._finish(trial, record, valid=False)
+        if watch.stopped is not None:
+            record.outcome, record.reason = TrialOutcome.PRUNED, watch.stopped.reason
+            self._finish(trial, record, valid=True)
+            raise optuna.TrialPruned(record.reason)
         if result.stopped_reason:
             record.reason = result.stopped_reason
         return self._finish(trial, record, valid=True)
+
+    def _pruner_for(self, trial: optuna.Trial) -> Pruner:
+        """The run's pruner over this budget, made once: the given pruning, else the study's."""
+        if self._pruner is None:
+            pruning = self.pruning if self.pruning is not None else Pruning.of_study(trial.study)
+            self._pruner = Pruner(pruning, self.space.objectives, planned_images(self.data, self.config))
+        return self._pruner
 
     def _counts(self, arch: Architecture) -> tuple[int, int] | None:
         """Closed-form params and MACs, or None when the architecture cannot be built."""
@@ -184,20 +221,11 @@ class TrialObjective:
         return counts.params, counts.macs
 
     def _epoch_callback(self, trial: optuna.Trial, record: TrialRecord) -> Callable[[EpochReport], bool]:
-        single_objective = len(self.space.objectives) == 1
-
         def on_epoch(report: EpochReport) -> bool:
             # The curve grows here, epoch by epoch, so a report drawn mid-run shows it.
+            # Pruning happens at the rungs (search.pruning), not here.
             record.val_accuracy_per_epoch.append(report.val_accuracy)
             trial.set_user_attr("val_accuracy_per_epoch", record.val_accuracy_per_epoch)
-            # Optuna prunes single-objective studies only.
-            if single_objective and self.space.objectives[0].metric == "accuracy":
-                trial.report(report.val_accuracy, report.epoch)
-                if trial.should_prune():
-                    record.outcome = TrialOutcome.PRUNED
-                    record.reason = f"pruned after epoch {report.epoch}"
-                    record.save(trial)
-                    raise optuna.TrialPruned(record.reason)
             return False
 
         return on_epoch
@@ -222,21 +250,27 @@ class TrialObjective:
         return idle
 
     def _find_evaluated(self, trial: optuna.Trial, key: str) -> FrozenTrial | None:
-        """The first finished trial of this study with the same architecture."""
-        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        """The first finished (complete or pruned) trial of this study with the same architecture."""
+        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             if other.number != trial.number and other.user_attrs.get("architecture_key") == key:
                 return other
         return None
 
     def _copy(self, trial: optuna.Trial, previous: FrozenTrial) -> list[float]:
-        """Take the values and constraints recorded for the same architecture."""
+        """Take the values and constraints recorded for the same architecture; a pruned one's is pruned too."""
         record = TrialRecord.load(previous)
         record.outcome = TrialOutcome.DUPLICATE
         record.duplicate_of = previous.user_attrs.get("duplicate_of", previous.number)
-        record.reason = f"same architecture as trial {record.duplicate_of}; values copied"
+        record.images_seen = record.images_planned = 0  # it trains nothing
+        pruned = previous.state == TrialState.PRUNED
+        record.reason = f"same architecture as trial {record.duplicate_of}; " + (
+            "that one was stopped early, so is this one" if pruned else "values copied"
+        )
         record.save(trial)
         for key, value in previous.constraints.items():
             trial.set_constraint(key, value)
+        if pruned:
+            raise optuna.TrialPruned(record.reason)
         return list(previous.values)
 
     def _finish(self, trial: optuna.Trial, record: TrialRecord, *, valid: bool) -> list[float]:

@@ -15,7 +15,7 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from evaluation import Architecture
-from evaluation.metrics import Metric
+from evaluation.metrics import METRICS, Metric
 
 __all__ = ["TrialOutcome", "TrialRecord", "architecture_key", "describe_architecture"]
 
@@ -66,12 +66,24 @@ class TrialRecord:
     device: str | None = None
     reason: str | None = None
     duplicate_of: int | None = None
+    # Training images this trial saw, and what its whole budget would have seen
+    # (0 and 0 when it did not train): what a pruner saved is read from these.
+    images_seen: int = 0
+    images_planned: int = 0
 
     def save(self, trial: Any) -> None:
         """Set every field as a user attribute of ``trial`` (None fields are skipped)."""
         for key, value in asdict(self).items():
             if value is not None:
                 trial.set_user_attr(key, value.value if isinstance(value, TrialOutcome) else value)
+
+    def save_costs(self, trial: Any) -> None:
+        """Set the facts known before training (params, MACs, latency: every metric not
+        measured in training), so other trials can compare this one while it trains."""
+        for metric in METRICS.values():
+            value = getattr(self, metric.source, None)
+            if not metric.per_epoch and value is not None:
+                trial.set_user_attr(metric.source, value)
 
     @staticmethod
     def save_outcome(trial: Any, outcome: TrialOutcome, reason: str) -> None:

@@ -15,6 +15,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,13 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from evaluation import Architecture, TrainConfig, preset, resolve_device
+from evaluation import Architecture, TrainConfig, planned_images, preset, resolve_device
 from evaluation.data import DataSplits, load_dataset
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
 from search.lease import LeasePolicy, fail_stale
 from search.objective import TrialObjective
+from search.pruning import Pruning
 from search.report import write_report
 from search.runner import run_trials
 from search.study import (
@@ -42,9 +44,13 @@ from search.study import (
 from search.workers import WorkerJob, run_workers, use_device, worker_devices
 from spaces import Space, enqueue_architecture, load_space
 
-__all__ = ["DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
+__all__ = ["DEFAULT_PRUNER", "DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
 
 DEFAULT_TRIALS = 12
+# Measured (benchmarks/rung_schedules.py, README "Stopping trials early"): on the
+# default CPU budget the first rung (1/9, about 10 SGD steps) is at or near chance
+# for every network, so ASHA there would rank by cost alone: it must be asked for.
+DEFAULT_PRUNER = "none"
 # On a GPU the same call trains on the whole training set for more epochs.
 GPU_EPOCH_FACTOR = 3
 # A tenth of the training set validates every trial; the test set is never touched.
@@ -62,6 +68,7 @@ class RunPlan:
     report: Path | None  # where the report is written at the end; None without one
     workers: int = 1  # processes running trials
     settings_changed: str | None = None  # what differs from the settings the study was created with
+    pruner: str = ""  # the pruner in use, in words (Pruning.describe)
 
 
 def run_search(
@@ -74,6 +81,9 @@ def run_search(
     epochs: int | None = None,
     train_fraction: float | None = None,
     sampler: str = "tpe",
+    pruner: str = DEFAULT_PRUNER,
+    min_rung: float | Fraction = Fraction(1, 9),
+    eta: int = 3,
     seed: int = 0,
     device: str = "auto",
     workers: int = 1,
@@ -113,7 +123,16 @@ def run_search(
             (times ``GPU_EPOCH_FACTOR`` on a GPU).
         train_fraction: Fraction of the training split per trial, in (0, 1];
             None takes the space's budget (the whole split on a GPU).
-        sampler: ``tpe`` (multivariate, constant liar), ``nsga2`` or ``random``.
+        sampler: ``tpe`` (multivariate, constant liar), ``nsga2``, ``random``
+            or ``gp`` (Gaussian-process Bayesian optimisation).
+        pruner: How trials are stopped early (``search.pruning``): ``asha``
+            (multi-objective asynchronous successive halving, any space),
+            ``median`` or ``hyperband`` (Optuna's, single-objective spaces
+            only) or ``none``. With rungs, a space's one-cycle schedule is
+            replaced by cosine (one-cycle's rungs measure at chance).
+        min_rung: The first rung, as a fraction of a trial's training budget.
+        eta: Each rung is ``eta`` times the last; 1/eta of the trials at a
+            rung continue.
         seed: Seed of the sampler, of the validation split and of each trial's
             weights and training (trial ``n`` uses ``seed + n``). Each worker
             and each resumed start seeds its sampler from it, its index and
@@ -155,6 +174,8 @@ def run_search(
     """
     space = space if isinstance(space, Space) else load_space(space)
     _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction, workers=workers)
+    pruning = Pruning(kind=pruner, min_fraction=min_rung, eta=eta)
+    pruning.check(space.objectives)
     lease = _lease_policy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
     devices = worker_devices(device, workers)
     name = space.name if study_name is None else study_name  # an empty name is refused, not replaced
@@ -162,11 +183,14 @@ def run_search(
     data = load_dataset(dataset or space.dataset, root=data_root, validation_size=VALIDATION_SIZE, seed=seed)
     if dataset:
         space = space.with_input(dataset=dataset, input_size=data.input_size, num_classes=data.num_classes)
-    config = _train_config(space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed)
+    config = _train_config(
+        space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed, pruning=pruning
+    )
     first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in enqueue]
     settings = _settings(
         space,
         config,
+        pruning=pruning,
         sampler=sampler,
         trials=trials,
         timeout=timeout,
@@ -181,7 +205,9 @@ def run_search(
         metric_names=[o.metric for o in space.objectives],
         sampler=optuna.samplers.RandomSampler(),  # replaced below: the seed depends on what the study holds
         settings=settings,
+        pruner=pruning.optuna_pruner(planned_images(data, config)),
     )
+    pruning.store_in(study)  # what every worker of the study prunes with
     study.sampler = make_sampler(
         sampler, seed=worker_seed(seed, worker=0, existing_trials=len(study.trials)), trials=trials
     )
@@ -196,6 +222,12 @@ def run_search(
         report=study_dir(name) / "report.html" if report else None,
         workers=workers,
         settings_changed=changed,
+        pruner=pruning.describe()
+        + (
+            f", schedule {config.schedule} instead of {space.training.schedule}"
+            if config.schedule != space.training.schedule
+            else ""
+        ),
     )
     if on_start is not None:
         on_start(plan)
@@ -207,6 +239,7 @@ def run_search(
             config=config,
             memory_limit=memory_limit,
             while_waiting=lambda study: fail_stale(study, lease),
+            pruning=pruning,
         )
         interrupted = run_trials(study, objective, trials=trials, timeout=timeout, on_trial=on_trial, lease=lease)
     else:
@@ -236,17 +269,33 @@ def run_search(
 
 
 def _train_config(
-    space: Space, data: DataSplits, *, epochs: int | None, train_fraction: float | None, device: str, seed: int
+    space: Space,
+    data: DataSplits,
+    *,
+    epochs: int | None,
+    train_fraction: float | None,
+    device: str,
+    seed: int,
+    pruning: Pruning,
 ) -> TrainConfig:
-    """The training of every trial: the space's budget, scaled up on a GPU, unless overridden."""
+    """The training of every trial: the space's budget, scaled up on a GPU, unless overridden.
+
+    A pruner judges trials mid-schedule. One-cycle's rate is still rising at a
+    ninth of the budget and peaks at 30%: on densenet_hybrid's budget every
+    network measured sat at chance at the first rung, and the rungs ranked them
+    against their final order; cosine (5% warm-up) ranked them with it and
+    ended as accurate (benchmarks/results/rung_schedules.json). So with rungs,
+    one-cycle becomes cosine.
+    """
     budget = space.training
     on_gpu = resolve_device(device).type == "cuda"
+    schedule = "cosine" if pruning.fractions() and budget.schedule == "onecycle" else budget.schedule
     return TrainConfig(
         epochs=epochs if epochs is not None else budget.epochs * (GPU_EPOCH_FACTOR if on_gpu else 1),
         train_fraction=train_fraction if train_fraction is not None else (1.0 if on_gpu else budget.train_fraction),
         batch_size=budget.batch_size,
         lr=budget.lr,
-        schedule=budget.schedule,
+        schedule=schedule,
         device="cuda" if on_gpu else "cpu",
         seed=seed,
         # The space may ask for another resolution than the data set's own.
@@ -286,7 +335,14 @@ def _known_architecture(space: Space, name: str) -> Architecture:
 
 
 def _settings(
-    space: Space, config: TrainConfig, *, sampler: str, trials: int, timeout: float | None, command: str
+    space: Space,
+    config: TrainConfig,
+    *,
+    pruning: Pruning,
+    sampler: str,
+    trials: int,
+    timeout: float | None,
+    command: str,
 ) -> dict[str, Any]:
     """Everything needed to understand and repeat the run, stored with the study."""
     return {
@@ -299,6 +355,7 @@ def _settings(
         "objectives": [f"{o.metric} ({o.direction})" for o in space.objectives],
         "training": dataclasses.asdict(config),
         "sampler": sampler,
+        "pruner": pruning.settings(),
         "seed": config.seed,
         "trials": trials,
         "timeout": timeout,

@@ -40,10 +40,20 @@ __all__ = [
     "worker_seed",
 ]
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
 JOURNAL_PREFIX = "journal:"
 # Settings that decide what a trial means; a later start that changes one is told so.
-STUDY_SETTINGS = ("space_yaml", "dataset", "input_size", "num_classes", "objectives", "training", "sampler", "seed")
+STUDY_SETTINGS = (
+    "space_yaml",
+    "dataset",
+    "input_size",
+    "num_classes",
+    "objectives",
+    "training",
+    "sampler",
+    "pruner",
+    "seed",
+)
 _STUDY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
@@ -148,6 +158,14 @@ def make_sampler(kind: str, *, seed: int | None, trials: int) -> optuna.samplers
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "gp":
+        # Gaussian-process BO (log EHVI for several objectives, with the trials'
+        # constraints); it models the knobs every trial has and samples the
+        # conditional ones (a third stage's) at random, without a warning per trial.
+        # It learns from COMPLETE trials only (see search.pruning).
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=min(10, max(3, trials // 3)), warn_independent_sampling=False
+        )
     raise UsageError(f"unknown sampler {kind!r}; expected one of {', '.join(SAMPLERS)}")
 
 
@@ -159,8 +177,12 @@ def create_or_resume(
     metric_names: list[str],
     sampler: optuna.samplers.BaseSampler,
     settings: dict[str, Any],
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> tuple[optuna.Study, str | None]:
     """Create the study, or load it when it exists (then its objectives must match).
+
+    ``pruner`` is the study's Optuna pruner; None is Optuna's NopPruner, never
+    its silent default (MedianPruner).
 
     Returns the study and, for an existing study started with other settings
     than it was created with, one line saying what differs (None otherwise).
@@ -175,6 +197,7 @@ def create_or_resume(
         storage=storage or default_storage(name),
         directions=directions,
         sampler=sampler,
+        pruner=pruner or optuna.pruners.NopPruner(),
         load_if_exists=True,
     )
     existing = [d.name.lower() for d in study.directions]
@@ -236,7 +259,8 @@ def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
             f"no study {name!r} under {studies_root()}/" + (f"; known studies: {', '.join(known)}" if known else "")
         )
     try:
-        return optuna.load_study(study_name=name, storage=make_storage(url))
+        # Read, not run: it prunes nothing (rather than Optuna's default MedianPruner).
+        return optuna.load_study(study_name=name, storage=make_storage(url), pruner=optuna.pruners.NopPruner())
     except KeyError:
         raise UsageError(f"no study {name!r} in storage {url}") from None
 

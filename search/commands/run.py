@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from fractions import Fraction
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -16,7 +17,8 @@ from search.commands._common import add_memory_limit_argument, positive_int
 from search.errors import SearchInterrupted
 from search.lease import LeasePolicy
 from search.progress import Progress
-from search.run import DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
+from search.pruning import PRUNERS
+from search.run import DEFAULT_PRUNER, DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
 from search.study import SAMPLERS, finished_trials
 
 DESCRIPTION = f"""\
@@ -35,6 +37,11 @@ Budget: by default {DEFAULT_TRIALS} trials with the space's training budget
 a 2-core CPU took about 4 minutes (under 15 is the aim). On a GPU (--device auto finds it) each
 trial uses the whole training set and {GPU_EPOCH_FACTOR}x the epochs. Scale with
 --trials, --epochs, --train-fraction and --timeout.
+
+Pruning: --pruner asha stops a trial at a rung of its budget (--min-rung,
+--eta) when its accuracy there and its costs rank outside the top 1/eta of the
+trials recorded at that rung (multi-objective asynchronous successive halving);
+median and hyperband are Optuna's, for single-objective spaces. Default: none.
 
 Parallel: --workers N runs N processes on this machine against the study (a
 journal file, studies/STUDY/journal.log); on several machines, run the same
@@ -100,7 +107,31 @@ class RunCommand:
             "--sampler",
             choices=SAMPLERS,
             default="tpe",
-            help="Optuna sampler (default: tpe, multivariate, constant liar).",
+            help="Optuna sampler (default: tpe, multivariate, constant liar; gp: Gaussian-process "
+            "Bayesian optimisation, for few and expensive trials).",
+        )
+        parser.add_argument(
+            "--pruner",
+            choices=PRUNERS,
+            default=DEFAULT_PRUNER,
+            help="Stop trials early at rungs of their training budget: asha (multi-objective asynchronous "
+            "successive halving, any space), median or hyperband (Optuna's, single-objective spaces), or "
+            f"none (default: {DEFAULT_PRUNER}; on the default CPU budget the first rung is at chance, see "
+            "README). With rungs a one-cycle schedule becomes cosine. TPE learns from stopped trials; NSGA-II "
+            "and GP use completed ones only.",
+        )
+        parser.add_argument(
+            "--min-rung",
+            metavar="FRACTION",
+            type=_fraction,
+            default=Fraction(1, 9),
+            help="The first rung, as a fraction of a trial's training budget, e.g. 1/9 or 0.25 (default: 1/9).",
+        )
+        parser.add_argument(
+            "--eta",
+            type=positive_int,
+            default=3,
+            help="Each rung is ETA times the last, and 1/ETA of the trials at a rung continue (default: 3).",
         )
         parser.add_argument(
             "--dataset", choices=sorted(DATASETS), help="Data set instead of the space's (the input size follows it)."
@@ -148,6 +179,9 @@ class RunCommand:
                 epochs=args.epochs,
                 train_fraction=args.train_fraction,
                 sampler=args.sampler,
+                pruner=args.pruner,
+                min_rung=args.min_rung,
+                eta=args.eta,
                 seed=args.seed,
                 device=args.device,
                 workers=args.workers,
@@ -196,7 +230,7 @@ class _Display:
         workers = f", {plan.workers} workers" if plan.workers > 1 else ""
         print(
             f"study {plan.study.study_name}: {plan.finished} finished trials, {plan.to_run} to run; "
-            f"{plan.device} training{workers}",
+            f"{plan.device} training{workers}; {plan.pruner}",
             file=sys.stderr,
         )
         self.progress = Progress(total=self.total, done=plan.finished)
@@ -208,6 +242,14 @@ class _Display:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
+
+
+def _fraction(text: str) -> Fraction:
+    """A fraction such as 1/9 or 0.25; whether it lies in (0, 1) is checked with the other settings."""
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 1/9 or 0.25, got {text!r}") from None
 
 
 def _device(text: str) -> str:

@@ -17,6 +17,7 @@ from evaluation.metrics import METRICS
 from search.errors import UsageError
 from search.final_results import FinalResults, load_final
 from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
+from search.pruning import BudgetSpent, RungDecision, recorded_decisions, recorded_rungs
 from search.records import TrialOutcome, TrialRecord
 
 __all__ = [
@@ -56,6 +57,11 @@ class TrialPoint:
     constraints: dict[str, float]
     curve: tuple[float, ...]
     record: TrialRecord
+    rungs: tuple[tuple[int, float], ...] = ()  # (images seen, validation accuracy) at each rung reached
+    decisions: tuple[RungDecision, ...] = ()  # the pruner's, one per rung
+    # The learning curve in epochs, rungs included (a rung may fall mid-epoch): (epochs, accuracy).
+    progress: tuple[tuple[float, float], ...] = ()
+    rung_epochs: tuple[float, ...] = ()  # where its rungs fall, in epochs
 
     @property
     def finished(self) -> bool:
@@ -105,6 +111,16 @@ class ReportData:
         return next((i for i, d in enumerate(self.directions) if d == "maximize"), 0)
 
     @property
+    def budget(self) -> BudgetSpent:
+        """Training images the finished trials that trained saw, against their planned budgets."""
+        spent = [
+            (t.record.images_seen, t.record.images_planned)
+            for t in self.trials
+            if t.state != "RUNNING" and t.record.images_planned
+        ]
+        return BudgetSpent(len(spent), sum(s for s, _ in spent), sum(p for _, p in spent))
+
+    @property
     def metrics(self) -> tuple[str, ...]:
         """What hovers and the table show: the objectives, then every other metric of the table."""
         return (*self.objectives, *(name for name in METRICS if name not in self.objectives))
@@ -124,7 +140,9 @@ def collect_report(study: optuna.Study) -> ReportData:
     front = tuple(t.number for t in front_trials(study))
     on_front = set(front)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    points = tuple(_trial_point(t, on_front) for t in trials)
+    settings = dict(study.user_attrs.get("settings") or {})
+    epochs = (settings.get("training") or {}).get("epochs")
+    points = tuple(_trial_point(t, on_front, epochs) for t in trials)
     return ReportData(
         study_name=study.study_name,
         objectives=names,
@@ -134,7 +152,7 @@ def collect_report(study: optuna.Study) -> ReportData:
         front_size_history=_front_size_history(points, directions),
         knobs=_knobs(trials),
         importances=_importances(study, names, directions),
-        settings=dict(study.user_attrs.get("settings") or {}),
+        settings=settings,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         final=_final(study.study_name),
     )
@@ -148,11 +166,21 @@ def _final(name: str) -> FinalResults | None:
         return None
 
 
-def _trial_point(trial: FrozenTrial, on_front: set[int]) -> TrialPoint:
+def _trial_point(trial: FrozenTrial, on_front: set[int], epochs: int | None) -> TrialPoint:
     record = TrialRecord.load(trial)
+    rungs = tuple(sorted(recorded_rungs(trial.user_attrs).items()))
     # The record's curve is the truth; a trial that reported epochs but died
-    # before saving its record still has Optuna's intermediate values.
-    curve = record.val_accuracy_per_epoch or [v for _, v in sorted(trial.intermediate_values.items())]
+    # before saving its record still has Optuna's intermediate values (when
+    # they are per epoch: with rungs, their steps are images).
+    curve = record.val_accuracy_per_epoch or (
+        [] if rungs else [v for _, v in sorted(trial.intermediate_values.items())]
+    )
+    progress = [(float(epoch), float(v)) for epoch, v in enumerate(curve, start=1)]
+    rung_epochs: tuple[float, ...] = ()
+    if rungs and epochs and record.images_planned:
+        per_epoch = record.images_planned / epochs
+        rung_epochs = tuple(images / per_epoch for images, _ in rungs)
+        progress = sorted((dict(zip(rung_epochs, (v for _, v in rungs))) | dict(progress)).items())
     return TrialPoint(
         number=trial.number,
         state=trial.state.name,
@@ -163,6 +191,10 @@ def _trial_point(trial: FrozenTrial, on_front: set[int]) -> TrialPoint:
         constraints=dict(trial.constraints),
         curve=tuple(float(v) for v in curve),
         record=record,
+        rungs=rungs,
+        decisions=tuple(recorded_decisions(trial.user_attrs)),
+        progress=tuple(progress),
+        rung_epochs=rung_epochs,
     )
 
 

@@ -43,6 +43,7 @@ IMPORTANCE_MAX_BARS = 20
 ABSENT = "–"
 
 _GREY = "#9aa5b1"
+_RUNG_LINE = {"color": _GREY, "width": 1, "dash": "dot"}
 _FRONT = "#d1495b"
 _PRUNED = "#edae49"
 _TRAINED = "#5b7fa6"
@@ -281,7 +282,8 @@ def history_figure(data: ReportData) -> dict[str, Any]:
 
 
 def curves_figure(data: ReportData) -> dict[str, Any]:
-    """Validation accuracy per epoch of every trial; pruned ones dashed, ending in a cross."""
+    """Validation accuracy per epoch and at each rung of every trial; pruned ones dashed, ending
+    in a cross at the rung where they were stopped; the rungs are dotted vertical lines."""
     # (legend, colour, member, dash, width, end marker), drawn in this order so
     # pruned curves stay visible on top. Unfinished curves end in an open
     # circle: still running, or stopped by an error.
@@ -309,19 +311,19 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
     ]
     traces = []
     for name, color, member, dash, width, end in groups:
-        trials = [t for t in data.trials if t.curve and member(t)]
-        x: list[int | None] = []
+        trials = [t for t in data.trials if t.progress and member(t)]
+        x: list[float | None] = []
         y: list[float | None] = []
         ids: list[int | None] = []
         sizes: list[int] = []
         for trial in trials:
-            epochs = len(trial.curve)
-            x += [*range(1, epochs + 1), None]
-            y += [*trial.curve, None]
-            ids += [trial.number] * epochs + [None]
-            # A one-epoch curve has no segment to draw: mark its point instead.
-            last = 9 if end else 6 if epochs == 1 else 0
-            sizes += [0] * (epochs - 1) + [last, 0]
+            points = len(trial.progress)
+            x += [*(p[0] for p in trial.progress), None]
+            y += [*(p[1] for p in trial.progress), None]
+            ids += [trial.number] * points + [None]
+            # A one-point curve has no segment to draw: mark its point instead.
+            last = 9 if end else 6 if points == 1 else 0
+            sizes += [0] * (points - 1) + [last, 0]
         traces.append(
             {
                 "type": "scatter",
@@ -334,32 +336,31 @@ def curves_figure(data: ReportData) -> dict[str, Any]:
                 "line": {"color": color, "width": width, "dash": dash},
                 "marker": {"symbol": end or "circle", "size": sizes, "line": {"color": color, "width": 2}},
                 "opacity": 0.9 if name != "trained" else 0.5,
-                "hovertemplate": f"trial #%{{customdata}} ({name}), epoch %{{x}}: %{{y:.2%}}<extra></extra>",
+                "hovertemplate": f"trial #%{{customdata}} ({name}), epoch %{{x:.3~f}}: %{{y:.2%}}<extra></extra>",
             }
         )
-    y_axis = _axis("accuracy", [v for t in data.trials for v in t.curve])
+    y_axis = _axis("accuracy", [v for t in data.trials for _, v in t.progress])
     # Diverged runs sit at chance level; start the view at the others' range
     # (double-click the plot to see everything).
-    healthy = [v for t in data.trials if t.record.outcome is not TrialOutcome.DIVERGED for v in t.curve]
+    healthy = [v for t in data.trials if t.record.outcome is not TrialOutcome.DIVERGED for _, v in t.progress]
     if healthy:
         low, high = min(healthy), max(healthy)
         pad = (high - low) * 0.05 or 0.01
         y_axis["range"] = [low - pad, high + pad]
-    longest = max((len(t.curve) for t in data.trials), default=0)
-    return {
-        "data": traces,
-        "layout": _drop_none(
-            _layout(
-                height=480,
-                xaxis={
-                    "title": {"text": "epoch"},
-                    "dtick": 1 if longest <= 20 else None,
-                    "range": [0.8, longest + 0.2],
-                },
-                yaxis=y_axis,
-            )
-        ),
-    }
+    longest = max((t.progress[-1][0] for t in data.trials if t.progress), default=0.0)
+    rungs = sorted({x for t in data.trials for x in t.rung_epochs})
+    x_axis = {"title": {"text": "epoch"}, "dtick": 1 if 2 < longest <= 20 else None, "range": [0.8, longest + 0.2]}
+    if rungs:
+        x_axis |= {
+            "title": {"text": "epochs (dotted: the rungs where the pruner decides)"},
+            "range": [0, longest * 1.05],
+        }
+    layout = _layout(height=480, xaxis=x_axis, yaxis=y_axis)
+    layout["shapes"] = [
+        {"type": "line", "xref": "x", "yref": "paper", "x0": r, "x1": r, "y0": 0, "y1": 1, "line": _RUNG_LINE}
+        for r in rungs
+    ]
+    return {"data": traces, "layout": _drop_none(layout)}
 
 
 def importance_figure(importance: Importance) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 import optuna
 
 from evaluation.metrics import format_metric, metric_label
+from search.pruning import Pruning, RungDecision
 from search.records import TrialOutcome, describe_architecture
 from search.report._data import ReportData, TrialPoint, collect_report
 from search.report._figures import (
@@ -95,7 +96,8 @@ def _table(data: ReportData) -> str:
     """The sortable table of all trials; numbers sort by their raw value (data-v)."""
     columns = [("#", "num"), ("state", "text"), ("outcome", "text")]
     columns += [(metric_label(n), "num") for n in data.metrics]
-    columns += [("epochs", "num"), ("train (s)", "num"), ("reason", "text"), ("architecture", "text")]
+    columns += [("epochs", "num"), ("images", "num"), ("train (s)", "num"), ("reason", "text")]
+    columns += [("architecture", "text")]
     head = "".join(f'<th data-type="{kind}" title="click to sort">{html.escape(name)}</th>' for name, kind in columns)
     body = []
     for t in data.trials:
@@ -108,6 +110,7 @@ def _table(data: ReportData) -> str:
             value = data.metric(t, name)
             cells.append(_cell(value, format_metric(name, value)))
         cells.append(_cell(t.record.epochs_run, str(t.record.epochs_run)))
+        cells.append(_cell(t.record.images_seen, f"{t.record.images_seen:,}"))
         cells.append(_cell(t.record.train_seconds, f"{t.record.train_seconds:.1f}"))
         reason = t.record.reason or ""
         if t.record.duplicate_of is not None:
@@ -202,12 +205,54 @@ def _why_not_drawn(trial: TrialPoint) -> str:
 def _curves_section(data: ReportData, figures: Figures) -> str:
     diverged = any(t.record.outcome is TrialOutcome.DIVERGED for t in data.trials)
     return (
-        "<p class=note>Validation accuracy after each epoch. Pruned trials are dashed and end in a "
-        "cross where the pruner stopped them."
+        "<p class=note>Validation accuracy after each epoch, and at each rung where the pruner judged the "
+        "trial. Pruned trials are dashed and end in a cross at the rung where the pruner stopped them."
         + (" Diverged trials sit below the initial view: double-click the plot to see all." if diverged else "")
         + "</p>"
         + _plot(figures, "curves", curves_figure(data))
     )
+
+
+def _halving_section(data: ReportData) -> str:
+    """The pruner's decisions at each rung, and the training images each trial spent of its budget."""
+    stored = data.settings.get("pruner")
+    pruner = Pruning.from_settings(stored).describe() if isinstance(stored, dict) else "the pruner"
+    budget = data.budget
+    rows = []
+    for t in data.trials:
+        if not (t.decisions or t.record.images_planned):
+            continue
+        planned = t.record.images_planned
+        share = t.record.images_seen / planned if planned else None
+        decisions = "; ".join(_decision_text(d) for d in t.decisions)
+        cells = [
+            _cell(t.number, str(t.number)),
+            _cell(t.state, t.state.lower()),
+            _cell(_outcome(t), _outcome(t)),
+            _cell(t.record.images_seen, f"{t.record.images_seen:,}"),
+            _cell(share, "" if share is None else f"{share:.0%}"),
+            _cell(decisions, decisions, css="reason"),
+        ]
+        rows.append(f'<tr data-trial="{t.number}">{"".join(cells)}</tr>')
+    head = "".join(
+        f"<th>{name}</th>" for name in ("#", "state", "outcome", "images seen", "of its budget", "rung decisions")
+    )
+    return (
+        f"<p class=note>{html.escape(pruner[:1].upper() + pruner[1:])}. At each rung a trial continues only "
+        "if its point (accuracy at the rung and its costs) ranks in the top 1/eta of the points recorded "
+        "there, by non-dominated sorting (ties: crowding distance, then the earlier trial). "
+        f"The {budget.trials} finished trials that trained saw {budget.images_seen:,} of the "
+        f"{budget.images_planned:,} training images their budgets plan: {budget.saved:.0%} saved.</p>"
+        f'<div class="table-wrap"><table class="rungs"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _decision_text(decision: RungDecision) -> str:
+    verdict = "continued" if decision.continued else "stopped"
+    if decision.rank is None:
+        return f"rung {decision.rung} ({decision.images:,} images): {verdict}"
+    return f"rung {decision.rung} ({decision.images:,} images): rank {decision.rank} of {decision.points}, {verdict}"
 
 
 def _importances_section(data: ReportData, figures: Figures) -> str:
@@ -257,8 +302,10 @@ def render_report(data: ReportData) -> str:
         sections.append(("final", "Final front", final_section(data.final, functools.partial(_plot, figures))))
     if drawn:
         sections.append(("history", "Optimisation history", _plot(figures, "history", history_figure(data))))
-    if any(t.curve for t in data.trials):
+    if any(t.progress for t in data.trials):
         sections.append(("curves", "Learning curves", _curves_section(data, figures)))
+    if any(t.decisions for t in data.trials):
+        sections.append(("halving", "Successive halving", _halving_section(data)))
     sections.append(("importances", "Which knobs matter", _importances_section(data, figures)))
     if drawn and data.knobs:
         sections.append(("knobs", "Knobs", _knobs_section(data, figures)))

@@ -66,3 +66,14 @@ def test_run_search_refuses_a_bad_request_before_creating_a_study(tiny_space, st
     with pytest.raises(search.UsageError, match=message):
         search.run_search(space=tiny_space, study_name="refused", report=False, **budget)
     assert not (studies_dir / "refused").exists(), "nothing is created for a refused request"
+
+
+def test_run_search_with_the_gp_sampler_models_after_its_startup_trials(tiny_space, studies_dir) -> None:
+    """GPSampler (multi-objective, constrained) after 3 random trials; pruner none, since it learns
+    from completed trials only."""
+    study = search.run_search(space=tiny_space, study_name="gp", trials=4, sampler="gp", pruner="none", report=False)
+    assert isinstance(study.sampler, optuna.samplers.GPSampler), study.sampler
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4, [t.state for t in study.trials]
+    assert study.user_attrs["settings"]["sampler"] == "gp"
+    modelled = [t.number for t in study.trials if any(k.startswith("gp:relative_params") for k in t.system_attrs)]
+    assert modelled == [3], f"the fourth trial is the GP's proposal, the first three are random: {modelled}"
