@@ -103,7 +103,9 @@ def screen_trial(
     candidates = [_candidate("sampler", space, _SamplerPick(trial, frozen))]
     random = optuna.samplers.RandomSampler(seed=_random_seed(config.seed))
     for _ in range(count - 1):
-        candidates.append(_candidate("random", space, lambda name, d: random.sample_independent(study, frozen, name, d)))
+        candidates.append(
+            _candidate("random", space, lambda name, d: random.sample_independent(study, frozen, name, d))
+        )
     images, labels = proxy_batch(data, seed=config.seed, resize=config.resize, device=resolve_device(config.device))
     for candidate in candidates:
         _score(candidate, space, images, labels, seed=config.seed)
@@ -157,7 +159,9 @@ class _Proposal:
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
         return int(self._suggest(name, IntDistribution(low, high, log=log, step=step)))
 
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
         return float(self._suggest(name, FloatDistribution(low, high, log=log, step=step)))
 
     def _suggest(self, name: str, distribution: BaseDistribution) -> Any:

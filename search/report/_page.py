@@ -37,7 +37,9 @@ from search.report._figures import (
     importance_figure,
     parcoords_figure,
     pareto_figure,
+    proxies_figure,
     slices_figure,
+    spearman_figure,
 )
 from search.study import study_dir
 
@@ -209,6 +211,17 @@ def _curves_section(data: ReportData, figures: Figures) -> str:
     )
 
 
+def _proxies_section(data: ReportData, figures: Figures) -> str:
+    return (
+        "<p class=note>Zero-cost proxies: each trained trial's scores of its network at initialisation, "
+        "on one mini-batch, against its final validation accuracy; ρ is Spearman's rank correlation over "
+        "the trials so far. Parameters and MACs (dashed) are the yardstick: a proxy is worth screening "
+        "candidates with (<code>--screen</code>) only where it ranks accuracy better than they do.</p>"
+        + _plot(figures, "proxies", proxies_figure(data))
+        + _plot(figures, "spearman", spearman_figure(data))
+    )
+
+
 def _importances_section(data: ReportData, figures: Figures) -> str:
     parts = []
     for k, importance in enumerate(data.importances):
@@ -256,6 +269,8 @@ def render_report(data: ReportData) -> str:
         sections.append(("history", "Optimisation history", _plot(figures, "history", history_figure(data))))
     if any(t.curve for t in data.trials):
         sections.append(("curves", "Learning curves", _curves_section(data, figures)))
+    if any(c.trials for c in data.correlations):
+        sections.append(("proxies", "Zero-cost proxies", _proxies_section(data, figures)))
     sections.append(("importances", "Which knobs matter", _importances_section(data, figures)))
     if drawn and data.knobs:
         sections.append(("knobs", "Knobs", _knobs_section(data, figures)))
