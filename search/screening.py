@@ -21,8 +21,8 @@ the study holds one trial per slot (the budget counts as without screening),
 and the candidates that lost are recorded on the trial (user attribute
 ``screened``) but are no trials: no sampler sees them, so none learns from an
 architecture that was not trained. Random candidates leave the sampler's own
-random state alone. A trial whose parameters are already fixed (an enqueued
-architecture, a retried trial) is trained as asked, not screened.
+random state alone. A trial whose parameters were set before it started (an
+enqueued architecture, a retried trial) is trained as asked, not screened.
 """
 
 from __future__ import annotations
@@ -45,7 +45,16 @@ from search.errors import UsageError
 from search.records import architecture_key
 from spaces import Space, precheck, sample_architecture
 
-__all__ = ["SCREENED_ATTR", "SCREENED_BY_ATTR", "SCREEN_BY", "VOTE", "Candidate", "check_screening", "screen_trial"]
+__all__ = [
+    "SCREENED_ATTR",
+    "SCREENED_BY_ATTR",
+    "SCREEN_BY",
+    "VOTE",
+    "Candidate",
+    "check_screening",
+    "choose",
+    "screen_trial",
+]
 
 VOTE = "vote"
 SCREEN_BY = (*PROXIES, VOTE)
@@ -94,9 +103,10 @@ def screen_trial(
     """Fix ``trial``'s parameters to the best of ``count`` candidates by ``by``; record them all.
 
     ``config`` is the trial's own (its seed). Returns the candidates, or None
-    for a trial whose parameters were fixed before (it is not screened).
+    for a trial whose parameters were set before (enqueued or retried: it is
+    trained as asked).
     """
-    if _fixed_params(trial):
+    if trial.params or _fixed_params(trial):
         return None
     study = trial.study
     frozen = copy.deepcopy(study._storage.get_trial(trial._trial_id))  # a copy: it fills in as knobs are picked
