@@ -3,8 +3,11 @@
 Everything that names a metric reads ``METRICS``: the space file's objectives
 and constraints, the objective that tells Optuna a trial's values, the
 progress line, the tables and the report's axes, labels and hovers. Adding a
-metric (peak memory, a zero-cost proxy score) is adding one entry here, plus
-the ``TrialRecord`` field that holds its value.
+metric (peak memory, say) is adding one entry here, plus the ``TrialRecord``
+field that holds its value. The zero-cost proxies of ``evaluation.proxies``
+are one entry each, made from that module's table; they share one field, a
+mapping of proxy names to scores, and are no objective unless a space names
+them.
 
 This module knows nothing of Optuna, spaces or studies: a record is read as
 the mapping of its fields (``vars(record)``).
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from evaluation.errors import ConfigError
+from evaluation.proxies import PROXIES, Proxy
 
 __all__ = ["DIRECTIONS", "METRICS", "Direction", "Metric", "format_metric", "get_metric", "metric_label"]
 
@@ -42,6 +46,11 @@ def _milliseconds(value: float) -> str:
     return f"{value:.2f} ms"
 
 
+def _plain(value: float) -> str:
+    """1.7279e27 -> '1.728e+27', 788.5756 -> '788.6': four significant digits."""
+    return f"{value:.4g}"
+
+
 @dataclass(frozen=True)
 class Metric:
     """One metric: where a trial's value comes from, which way is better, how it reads.
@@ -59,6 +68,7 @@ class Metric:
     formatter: Callable[[float], str] = field(compare=False, repr=False)
     tick_format: str | None  # d3 format of plot ticks: ".1%" for fractions, "~s" for SI prefixes
     source: str  # the TrialRecord field that holds the value
+    key: str | None = None  # the entry of that field when it holds a mapping (the proxies' scores)
     # The field holds one value per epoch and the metric is the last one; only
     # a run that trained to the end has it (a diverged run's curve is no result).
     per_epoch: bool = False
@@ -69,6 +79,8 @@ class Metric:
     def value(self, fields: Mapping[str, Any]) -> float | None:
         """This metric's value among a record's ``fields``; None when missing or not finite."""
         value = fields.get(self.source)
+        if self.key is not None:
+            value = value.get(self.key) if value else None
         if self.per_epoch:
             value = value[-1] if value else None
         if value is None or not math.isfinite(value):
@@ -88,6 +100,24 @@ class Metric:
         if not math.isfinite(value):
             return "n/a"
         return self.formatter(value)
+
+
+def _proxy_metric(proxy: Proxy) -> Metric:
+    """A zero-cost proxy's score at initialisation, read from the record's ``proxies`` mapping."""
+    scale = ", log scale" if proxy.log_scale else ""
+    return Metric(
+        name=proxy.name,
+        direction="maximize" if proxy.higher_is_better else "minimize",
+        label=proxy.label,
+        axis_title=f"{proxy.label} at initialisation{scale}",
+        short_axis_title=proxy.label,
+        log_axis=proxy.log_scale,
+        formatter=_plain,
+        tick_format=None,
+        source="proxies",
+        key=proxy.name,
+        worst=-math.inf if proxy.higher_is_better else math.inf,
+    )
 
 
 METRICS: dict[str, Metric] = {
@@ -144,6 +174,7 @@ METRICS: dict[str, Metric] = {
             source="latency_ms",
             constraint="max_latency_ms",
         ),
+        *(_proxy_metric(proxy) for proxy in PROXIES.values()),
     )
 }
 

@@ -1,5 +1,10 @@
 """One trial: sample, validate, profile, screen, train, record.
 
+With ``screen`` > 1 the trial's architecture is first chosen among that many
+candidates by their zero-cost proxies (``search.screening``); every trained
+trial records its model's proxy scores at initialisation, on one mini-batch
+of the training split drawn with the trial's seed (``evaluation.proxies``).
+
 The order is cheapest first. An architecture that cannot be built, or breaks a
 constraint that is known before training (params, MACs, latency), is
 *rejected*: it costs no training and is completed as infeasible through
@@ -33,10 +38,12 @@ from evaluation.data import DataSplits
 from evaluation.memory import MemoryRefused, check_memory
 from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
-from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, train
+from evaluation.proxies import measure_proxies, proxy_batch
+from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
 from search.claims import claim_architecture, wait_until_finished
 from search.pruning import Pruner, Pruning
 from search.records import TrialOutcome, TrialRecord, architecture_key
+from search.screening import VOTE, screen_trial
 from spaces import Space, precheck, sample_architecture
 
 __all__ = ["TrialFault", "TrialObjective", "VALID_CONSTRAINT", "release_memory"]
@@ -82,7 +89,9 @@ class TrialObjective:
     ``memory_limit``: bytes a trial's model may be estimated to need in training
     (``evaluation.memory``); None takes the machine's memory. ``pruning``: how
     trials are stopped at the rungs of their budget (``search.pruning``); None
-    takes the one the study stores, so worker processes follow their run.
+    takes the one the study stores, so worker processes follow their run. ``screen``:
+    candidates scored per trial, the best by ``screen_by`` (a proxy or
+    ``vote``) trained; 1 trains the sampler's proposal as it comes.
     """
 
     space: Space
@@ -94,6 +103,8 @@ class TrialObjective:
     poll_seconds: float = 1.0
     while_waiting: Callable[[optuna.Study], None] | None = None
     memory_limit: float | None = None
+    screen: int = 1
+    screen_by: str = VOTE
     pruning: Pruning | None = None
     _pruner: Pruner | None = dataclasses.field(default=None, init=False, repr=False)
 
@@ -113,6 +124,8 @@ class TrialObjective:
     # -- steps --------------------------------------------------------------
 
     def _evaluate(self, trial: optuna.Trial) -> list[float]:
+        if self.screen > 1:
+            screen_trial(trial, self.space, self.data, self._trial_config(trial), count=self.screen, by=self.screen_by)
         try:
             arch = sample_architecture(self.space, trial)
         except ArchitectureError as error:
@@ -132,9 +145,7 @@ class TrialObjective:
             record.outcome, record.reason = TrialOutcome.REJECTED, reason
             return self._finish(trial, record, valid=counts is not None)
 
-        # Each trial its own seed, derived from the run's, for its initial
-        # weights and its training alike, so a study repeats from --seed.
-        config = dataclasses.replace(self.config, seed=self.config.seed + trial.number)
+        config = self._trial_config(trial)
         refusal = self._memory_refusal(arch, config)
         if refusal is not None:
             record.outcome, record.reason = TrialOutcome.REJECTED, refusal
@@ -149,6 +160,11 @@ class TrialObjective:
         release_memory(config.device)
         record.outcome, record.reason = TrialOutcome.FAILED, reason
         return self._finish(trial, record, valid=False)
+
+    def _trial_config(self, trial: optuna.Trial) -> TrainConfig:
+        """Each trial its own seed, derived from the run's, for its initial weights, its
+        proxy batch and its training alike, so a study repeats from --seed."""
+        return dataclasses.replace(self.config, seed=self.config.seed + trial.number)
 
     def _memory_refusal(self, arch: Architecture, config: TrainConfig) -> str | None:
         """Why ``arch`` cannot train in this machine's memory (``evaluation.memory``), or None."""
@@ -178,6 +194,8 @@ class TrialObjective:
             record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"
             return self._finish(trial, record, valid=True)
 
+        record.proxies, failures = self._proxies(model, config)
+        record.proxy_failures = failures or None
         watch = self._pruner_for(trial).watch(trial)
         record.images_planned = watch.pruner.budget
         record.save_costs(trial)  # other trials compare their rung points with this one's while it trains
@@ -211,6 +229,12 @@ class TrialObjective:
             pruning = self.pruning if self.pruning is not None else Pruning.of_study(trial.study)
             self._pruner = Pruner(pruning, self.space.objectives, planned_images(self.data, self.config))
         return self._pruner
+
+    def _proxies(self, model: torch.nn.Module, config: TrainConfig) -> tuple[dict[str, float | None], dict[str, str]]:
+        """The zero-cost proxies of the untrained ``model`` on the trial's proxy batch."""
+        device = resolve_device(config.device)
+        images, labels = proxy_batch(self.data, seed=config.seed, resize=config.resize, device=device)
+        return measure_proxies(model, images, labels)
 
     def _counts(self, arch: Architecture) -> tuple[int, int] | None:
         """Closed-form params and MACs, or None when the architecture cannot be built."""

@@ -59,6 +59,10 @@ class TrialRecord:
     params: int | None = None
     macs: int | None = None
     latency_ms: float | None = None
+    # Zero-cost proxy scores of the trained model at initialisation (evaluation.proxies),
+    # None for a proxy that failed or was not finite; why, in proxy_failures.
+    proxies: dict[str, float | None] | None = None
+    proxy_failures: dict[str, str] | None = None
     val_accuracy_per_epoch: list[float] = field(default_factory=list)
     epochs_run: int = 0
     train_seconds: float = 0.0

@@ -32,6 +32,7 @@ from search.objective import TrialObjective
 from search.pruning import Pruning
 from search.report import write_report
 from search.runner import run_trials
+from search.screening import VOTE, check_screening
 from search.study import (
     create_or_resume,
     finished_trials,
@@ -95,6 +96,8 @@ def run_search(
     enqueue: Sequence[str | Architecture] = (),
     report: bool = True,
     memory_limit: float | None = None,
+    screen: int = 1,
+    screen_by: str = VOTE,
     command: str | None = None,
     on_start: Callable[[RunPlan], None] | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
@@ -156,6 +159,13 @@ def run_search(
             after an interruption.
         memory_limit: Bytes a trial's model may be estimated to need in
             training (``evaluation.memory``); None takes the machine's memory.
+        screen: Candidate architectures per trial, scored at initialisation by
+            the zero-cost proxies; the best by ``screen_by`` is trained and all
+            are recorded on the trial (``search.screening``). 1 (the default)
+            trains the sampler's proposal as it comes. One worker only.
+        screen_by: The proxy that picks among the candidates (a name in
+            ``evaluation.proxies.PROXIES``), or ``vote``: the lowest mean rank
+            across proxies.
         command: How the run was started, recorded in the study's settings (the
             command line passes its own); None records this call.
         on_start: Called once with a ``RunPlan`` before the first trial.
@@ -176,6 +186,7 @@ def run_search(
     _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction, workers=workers)
     pruning = Pruning(kind=pruner, min_fraction=min_rung, eta=eta)
     pruning.check(space.objectives)
+    _check_screening(screen, screen_by, workers=workers)
     lease = _lease_policy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
     devices = worker_devices(device, workers)
     name = space.name if study_name is None else study_name  # an empty name is refused, not replaced
@@ -240,6 +251,8 @@ def run_search(
             memory_limit=memory_limit,
             while_waiting=lambda study: fail_stale(study, lease),
             pruning=pruning,
+            screen=screen,
+            screen_by=screen_by,
         )
         interrupted = run_trials(study, objective, trials=trials, timeout=timeout, on_trial=on_trial, lease=lease)
     else:
@@ -313,6 +326,13 @@ def _check_budget(*, trials: int, epochs: int | None, train_fraction: float | No
         raise UsageError(f"epochs must be >= 1, got {epochs}")
     if train_fraction is not None and not 0 < train_fraction <= 1:
         raise UsageError(f"train_fraction must be in (0, 1], got {train_fraction}")
+
+
+def _check_screening(screen: int, screen_by: str, *, workers: int) -> None:
+    check_screening(screen, screen_by)
+    if screen > 1 and workers > 1:
+        # The worker processes build their own objective (search.workers), without screening.
+        raise UsageError(f"screen {screen} needs one worker, got workers {workers}")
 
 
 def _lease_policy(*, heartbeat_interval: int, grace_period: int, retry_failed: int) -> LeasePolicy:

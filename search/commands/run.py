@@ -19,6 +19,7 @@ from search.lease import LeasePolicy
 from search.progress import Progress
 from search.pruning import PRUNERS
 from search.run import DEFAULT_PRUNER, DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
+from search.screening import SCREEN_BY, VOTE
 from search.study import SAMPLERS, finished_trials
 
 DESCRIPTION = f"""\
@@ -48,6 +49,11 @@ journal file, studies/STUDY/journal.log); on several machines, run the same
 command on each with one --storage postgresql://... URL. --trials is the
 study's total across all of them. A worker killed mid-trial leaves its trial
 to be failed by another after --grace-period seconds without a heartbeat.
+
+Zero-cost proxies (synflow, NASWOT, grad_norm, SNIP) are recorded on every
+trained trial. --screen K scores K candidate architectures per trial with
+them at initialisation (the sampler's proposal and K-1 random ones) and
+trains the best by --screen-by; every candidate's scores are recorded.
 """
 
 
@@ -163,6 +169,19 @@ class RunCommand:
         parser.add_argument(
             "--no-report", action="store_true", help="Do not regenerate studies/STUDY/report.html at the end."
         )
+        parser.add_argument(
+            "--screen",
+            metavar="K",
+            type=positive_int,
+            default=1,
+            help="Score K candidate architectures per trial by zero-cost proxies, train the best (default: 1, off).",
+        )
+        parser.add_argument(
+            "--screen-by",
+            choices=SCREEN_BY,
+            default=VOTE,
+            help=f"The proxy that picks the candidate to train, or vote: the best mean rank (default: {VOTE}).",
+        )
         add_memory_limit_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -193,6 +212,8 @@ class RunCommand:
                 enqueue=args.enqueue_preset,
                 report=not args.no_report,
                 memory_limit=args.memory_limit,
+                screen=args.screen,
+                screen_by=args.screen_by,
                 command=" ".join(["python -m search", *sys.argv[1:]]),
                 on_start=display.start,
                 on_trial=display.trial,

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluation.metrics import METRICS
+from evaluation.proxies import PROXIES
 from search.errors import UsageError
 from search.final_results import FinalResults, load_final
 from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
@@ -21,7 +23,9 @@ from search.pruning import BudgetSpent, RungDecision, recorded_decisions, record
 from search.records import TrialOutcome, TrialRecord
 
 __all__ = [
+    "CORRELATED_COSTS",
     "IMPORTANCE_MIN_TRIALS",
+    "Correlation",
     "Importance",
     "ParamAxis",
     "ReportData",
@@ -32,6 +36,11 @@ __all__ = [
 # PED-ANOVA compares the best 10% of trials with all of them; below this many
 # feasible trials that top decile is one or no trial and the numbers are noise.
 IMPORTANCE_MIN_TRIALS = 10
+# Set beside the proxies' rank correlations with accuracy: a proxy is worth screening
+# with only where it ranks accuracy better than size alone (about 0.75 on NAS-Bench-201).
+CORRELATED_COSTS = ("params", "macs")
+# Fewer trials than this give no rank correlation.
+CORRELATION_MIN_TRIALS = 3
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,26 @@ class Importance:
 
 
 @dataclass(frozen=True)
+class Correlation:
+    """A metric against final validation accuracy over the trained trials, with Spearman's rho so far.
+
+    ``running[k]`` is the rank correlation over the first ``k + 1`` trials (by
+    number); None while there are fewer than three, or the values do not vary.
+    """
+
+    metric: str
+    trials: tuple[int, ...]
+    values: tuple[float, ...]
+    accuracies: tuple[float, ...]
+    running: tuple[float | None, ...]
+
+    @property
+    def rho(self) -> float | None:
+        """Spearman's rho over every trial."""
+        return self.running[-1] if self.running else None
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the report draws, computed from the study once."""
 
@@ -104,6 +133,7 @@ class ReportData:
     settings: dict[str, Any]
     generated_at: str
     final: FinalResults | None = None  # ``search finalize``'s results, when the study has them
+    correlations: tuple[Correlation, ...] = ()  # the proxies' and costs' with accuracy; () without proxies
 
     @property
     def quality(self) -> int:
@@ -155,6 +185,7 @@ def collect_report(study: optuna.Study) -> ReportData:
         settings=settings,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         final=_final(study.study_name),
+        correlations=_correlations(points),
     )
 
 
@@ -164,6 +195,40 @@ def _final(name: str) -> FinalResults | None:
         return load_final(name)
     except UsageError:
         return None
+
+
+def _correlations(points: Sequence[TrialPoint]) -> tuple[Correlation, ...]:
+    """Each proxy's and each cost's rank correlation with accuracy, when any trial recorded proxies."""
+    if not any(p.record.proxies for p in points):
+        return ()
+    accuracy = METRICS["accuracy"]
+    found = []
+    for name in (*PROXIES, *CORRELATED_COSTS):
+        pairs = [(p.number, p.record.value(METRICS[name]), p.record.value(accuracy)) for p in points]
+        kept = [(n, float(x), float(y)) for n, x, y in pairs if x is not None and y is not None]
+        numbers, xs, ys = (tuple(column) for column in zip(*kept)) if kept else ((), (), ())
+        running = tuple(spearman(xs[: k + 1], ys[: k + 1]) for k in range(len(xs)))
+        found.append(Correlation(name, numbers, xs, ys, running))
+    return tuple(found)
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (ties share their mean rank); None for fewer than three
+    pairs or values that do not vary."""
+    if len(xs) < CORRELATION_MIN_TRIALS:
+        return None
+    x, y = _mean_ranks(np.asarray(xs, dtype=float)), _mean_ranks(np.asarray(ys, dtype=float))
+    if x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _mean_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, tied values sharing the mean of their ranks (scipy's ``rankdata``)."""
+    ranks = np.empty(len(values))
+    ranks[values.argsort(kind="stable")] = np.arange(1, len(values) + 1)
+    _, tie, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(tie, weights=ranks) / counts)[tie]
 
 
 def _trial_point(trial: FrozenTrial, on_front: set[int], epochs: int | None) -> TrialPoint:

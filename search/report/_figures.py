@@ -15,7 +15,7 @@ from typing import Any
 
 from evaluation.metrics import METRICS, Metric, format_metric, metric_label
 from search.records import TrialOutcome, describe_architecture
-from search.report._data import Importance, ParamAxis, ReportData, TrialPoint
+from search.report._data import CORRELATED_COSTS, Correlation, Importance, ParamAxis, ReportData, TrialPoint
 
 __all__ = [
     "ABSENT",
@@ -27,7 +27,9 @@ __all__ = [
     "importance_figure",
     "parcoords_figure",
     "pareto_figure",
+    "proxies_figure",
     "slices_figure",
+    "spearman_figure",
 ]
 
 # Knobs drawn in the parallel-coordinates plot: more axes than this overlap.
@@ -498,21 +500,21 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
     }
 
 
-def _slice_grid(knobs: list[ParamAxis]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The layout of a grid of small plots, one per knob, and each plot's (x axis, y axis) layout keys.
+def _grid(titles: list[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The layout of a grid of small plots, one per title, and each plot's (x axis, y axis) layout keys.
 
     ``make_subplots`` places the plots and their titles; the traces stay dicts
     (building them as graph objects would validate every point, slowly).
     """
     from plotly.subplots import make_subplots  # heavy; only needed to draw
 
-    rows = max(1, math.ceil(len(knobs) / _SLICE_COLUMNS))
-    cells = [{} if k < len(knobs) else None for k in range(rows * _SLICE_COLUMNS)]
+    rows = max(1, math.ceil(len(titles) / _SLICE_COLUMNS))
+    cells = [{} if k < len(titles) else None for k in range(rows * _SLICE_COLUMNS)]
     grid = make_subplots(
         rows=rows,
         cols=_SLICE_COLUMNS,
         specs=[cells[row * _SLICE_COLUMNS : (row + 1) * _SLICE_COLUMNS] for row in range(rows)],
-        subplot_titles=[f"<b>{html.escape(knob.name)}</b>" for knob in knobs],
+        subplot_titles=[f"<b>{html.escape(title)}</b>" for title in titles],
         horizontal_spacing=0.06,
         vertical_spacing=0.9 / (rows * 4) if rows > 1 else 0.0,
     )
@@ -522,7 +524,7 @@ def _slice_grid(knobs: list[ParamAxis]) -> tuple[dict[str, Any], list[tuple[str,
     for annotation in layout.get("annotations", []):
         annotation["font"] = {"size": 12}
     axes = []
-    for k in range(len(knobs)):
+    for k in range(len(titles)):
         subplot = grid.get_subplot(k // _SLICE_COLUMNS + 1, k % _SLICE_COLUMNS + 1)
         axes.append((subplot.xaxis.plotly_name, subplot.yaxis.plotly_name))
     return layout, axes
@@ -533,7 +535,7 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
     trials = [t for t in data.trials if t.drawn]
     knobs = _ranked_knobs(data)[:SLICES_MAX_KNOBS]
     y_name = data.objectives[data.quality]
-    layout, axes = _slice_grid(knobs)
+    layout, axes = _grid([knob.name for knob in knobs])
     traces: list[dict[str, Any]] = []
     y_values = [t.values[data.quality] for t in trials]
     first_y = _axis_ref(axes[0][1]) if axes else None
@@ -578,6 +580,73 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
             y_axis["title"] = None
         layout[y_key].update(y_axis)
     return {"data": traces, "layout": _drop_none(layout)}
+
+
+def _rho(correlation: Correlation) -> str:
+    shown = "n/a" if correlation.rho is None else f"{correlation.rho:.2f}"
+    return f"ρ = {shown} (n = {len(correlation.trials)})"
+
+
+def proxies_figure(data: ReportData) -> dict[str, Any]:
+    """Each proxy's score at initialisation against final validation accuracy, one small plot per proxy."""
+    proxies = [c for c in data.correlations if c.metric not in CORRELATED_COSTS]
+    layout, axes = _grid([f"{metric_label(c.metric)}: {_rho(c)}" for c in proxies])
+    traces: list[dict[str, Any]] = []
+    first_y = _axis_ref(axes[0][1]) if axes else None
+    for k, (correlation, (x_key, y_key)) in enumerate(zip(proxies, axes)):
+        name = correlation.metric
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "xaxis": _axis_ref(x_key),
+                "yaxis": _axis_ref(y_key),
+                "x": list(correlation.values),
+                "y": list(correlation.accuracies),
+                "customdata": list(correlation.trials),
+                "text": [
+                    f"trial #{n}: {metric_label(name)} {format_metric(name, x)}<br>"
+                    f"accuracy {format_metric('accuracy', y)}"
+                    for n, x, y in zip(correlation.trials, correlation.values, correlation.accuracies)
+                ],
+                "hovertemplate": "%{text}<extra></extra>",
+                "marker": {"color": _TRAINED, "size": 6, "opacity": 0.7},
+            }
+        )
+        layout[x_key].update(_axis(name, correlation.values, short=True))
+        y_axis = _axis("accuracy", correlation.accuracies, short=True)
+        y_axis["matches"] = first_y if k else None
+        if k % _SLICE_COLUMNS:
+            y_axis["title"] = None
+        layout[y_key].update(y_axis)
+    return {"data": traces, "layout": _drop_none(layout)}
+
+
+def spearman_figure(data: ReportData) -> dict[str, Any]:
+    """Spearman's rho of each proxy (and of parameters and MACs) with accuracy, over the trials so far."""
+    traces = []
+    for correlation in data.correlations:
+        cost = correlation.metric in CORRELATED_COSTS
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": list(correlation.trials),
+                "y": list(correlation.running),
+                "name": f"{metric_label(correlation.metric)} ({_rho(correlation)})",
+                "line": {"dash": "dash" if cost else "solid", "width": 1.5 if cost else 2, "shape": "hv"},
+                "hovertemplate": f"{html.escape(metric_label(correlation.metric))} after trial #%{{x}}: "
+                "ρ = %{y:.2f}<extra></extra>",
+            }
+        )
+    layout = _layout(
+        height=380,
+        xaxis={"title": {"text": "trial number"}},
+        yaxis={"title": {"text": "Spearman's ρ with accuracy"}, "range": [-1.05, 1.05], "zeroline": True},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        margin={"l": 70, "r": 20, "t": 70, "b": 60},
+    )
+    return {"data": traces, "layout": layout}
 
 
 def _axis_ref(key: str) -> str:

@@ -38,7 +38,9 @@ from search.report._figures import (
     importance_figure,
     parcoords_figure,
     pareto_figure,
+    proxies_figure,
     slices_figure,
+    spearman_figure,
 )
 from search.report._final import final_section
 from search.study import study_dir
@@ -255,6 +257,17 @@ def _decision_text(decision: RungDecision) -> str:
     return f"rung {decision.rung} ({decision.images:,} images): rank {decision.rank} of {decision.points}, {verdict}"
 
 
+def _proxies_section(data: ReportData, figures: Figures) -> str:
+    return (
+        "<p class=note>Zero-cost proxies: each trained trial's scores of its network at initialisation, "
+        "on one mini-batch, against its final validation accuracy; ρ is Spearman's rank correlation over "
+        "the trials so far. Parameters and MACs (dashed) are the yardstick: a proxy is worth screening "
+        "candidates with (<code>--screen</code>) only where it ranks accuracy better than they do.</p>"
+        + _plot(figures, "proxies", proxies_figure(data))
+        + _plot(figures, "spearman", spearman_figure(data))
+    )
+
+
 def _importances_section(data: ReportData, figures: Figures) -> str:
     parts = []
     for k, importance in enumerate(data.importances):
@@ -306,6 +319,8 @@ def render_report(data: ReportData) -> str:
         sections.append(("curves", "Learning curves", _curves_section(data, figures)))
     if any(t.decisions for t in data.trials):
         sections.append(("halving", "Successive halving", _halving_section(data)))
+    if any(c.trials for c in data.correlations):
+        sections.append(("proxies", "Zero-cost proxies", _proxies_section(data, figures)))
     sections.append(("importances", "Which knobs matter", _importances_section(data, figures)))
     if drawn and data.knobs:
         sections.append(("knobs", "Knobs", _knobs_section(data, figures)))

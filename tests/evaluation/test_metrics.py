@@ -13,9 +13,9 @@ from evaluation.metrics import DIRECTIONS, METRICS, Metric, format_metric, get_m
 def test_get_metric_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as caught:
         get_metric("flops")
-    assert str(caught.value) == "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms", str(
-        caught.value
-    )
+    assert str(caught.value) == (
+        "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip"
+    ), str(caught.value)
 
 
 @pytest.mark.parametrize("metric", METRICS.values(), ids=list(METRICS))
@@ -76,5 +76,19 @@ def test_metric_label_short_names() -> None:
         "macs": "MACs",
         "params": "parameters",
         "latency_ms": "latency",
+        "synflow": "synflow",
+        "naswot": "NASWOT",
+        "grad_norm": "grad norm",
+        "snip": "SNIP",
         "objective0": "objective0",
     }, labels
+
+
+def test_proxy_metrics_read_their_entry_of_the_proxies_field() -> None:
+    naswot = METRICS["naswot"]
+    assert (naswot.direction, naswot.constraint, naswot.source) == ("maximize", None, "proxies"), naswot
+    assert naswot.value({"proxies": {"naswot": 788.5, "synflow": 1e27}}) == 788.5, "its own entry"
+    assert naswot.value({"proxies": {"naswot": None}}) is None, "a failed proxy has no value"
+    assert naswot.value({"proxies": None}) is None and naswot.value({}) is None, "a trial without proxies"
+    assert METRICS["synflow"].value({"proxies": {"synflow": 1.7e27}}) == 1.7e27, "each proxy reads its own"
+    assert format_metric("synflow", 1.7279e27) == "1.728e+27" and format_metric("naswot", 788.57) == "788.6"

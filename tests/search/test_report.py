@@ -14,6 +14,8 @@ import pytest
 from optuna.trial import TrialState
 from synthetic_study import make_study
 
+from evaluation.metrics import METRICS
+from evaluation.proxies import PROXIES
 from search.cli import main
 from search.pareto import front_trials, trials_frame
 from search.report import IMPORTANCE_MIN_TRIALS, ReportData, collect_report, render_report, write_report
@@ -244,3 +246,34 @@ def test_render_report_survives_values_that_are_not_finite() -> None:
     assert sorted(figures["pareto-0"]["data"][-1]["customdata"]) == [0], "the front is drawn without the inf trial"
     row = re.search(r'<tr data-trial="1".*?</tr>', page, re.S)
     assert row and 'data-v="">n/a</td>' in row.group(0), f"the table shows n/a: {row and row.group(0)[:300]}"
+
+
+@pytest.fixture(scope="module")
+def with_proxies() -> ReportData:
+    return collect_report(make_study(40, seed=7, proxies=True))
+
+
+def test_collect_report_correlates_each_proxy_and_each_cost_with_accuracy(with_proxies, data) -> None:
+    found = {c.metric: c for c in with_proxies.correlations}
+    assert list(found) == [*PROXIES, "params", "macs"], list(found)
+    accuracy = METRICS["accuracy"]
+    trained = tuple(t.number for t in with_proxies.trials if t.record.proxies and t.record.value(accuracy) is not None)
+    assert found["naswot"].trials == trained and len(trained) > 10, "every trained trial with proxies, in order"
+    assert found["naswot"].running[:2] == (None, None), "no rank correlation of fewer than three trials"
+    assert found["naswot"].rho == pytest.approx(1.0), "NASWOT rises with accuracy in this study"
+    assert found["grad_norm"].rho == pytest.approx(-1.0), "grad_norm falls with it"
+    assert found["synflow"].running == found["macs"].running, "synflow is the MACs here: the same ranks"
+    assert found["snip"].trials == () and found["snip"].rho is None, "a proxy that always failed has no points"
+    assert data.correlations == (), "a study without proxies has none"
+
+
+def test_render_report_proxies_section(with_proxies, page) -> None:
+    assert ">Zero-cost proxies</h2>" not in page, "a study without proxies has no such section"
+    shown = render_report(with_proxies)
+    figures = _figures(shown)
+    assert ">Zero-cost proxies</h2>" in shown and {"proxies", "spearman"} <= set(figures), sorted(figures)
+    titles = [a["text"] for a in figures["proxies"]["layout"]["annotations"]]
+    assert any(t.startswith("<b>NASWOT: ρ = 1.00 (n = ") for t in titles), titles
+    lines = {t["name"].split(" (")[0]: t for t in figures["spearman"]["data"]}
+    assert set(lines) == {"synflow", "NASWOT", "grad norm", "SNIP", "parameters", "MACs"}, sorted(lines)
+    assert lines["MACs"]["line"]["dash"] == "dash" and lines["NASWOT"]["line"]["dash"] == "solid", "costs dashed"
