@@ -9,8 +9,8 @@ budgets a search could use: one epoch on 10%, 20% and 50% of it, each with
 its own one-cycle schedule. Checkpoints inside runs give the accuracies a
 successive-halving rung sees: a ninth and a third of the 50% run, and a third
 of an epoch of the reference run. Every accuracy is on the same validation
-split; the test set is never touched. Zero-cost proxies (``evaluation.proxies``,
-when present) are scored on one mini-batch at initialisation.
+split; the test set is never touched. Zero-cost proxies (``evaluation.proxies``)
+are scored on one mini-batch at initialisation.
 
 Each finished (architecture, budget) is cached at once in the JSON file, so a
 killed run resumes where it stopped. The summary (Spearman and Kendall rank
@@ -42,6 +42,7 @@ from scipy import stats
 
 from evaluation import Architecture, TrainConfig, build_model, count, planned_images, train
 from evaluation.data import DataSplits, load_dataset
+from evaluation.proxies import measure_proxies, proxy_batch
 from search.records import architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
@@ -125,15 +126,12 @@ def train_budget(arch: Architecture, space: Space, data: DataSplits, budget: Bud
     }
 
 
-def proxy_scores(arch: Architecture, space: Space, data: DataSplits, seed: int) -> dict[str, float] | None:
-    """Zero-cost proxies at initialisation, when ``evaluation.proxies`` exists (None otherwise)."""
-    try:
-        from evaluation import proxies
-    except ImportError:
-        return None
+def proxy_scores(arch: Architecture, space: Space, data: DataSplits, seed: int) -> dict[str, float | None]:
+    """Zero-cost proxies at initialisation, on the mini-batch a trial of this seed would use."""
     torch.manual_seed(seed)
     model = build_model(arch, space.input_size, space.num_classes)
-    return proxies.score_batch(model, data, seed=seed)
+    images, labels = proxy_batch(data, seed=seed)
+    return measure_proxies(model, images, labels)[0]
 
 
 # --- the cache -----------------------------------------------------------------------
@@ -239,10 +237,7 @@ def add_proxies(args: argparse.Namespace, cache: dict[str, Any]) -> None:
     for name, arch in draw_panel(space, args.panel, args.seed):
         entry = _entry(cache, name, arch, space)
         if "proxies" not in entry:
-            scores = proxy_scores(arch, space, data, args.seed)
-            if scores is None:
-                return
-            entry["proxies"] = scores
+            entry["proxies"] = proxy_scores(arch, space, data, args.seed)
     save_cache(args.out, cache)
 
 

@@ -1,0 +1,164 @@
+"""The headline run: a Fashion-MNIST model of at most 100,000 parameters, searched and fully trained on this CPU.
+
+Two phases, each resumable across separate runs (a run may be stopped with
+Ctrl-C or killed, and the next one continues):
+
+1. **Search** (``--search-minutes`` of wall time in all, counted from the
+   trials' own timestamps, so earlier runs' time counts): the default space
+   (``densenet_hybrid``) with its params limit lowered to 100,000, TPE at the
+   space's trial budget, no pruning (on that budget the first rungs sit at
+   chance: ``benchmarks/results/rung_schedules.json``), in the journal study
+   ``studies/headline/``.
+2. **Finalisation**: ``search.finalize`` retrains the study's best ``--top``
+   (non-dominated rank, then validation accuracy) with the toolkit's recipe
+   (one-cycle, random crops and flips, label smoothing) for ``--epochs`` on
+   the whole training split, ``--seeds`` seeds each, and tests each once. A
+   finished (model, seed) is never retrained.
+
+``benchmarks/results/headline.json`` is rewritten after each phase: the
+command, the search's front, the final test accuracies per seed with params
+and MACs, the best model under 100K parameters (mean and spread over seeds)
+and the wall time of each phase.
+
+    python benchmarks/headline.py                 # run or resume both phases
+    python benchmarks/headline.py --summary-only  # rewrite the JSON from what is there
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from search import run_search
+from search.final_results import FINAL_CSV, final_dir
+from search.finalize import finalize_study
+from search.pareto import front_trials
+from search.records import TrialRecord
+from search.study import make_storage, storage_url
+from spaces import load_space
+from spaces.space import Constraints
+
+RESULTS = Path(__file__).resolve().parent / "results" / "headline.json"
+STUDY = "headline"
+MAX_PARAMS = 100_000
+
+
+def headline_space():
+    """``densenet_hybrid`` with at most ``MAX_PARAMS`` parameters."""
+    space = load_space("densenet_hybrid")
+    limits = {**space.constraints.limits, "params": MAX_PARAMS}
+    return dataclasses.replace(space, constraints=Constraints(limits))
+
+
+def _storage() -> str:
+    return storage_url(STUDY, None, workers=2)  # the journal file: the search may run with --workers 2
+
+
+def search_seconds(study: optuna.Study) -> float:
+    """Wall seconds the search has run over all its starts: the sum of its trials' spans, merged where they overlap."""
+    spans = sorted(
+        (t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_start and t.datetime_complete
+    )
+    total, end = 0.0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            total += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            total += (stop - end).total_seconds()
+            end = stop
+    return total
+
+
+def search(args: argparse.Namespace, log) -> optuna.Study:
+    url = _storage()
+    try:
+        study = optuna.load_study(study_name=STUDY, storage=make_storage(url))
+        spent = search_seconds(study)
+    except KeyError:
+        spent = 0.0
+    left = args.search_minutes * 60 - spent
+    if left <= 0:
+        log(f"search: done ({spent / 60:.0f} min spent)")
+        return optuna.load_study(study_name=STUDY, storage=make_storage(url))
+    log(f"search: {left / 60:.0f} of {args.search_minutes} min left")
+    return run_search(
+        space=headline_space(), study_name=STUDY, storage=url, trials=100_000, timeout=left, seed=args.seed,
+        workers=args.workers, pruner="none", command=shlex.join(sys.argv),
+    )  # fmt: skip
+
+
+def summary(study: optuna.Study, args: argparse.Namespace, finalize_seconds: float) -> dict[str, Any]:
+    front = []
+    for trial in front_trials(study):
+        record = TrialRecord.load(trial)
+        front.append({"trial": trial.number, "val_accuracy": trial.values[0], "params": record.params,
+                      "macs": record.macs, "architecture": record.architecture})  # fmt: skip
+    table = final_dir(STUDY) / FINAL_CSV
+    final, best = [], None
+    if table.is_file():
+        import pandas as pd
+
+        rows = pd.read_csv(table)
+        final = rows.to_dict("records")
+        small = rows[rows["params"] <= MAX_PARAMS]
+        if len(small):
+            per_model = small.groupby("model")["test_accuracy"].agg(["mean", "std", "count"]).sort_values("mean")
+            name = per_model.index[-1]
+            chosen = small[small["model"] == name].iloc[0]
+            best = {"model": name, "test_accuracy_mean": float(per_model.loc[name, "mean"]),
+                    "test_accuracy_std": float(per_model.loc[name, "std"]), "seeds": int(per_model.loc[name, "count"]),
+                    "params": int(chosen["params"]), "macs": int(chosen["macs"])}  # fmt: skip
+    return {
+        "command": "python benchmarks/headline.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "summary_only"),
+        "target": {"max_params": MAX_PARAMS, "test_accuracy": 0.94, "hours": 4},
+        "search_minutes": search_seconds(study) / 60,
+        "finalize_minutes": finalize_seconds / 60,
+        "trials": len(study.trials),
+        "front": front,
+        "final": final,
+        "best_under_100k": best,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--search-minutes", type=float, default=60, help="Search wall time in all (default: 60).")
+    parser.add_argument("--workers", type=int, default=1, help="Search worker processes (default: 1).")
+    parser.add_argument("--top", type=int, default=2, help="Models finalized (default: 2).")
+    parser.add_argument("--epochs", type=int, default=30, help="Epochs of each final training (default: 30).")
+    parser.add_argument("--seeds", type=int, default=2, help="Seeds per final model (default: 2).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the search (default: 0).")
+    parser.add_argument("--summary-only", action="store_true", help="Run nothing; rewrite the JSON.")
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    finalize_seconds = previous.get("finalize_minutes", 0.0) * 60
+    if args.summary_only:
+        study = optuna.load_study(study_name=STUDY, storage=make_storage(_storage()))
+    else:
+        study = search(args, log)
+        started = time.perf_counter()
+        try:
+            finalize_study(study, top=args.top, epochs=args.epochs, seeds=args.seeds)
+        finally:
+            finalize_seconds += time.perf_counter() - started
+            RESULTS.write_text(json.dumps(summary(study, args, finalize_seconds), indent=1, default=str) + "\n")
+    RESULTS.write_text(json.dumps(summary(study, args, finalize_seconds), indent=1, default=str) + "\n")
+    print(RESULTS.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
