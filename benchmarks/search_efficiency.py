@@ -165,9 +165,9 @@ def score_run(study: optuna.Study, args: argparse.Namespace, cache: dict[str, An
     began, budget = min(starts), args.minutes * 60
     curve = []
     for share in CHECKPOINTS:
-        done = [
-            t for t in trials if t.datetime_complete and (t.datetime_complete - began).total_seconds() <= share * budget
-        ]
+        # No trial starts after the budget, but the last ones end past it: the final point counts them all.
+        cutoff = math.inf if share == 1.0 else share * budget
+        done = [t for t in trials if t.datetime_complete and (t.datetime_complete - began).total_seconds() <= cutoff]
         points = []
         for trial in best_few(done, args.keep):
             record = TrialRecord.load(trial)

@@ -127,7 +127,8 @@ def work(job: WorkerJob, index: int) -> None:
         grace_period=job.lease.grace_period,
         retry_failed=job.lease.retry_failed,
     )
-    study = optuna.load_study(study_name=job.study_name, storage=storage)
+    # The objective runs the pruner the study stores; the study object itself prunes nothing.
+    study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=optuna.pruners.NopPruner())
     study.sampler = make_sampler(
         job.sampler, seed=worker_seed(job.seed, worker=index, existing_trials=len(study.trials)), trials=job.trials
     )
