@@ -158,17 +158,18 @@ def test_proxy_batch_is_drawn_with_its_seed() -> None:
     assert resized.shape == (16, 1, 16, 16), "resized as training resizes"
 
 
-def _fastest_of_two(run) -> float:
-    """Seconds of the faster of two calls: the first pays one-off set-up."""
+def _cpu_seconds(run) -> float:
+    """CPU seconds of the faster of two calls (the first pays one-off set-up). CPU time, not wall
+    time: on a CPU shared with other jobs it is what the proxy costs, not how long it waited."""
     times = []
     for _ in range(2):
-        started = time.perf_counter()
+        started = time.process_time()
         run()
-        times.append(time.perf_counter() - started)
+        times.append(time.process_time() - started)
     return min(times)
 
 
-def test_each_proxy_takes_about_a_training_step_on_a_default_space_model() -> None:
+def test_each_proxy_takes_well_under_a_second_on_a_default_space_model() -> None:
     space = load_space("densenet_hybrid")
     torch.manual_seed(0)
     model = build_model(space.baseline("small_dense"), space.input_size, space.num_classes)
@@ -179,14 +180,10 @@ def test_each_proxy_takes_about_a_training_step_on_a_default_space_model() -> No
     for name, proxy in PROXIES.items():  # grad_norm and snip share one pass
         passes.setdefault(proxy.measure, []).append(name)
     seconds = {
-        "+".join(names): _fastest_of_two(lambda m=measure: m(model, images, labels))
-        for measure, names in passes.items()
+        "+".join(names): _cpu_seconds(lambda m=measure: m(model, images, labels)) for measure, names in passes.items()
     }
-    scratch = copy.deepcopy(model)
-    step = _fastest_of_two(lambda: F.cross_entropy(scratch(images), labels).backward())
-    shown = {name: round(value, 3) for name, value in seconds.items()}
-    print(f"proxy seconds, small_dense, 28x28, batch 64: {shown}; one fp32 training step: {step:.3f} s")
-    # On a quiet core each is well under a second; a CPU shared with other jobs slows the
-    # proxies and a training step alike, so the bound is the larger of 2 s and three steps.
-    bound = max(2.0, 3 * step)
-    assert all(s < bound for s in seconds.values()), f"each proxy pass under {bound:.2f} s: {seconds}"
+    print(
+        f"proxy CPU seconds, small_dense, 28x28, batch 64, {torch.get_num_threads()} thread(s): "
+        f"{ {name: round(value, 3) for name, value in seconds.items()} }"
+    )
+    assert all(s < 2.0 for s in seconds.values()), f"each proxy under 2 s of CPU (a generous bound): {seconds}"
