@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-minutes", type=float, default=60, help="Search wall time in all (default: 60).")
     parser.add_argument("--workers", type=int, default=1, help="Search worker processes (default: 1).")
     parser.add_argument("--top", type=int, default=2, help="Models finalized (default: 2).")
-    parser.add_argument("--epochs", type=int, default=30, help="Epochs of each final training (default: 30).")
+    parser.add_argument("--epochs", type=int, default=20, help="Epochs of each final training (default: 20).")
     parser.add_argument("--seeds", type=int, default=2, help="Seeds per final model (default: 2).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the search (default: 0).")
     parser.add_argument("--summary-only", action="store_true", help="Run nothing; rewrite the JSON.")
