@@ -169,5 +169,6 @@ def test_constant_schedule_keeps_the_rate(digits: DataSplits) -> None:
     config = TrainConfig(epochs=1, batch_size=64, lr=0.05, device="cpu", precision="fp32", schedule="constant")
     trainer = training_module._Trainer(model, digits, config)
     for _ in range(3):
+        trainer.optimizer.step()
         trainer.scheduler.step()
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
