@@ -148,5 +148,5 @@ def final_section(final: FinalResults, plot: Callable[[str, dict[str, Any]], str
         f"once per seed ({html.escape(str(final.source))}). Filled points: mean test accuracy, bars one sample "
         "standard deviation over seeds; open points: the validation accuracy the search ranked them by, joined "
         f"to their final result. The red staircase is the final front (test accuracy vs MACs). {agreement}</p>"
-        f'<div class="grid">{plot("final-front", final_figure(final))}<div>{_table(final)}</div></div>'
+        f'<div class="grid">{plot("final-front", final_figure(final))}<div class="table-wrap">{_table(final)}</div></div>'
     )
