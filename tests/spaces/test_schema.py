@@ -190,7 +190,7 @@ def test_load_space_unknown_name_is_one_line() -> None:
         ),
         pytest.param(
             STAGES + "objectives: {accuracy: maximize, flops: minimize}\n",
-            "objectives.flops: unknown key; expected one of accuracy, macs, params, latency_ms",
+            "objectives.flops: unknown key; expected one of accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip",
             id="unknown-metric",
         ),
         pytest.param(
