@@ -40,7 +40,7 @@ import optuna
 import torch
 from scipy import stats
 
-from evaluation import Architecture, TrainConfig, build_model, count, planned_images, train
+from evaluation import Architecture, build_model, count, planned_images, train
 from evaluation.data import DataSplits, load_dataset
 from evaluation.proxies import measure_proxies, proxy_batch
 from search.records import architecture_key
@@ -94,16 +94,7 @@ def draw_panel(space: Space, size: int, seed: int, pool: int = 400) -> list[tupl
 
 def train_budget(arch: Architecture, space: Space, data: DataSplits, budget: Budget, seed: int) -> dict[str, Any]:
     """Train a fresh copy of ``arch`` at ``budget``: final and checkpoint validation accuracies, seconds."""
-    training = space.training
-    config = TrainConfig(
-        epochs=budget.epochs,
-        train_fraction=budget.fraction,
-        batch_size=training.batch_size,
-        lr=training.lr,
-        schedule=training.schedule,
-        seed=seed,
-        device="auto",
-    )
+    config = space.training.config(epochs=budget.epochs, train_fraction=budget.fraction, seed=seed)
     total = planned_images(data, config)
     marks = {name: max(1, math.ceil(share * total)) for name, share in budget.checkpoints}
     torch.manual_seed(seed)

@@ -46,7 +46,7 @@ import plotly.graph_objects as go
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluation import Architecture, TrainConfig, build_model, train
+from evaluation import Architecture, build_model, train
 from evaluation.data import load_dataset
 from search import run_search
 from search.pareto import dominates, hypervolume_2d, is_feasible
@@ -143,14 +143,7 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
 def retrain(arch: dict[str, Any], args: argparse.Namespace, data: Any) -> float:
     """Validation accuracy of ``arch`` at the common budget (seed 0), the one ruler for every method."""
     space = load_space(SPACE)
-    config = TrainConfig(
-        epochs=args.retrain_epochs,
-        train_fraction=args.retrain_fraction,
-        batch_size=space.training.batch_size,
-        lr=space.training.lr,
-        schedule=space.training.schedule,
-        seed=0,
-    )
+    config = space.training.config(epochs=args.retrain_epochs, train_fraction=args.retrain_fraction, seed=0)
     torch.manual_seed(0)
     model = build_model(Architecture.from_dict(arch), space.input_size, space.num_classes)
     return train(model, data, config).val_accuracies[-1]

@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
 from evaluation.metrics import Direction
+from evaluation.training import TrainConfig
 from spaces.errors import SpaceError
 from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
 
@@ -59,6 +60,10 @@ class TrainingBudget:
     batch_size: int = 128
     lr: float = 0.05
     schedule: str = "onecycle"  # one of evaluation.training.SCHEDULES
+
+    def config(self, **settings: Any) -> TrainConfig:
+        """A ``TrainConfig`` with this budget's epochs, fraction, batch, rate and schedule; ``settings`` override them."""
+        return TrainConfig(**(dataclasses.asdict(self) | settings))
 
 
 @dataclass(frozen=True)
