@@ -16,6 +16,7 @@ __all__ = [
     "hypervolume_2d",
     "front_trials",
     "is_feasible",
+    "losses_dominate",
     "objective_names",
     "recorded_metrics",
     "running_front_sizes",
@@ -40,9 +41,12 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
     ``ReportData.directions``. Equal vectors do not dominate each other.
     """
     signs = [-1.0 if d == "maximize" else 1.0 for d in directions]
-    losses_a = [s * x for s, x in zip(signs, a)]
-    losses_b = [s * y for s, y in zip(signs, b)]
-    return all(x <= y for x, y in zip(losses_a, losses_b)) and any(x < y for x, y in zip(losses_a, losses_b))
+    return losses_dominate([s * x for s, x in zip(signs, a)], [s * y for s, y in zip(signs, b)])
+
+
+def losses_dominate(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Losses ``a`` (every objective minimised) are no worse than ``b`` everywhere and better somewhere."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
 def hypervolume_2d(losses: Iterable[tuple[float, float]], reference: tuple[float, float]) -> float:

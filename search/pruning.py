@@ -69,6 +69,7 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluation.metrics import get_metric
 from evaluation.training import Checkpoint
 from search.errors import UsageError
+from search.pareto import losses_dominate
 from spaces import Objective
 
 __all__ = [
@@ -211,11 +212,6 @@ class Verdict:
         return f"rank {self.rank} of {self.points} by non-dominated sorting, {within} the top {self.keep} (1/{eta})"
 
 
-def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """Losses ``a`` are no worse than ``b`` everywhere and better somewhere."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
 def _fronts(losses: dict[int, tuple[float, ...]]) -> list[list[int]]:
     """Non-dominated fronts of the points (trial number -> losses), best first (Deb et al.'s fast sort)."""
     numbers = sorted(losses)
@@ -223,10 +219,10 @@ def _fronts(losses: dict[int, tuple[float, ...]]) -> list[list[int]]:
     beats: dict[int, list[int]] = {n: [] for n in numbers}
     for i, a in enumerate(numbers):
         for b in numbers[i + 1 :]:
-            if _dominates(losses[a], losses[b]):
+            if losses_dominate(losses[a], losses[b]):
                 beats[a].append(b)
                 beaten_by[b] += 1
-            elif _dominates(losses[b], losses[a]):
+            elif losses_dominate(losses[b], losses[a]):
                 beats[b].append(a)
                 beaten_by[a] += 1
     fronts, current = [], [n for n in numbers if beaten_by[n] == 0]
