@@ -188,6 +188,7 @@ def rank_agreement(signal: np.ndarray, reference: np.ndarray, *, rounds: int, se
         "kendall": float(stats.kendalltau(signal, reference).statistic),
         "kendall_95ci": [float(np.percentile(boot["kendall"], q)) for q in (2.5, 97.5)],
         f"top{TOP}_overlap": top,
+        f"top{TOP}_overlap_by_chance": min(TOP, len(signal)) ** 2 / len(signal),  # a random order, on average
         "n": len(signal),
     }
 
