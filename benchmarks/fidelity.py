@@ -172,21 +172,33 @@ def signals(entry: dict[str, Any], reference: str) -> dict[str, float]:
     return found
 
 
-def rank_agreement(signal: np.ndarray, reference: np.ndarray, *, rounds: int, seed: int) -> dict[str, Any]:
-    """Spearman and Kendall with 95% bootstrap intervals (resampling panel members), and top-5 overlap."""
+def rank_agreement(
+    signal: np.ndarray, reference: np.ndarray, params: np.ndarray, *, rounds: int, seed: int
+) -> dict[str, Any]:
+    """Spearman and Kendall with 95% bootstrap intervals (resampling panel members), and top-5 overlap.
+
+    ``params`` are the same members' parameter counts: the signal's Spearman minus
+    that of "more parameters is better", on the same resamples, says whether the
+    signal knows more than the model's size (the bar a proxy has to clear).
+    """
     rng = np.random.default_rng(seed)
-    boot = {"spearman": [], "kendall": []}
+    boot: dict[str, list[float]] = {"spearman": [], "kendall": [], "over_params": []}
     for _ in range(rounds):
         pick = rng.integers(0, len(signal), len(signal))
-        if len(np.unique(signal[pick])) > 1 and len(np.unique(reference[pick])) > 1:
-            boot["spearman"].append(stats.spearmanr(signal[pick], reference[pick]).statistic)
+        if min(len(np.unique(column[pick])) for column in (signal, reference, params)) > 1:
+            rho = stats.spearmanr(signal[pick], reference[pick]).statistic
+            boot["spearman"].append(rho)
             boot["kendall"].append(stats.kendalltau(signal[pick], reference[pick]).statistic)
+            boot["over_params"].append(rho - stats.spearmanr(params[pick], reference[pick]).statistic)
     top = len(set(np.argsort(-signal)[:TOP]) & set(np.argsort(-reference)[:TOP]))
+    rho = float(stats.spearmanr(signal, reference).statistic)
     return {
-        "spearman": float(stats.spearmanr(signal, reference).statistic),
+        "spearman": rho,
         "spearman_95ci": [float(np.percentile(boot["spearman"], q)) for q in (2.5, 97.5)],
         "kendall": float(stats.kendalltau(signal, reference).statistic),
         "kendall_95ci": [float(np.percentile(boot["kendall"], q)) for q in (2.5, 97.5)],
+        "spearman_over_params": rho - float(stats.spearmanr(params, reference).statistic),
+        "spearman_over_params_95ci": [float(np.percentile(boot["over_params"], q)) for q in (2.5, 97.5)],
         f"top{TOP}_overlap": top,
         f"top{TOP}_overlap_by_chance": min(TOP, len(signal)) ** 2 / len(signal),  # a random order, on average
         "n": len(signal),
@@ -202,10 +214,12 @@ def summarise(cache: dict[str, Any], reference: str, *, rounds: int = 2000, seed
     names = sorted({name for f in found for name in f})
     table = {}
     for name in names:
-        have = [(f[name], e["runs"][reference]["val_accuracy"]) for f, e in zip(found, members) if name in f]
+        have = [
+            (f[name], e["runs"][reference]["val_accuracy"], e["params"]) for f, e in zip(found, members) if name in f
+        ]
         if len(have) >= 3:
-            signal, ref = (np.array(column, dtype=float) for column in zip(*have))
-            table[name] = rank_agreement(signal, ref, rounds=rounds, seed=seed)
+            signal, ref, params = (np.array(column, dtype=float) for column in zip(*have))
+            table[name] = rank_agreement(signal, ref, params, rounds=rounds, seed=seed)
     costs = {
         name: float(np.mean([e["runs"][name]["seconds"] for e in members if name in e["runs"]]))
         for name in {n for e in members for n in e["runs"]}
