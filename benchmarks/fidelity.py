@@ -20,6 +20,11 @@ for params and MACs alone) is recomputed from the cache on every run:
 
     python benchmarks/fidelity.py                 # train what is missing, then summarise
     python benchmarks/fidelity.py --summary-only  # summarise the cache as it is
+
+On 2 cores, two 1-thread shards side by side train 1.4x the images of one run:
+
+    python benchmarks/fidelity.py --shard 0/2 --threads 1 &
+    python benchmarks/fidelity.py --shard 1/2 --threads 1
 """
 
 from __future__ import annotations
