@@ -49,7 +49,7 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluation import Architecture, build_model, train
 from evaluation.data import load_dataset
 from search import run_search
-from search.pareto import dominates, hypervolume_2d, is_feasible
+from search.pareto import hypervolume_2d, is_feasible, rank_by_fronts
 from search.pruning import images_saved_fraction
 from search.records import TrialRecord
 from spaces import load_space
@@ -78,14 +78,8 @@ def hypervolume(points: Sequence[tuple[float, float]]) -> float:
 
 def best_few(trials: Sequence[FrozenTrial], keep: int) -> list[FrozenTrial]:
     """The ``keep`` best finished feasible trials: by non-dominated rank, then validation accuracy."""
-    pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t) and t.values]
-    directions = ["maximize", "minimize"]
-    ranked: list[FrozenTrial] = []
-    while pool and len(ranked) < keep:
-        front = [t for t in pool if not any(dominates(o.values, t.values, directions) for o in pool)]
-        ranked += sorted(front, key=lambda t: -t.values[0])
-        pool = [t for t in pool if t not in front]
-    return ranked[:keep]
+    pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
+    return [trial for _, trial in rank_by_fronts(pool, ["maximize", "minimize"])[:keep]]
 
 
 # --- cache -------------------------------------------------------------------------

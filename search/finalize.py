@@ -36,7 +36,7 @@ from evaluation.metrics import METRICS
 from search.errors import UsageError
 from search.final_results import FINAL_CSV, final_dir, final_rows
 from search.full_training import Job, JobReporter, run_jobs
-from search.pareto import dominates, is_feasible
+from search.pareto import is_feasible, rank_by_fronts
 from search.records import TrialOutcome, TrialRecord
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_SEEDS", "final_config", "finalize_study", "plan_final", "select_trials"]
@@ -55,20 +55,7 @@ def select_trials(study: optuna.Study, top: int | None = None) -> list[FrozenTri
 
 def _ranked_candidates(study: optuna.Study) -> list[tuple[int, FrozenTrial]]:
     """(non-dominated rank, trial) for every candidate, in the order of the rule above."""
-    directions = [d.name.lower() for d in study.directions]
-    quality = next((i for i, d in enumerate(directions) if d == "maximize"), 0)
-    sign = -1.0 if directions[quality] == "maximize" else 1.0
-    remaining = _candidates(study)
-    ranked: list[tuple[int, FrozenTrial]] = []
-    rank = 0
-    while remaining:
-        rank += 1
-        front = [t for t in remaining if not any(dominates(o.values, t.values, directions) for o in remaining)]
-        front.sort(key=lambda t: (sign * t.values[quality], t.number))
-        ranked += [(rank, t) for t in front]
-        taken = {t.number for t in front}
-        remaining = [t for t in remaining if t.number not in taken]
-    return ranked
+    return rank_by_fronts(_candidates(study), [d.name.lower() for d in study.directions])
 
 
 def _candidates(study: optuna.Study) -> list[FrozenTrial]:

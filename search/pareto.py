@@ -18,6 +18,7 @@ __all__ = [
     "is_feasible",
     "losses_dominate",
     "objective_names",
+    "rank_by_fronts",
     "recorded_metrics",
     "running_front_sizes",
     "trials_frame",
@@ -47,6 +48,28 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
 def losses_dominate(a: Sequence[float], b: Sequence[float]) -> bool:
     """Losses ``a`` (every objective minimised) are no worse than ``b`` everywhere and better somewhere."""
     return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def rank_by_fronts(trials: Iterable[FrozenTrial], directions: Sequence[str]) -> list[tuple[int, FrozenTrial]]:
+    """(non-dominated rank, trial) for every trial with values, best first.
+
+    Rank 1 is the Pareto front, rank 2 the front of the rest, and so on; within
+    a rank by the quality objective (the first maximised one), best first, then
+    by trial number.
+    """
+    quality = next((i for i, d in enumerate(directions) if d == "maximize"), 0)
+    sign = -1.0 if directions[quality] == "maximize" else 1.0
+    remaining = [t for t in trials if t.values]
+    ranked: list[tuple[int, FrozenTrial]] = []
+    rank = 0
+    while remaining:
+        rank += 1
+        front = [t for t in remaining if not any(dominates(o.values, t.values, directions) for o in remaining)]
+        front.sort(key=lambda t: (sign * t.values[quality], t.number))
+        ranked += [(rank, t) for t in front]
+        taken = {t.number for t in front}
+        remaining = [t for t in remaining if t.number not in taken]
+    return ranked
 
 
 def hypervolume_2d(losses: Iterable[tuple[float, float]], reference: tuple[float, float]) -> float:
