@@ -98,15 +98,20 @@ def draw_panel(space: Space, size: int, seed: int, pool: int = 400) -> list[tupl
     return panel
 
 
-def train_budget(arch: Architecture, space: Space, data: DataSplits, budget: Budget, seed: int) -> dict[str, Any]:
-    """Train a fresh copy of ``arch`` at ``budget``: final and checkpoint validation accuracies, seconds."""
+def train_budget(
+    arch: Architecture, space: Space, data: DataSplits, budget: Budget, seed: int, state_file: Path | None = None
+) -> dict[str, Any]:
+    """Train a fresh copy of ``arch`` at ``budget``: final and checkpoint validation accuracies, seconds.
+
+    With ``state_file`` (``evaluation.train``'s), a run killed after an epoch continues from it.
+    """
     config = space.training.config(epochs=budget.epochs, train_fraction=budget.fraction, seed=seed)
     total = planned_images(data, config)
     marks = {name: max(1, math.ceil(share * total)) for name, share in budget.checkpoints}
     torch.manual_seed(seed)
     model = build_model(arch, space.input_size, space.num_classes)
     started = time.perf_counter()
-    result = train(model, data, config, checkpoints=sorted(marks.values()))
+    result = train(model, data, config, checkpoints=sorted(marks.values()), state_file=state_file)
     reached = {c.images: c.val_accuracy for c in result.checkpoints}
     accuracy_at = {
         name: next(acc for seen, acc in sorted(reached.items()) if seen >= mark) for name, mark in marks.items()
@@ -115,7 +120,7 @@ def train_budget(arch: Architecture, space: Space, data: DataSplits, budget: Bud
         "val_accuracy": result.val_accuracies[-1] if result.val_accuracies else None,
         "checkpoints": accuracy_at,
         "images": total,
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started + result.resumed_seconds,
         "diverged": result.diverged,
         "settings": {
             k: getattr(config, k) for k in ("epochs", "train_fraction", "batch_size", "lr", "schedule", "seed")
@@ -240,7 +245,9 @@ def run_panel(args: argparse.Namespace, cache: dict[str, Any], log: Callable[[st
     """Train every missing (member, budget) of this shard, member by member in a seeded order.
 
     The order is a seeded permutation, so a panel stopped part-way is still spread over
-    the MACs range; shard ``i`` of ``n`` takes every n-th member of it.
+    the MACs range; shard ``i`` of ``n`` takes every n-th member of it. A run's training
+    state is kept beside the cache after each epoch (``<out>.state/``), so a killed
+    reference run resumes after its last epoch rather than from the start.
     """
     space = load_space("densenet_hybrid")
     panel = draw_panel(space, args.panel, args.seed)
@@ -254,9 +261,12 @@ def run_panel(args: argparse.Namespace, cache: dict[str, Any], log: Callable[[st
             if budget.name in entry["runs"]:
                 continue
             log(f"[{done}/{len(order)} {budget.name}] {name}: {entry['macs'] / 1e6:.1f} M MACs ...")
-            entry["runs"][budget.name] = run = train_budget(arch, space, data, budget, args.seed)
+            state_file = args.out.with_suffix(".state") / f"{name}-{budget.name}.pt"
+            state_file.parent.mkdir(exist_ok=True)
+            entry["runs"][budget.name] = run = train_budget(arch, space, data, budget, args.seed, state_file)
             log(f"    val {run['val_accuracy']:.4f} {run['checkpoints']} in {run['seconds']:.0f} s")
             save_cache(args.out, cache)
+            state_file.unlink(missing_ok=True)
 
 
 def add_proxies(args: argparse.Namespace, cache: dict[str, Any]) -> None:

@@ -12,12 +12,16 @@ twice as fast there at the same accuracy; no host synchronisation per batch
 ``train`` calls ``on_epoch`` after every epoch with the validation accuracy,
 and ``on_checkpoint`` at chosen counts of training images seen (the rungs of
 successive halving, which need not fall on an epoch's end); either returning
-True stops the run (how a search prunes a trial).
+True stops the run (how a search prunes a trial). With a ``state_file``, a
+long run survives a crash or Ctrl-C: the whole state is saved after every
+epoch, and the next call with the same file continues after the last one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -128,6 +132,8 @@ class TrainResult:
     diverged: bool = False
     epochs: list[EpochReport] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    resumed_after_epoch: int = 0  # the epochs a state_file already held when this call began
+    resumed_seconds: float = 0.0  # the training and validation time of those epochs, timed by earlier calls
 
 
 # --- device and precision ----------------------------------------------------------
@@ -268,6 +274,7 @@ def train(
     on_progress: Callable[[int, int, int], None] | None = None,
     checkpoints: Sequence[int] = (),
     on_checkpoint: Callable[[Checkpoint], bool] | None = None,
+    state_file: Path | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data.train`` and validate after each epoch.
 
@@ -279,6 +286,13 @@ def train(
     progress bars. With the same seed, model initialisation and thread count,
     a CPU run is repeatable: the shuffling, the subset and the augmentation
     draw from generators seeded here.
+
+    ``state_file``: after each epoch, the weights, the optimiser, the schedule,
+    every generator and the result so far are written there (replacing the
+    last, never half-written). When it exists at the start, the run continues
+    after the epoch it holds and ends as the uninterrupted run would (on the
+    CPU with the same thread count, to the bit); a file saved with another
+    ``config`` is refused (``ConfigError``). The caller removes it when done.
     """
     trainer = _Trainer(model, data, config, checkpoints, on_checkpoint)
     result = TrainResult(
@@ -289,7 +303,9 @@ def train(
         device=str(trainer.device),
         precision=_precision_name(trainer.dtype),
     )
-    for epoch in range(1, config.epochs + 1):
+    if state_file is not None and state_file.exists():
+        trainer.restore(state_file, result)
+    for epoch in range(result.epochs_run + 1, config.epochs + 1):
         totals = trainer.train_epoch(epoch, on_progress)
         result.train_seconds += totals.seconds
         result.checkpoints = trainer.reached
@@ -301,6 +317,8 @@ def train(
             break
         report = trainer.validate(epoch, totals)
         _add_epoch(result, report)
+        if state_file is not None:
+            trainer.save(state_file, result)
         if on_epoch is not None and on_epoch(report):
             result.stopped_reason = f"stopped by on_epoch after epoch {epoch} of {config.epochs}"
             break
@@ -344,7 +362,7 @@ class _Trainer:
             torch.backends.cudnn.benchmark = True  # shapes are fixed within a run: let cuDNN pick its fastest kernels
         torch.manual_seed(config.seed)  # dropout draws from the global generator
         self.order = torch.Generator().manual_seed(config.seed)
-        augmentation = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.augmentation = torch.Generator(device=self.device).manual_seed(config.seed)
 
         self.images, self.labels = _training_images(data, config.train_fraction, self.order, self.device)
         self.val_images, self.val_labels = (_to_device(t, self.device) for t in data.val)
@@ -356,7 +374,7 @@ class _Trainer:
             resize=config.resize,
             flip=data.flip,
             channels_last=config.channels_last,
-            generator=augmentation,
+            generator=self.augmentation,
         )
         self.batch_size = min(config.batch_size, len(self.labels))
         self.steps = len(self.labels) // self.batch_size  # the last partial batch is dropped: BN needs > 1 image
@@ -428,6 +446,65 @@ class _Trainer:
         self.scaler.update()
         self.scheduler.step()
         return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+    def save(self, path: Path, result: TrainResult) -> None:
+        """Write everything the next epoch depends on, and ``result`` so far, through a temporary file."""
+        state = {
+            "config": dataclasses.asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generators": {
+                "order": self.order.get_state(),
+                "augmentation": self.augmentation.get_state(),
+                "global": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            },
+            "result": {
+                "val_accuracies": result.val_accuracies,
+                "epochs_run": result.epochs_run,
+                "train_seconds": result.train_seconds,
+                "eval_seconds": result.eval_seconds,
+                "epochs": [dataclasses.asdict(report) for report in result.epochs],
+                "checkpoints": [dataclasses.asdict(checkpoint) for checkpoint in result.checkpoints],
+            },
+        }
+        partial = path.with_name(f"{path.name}.partial{os.getpid()}")
+        torch.save(state, partial)
+        os.replace(partial, path)
+
+    def restore(self, path: Path, result: TrainResult) -> None:
+        """Continue from the state ``save`` wrote to ``path``: the model, the loop and ``result``."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved, asked = state["config"], dataclasses.asdict(self.config)
+        differs = [
+            f"{key} {saved.get(key)!r} (asked {value!r})" for key, value in asked.items() if saved.get(key) != value
+        ]
+        if differs:
+            raise ConfigError(
+                f"{path} holds a run trained with {', '.join(differs)}; pass the same settings, or remove it to start over"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        generators = state["generators"]
+        self.order.set_state(generators["order"])
+        self.augmentation.set_state(generators["augmentation"])
+        torch.set_rng_state(generators["global"])
+        if generators["cuda"]:
+            torch.cuda.set_rng_state_all(generators["cuda"])
+        kept = state["result"]
+        result.val_accuracies = list(kept["val_accuracies"])
+        result.epochs_run = result.resumed_after_epoch = kept["epochs_run"]
+        result.train_seconds, result.eval_seconds = kept["train_seconds"], kept["eval_seconds"]
+        result.resumed_seconds = result.train_seconds + result.eval_seconds
+        result.epochs = [EpochReport(**report) for report in kept["epochs"]]
+        self.reached = [Checkpoint(**checkpoint) for checkpoint in kept["checkpoints"]]
+        result.checkpoints = self.reached
+        seen = result.epochs_run * self.steps * self.batch_size
+        self.pending = [images for images in self.pending if images > seen]
 
     def validate(self, epoch: int, totals: _EpochTotals) -> EpochReport:
         """The validation accuracy after ``epoch`` (None without a validation set), with the epoch's figures."""

@@ -4,7 +4,9 @@
 ``train_and_test``, so a model's weights.pt, architecture.yaml and result.json
 mean the same whichever command wrote them. ``run_jobs`` trains a list of
 (architecture, seed) jobs, skipping those whose result.json exists: how
-finalize and ablate resume.
+finalize and ablate resume. Within a job, the training's state is saved to
+``training-state.pt`` after every epoch, so a training cut short by a crash or
+Ctrl-C continues after its last whole epoch when the command runs again.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from search.errors import UsageError
 __all__ = [
     "RECIPE_FIELDS",
     "RESULT_FILE",
+    "STATE_FILE",
     "FullTraining",
     "Job",
     "JobReporter",
@@ -52,6 +55,7 @@ __all__ = [
 ]
 
 RESULT_FILE = "result.json"
+STATE_FILE = "training-state.pt"  # an unfinished training's last epoch (evaluation.train's state_file)
 # The settings that make two runs comparable: a finished job is kept only when these match.
 # Device, precision and the seed are not among them (the seed is the job's own).
 RECIPE_FIELDS = (
@@ -117,6 +121,9 @@ def train_and_test(
     costs compare. ``onnx`` adds model.onnx, checked in onnxruntime
     (``evaluation.deploy``). A diverged run is tested and written all the same; the
     record says so. Refuses, before building, a model too large for memory.
+    A training interrupted after some epochs (``out``/training-state.pt, removed
+    once result.json is written) continues from there; the record's
+    ``resumed_after_epoch`` says after which epoch, 0 when it ran in one go.
     """
     shape = input_shape(data, config)
     check_memory(
@@ -131,13 +138,14 @@ def train_and_test(
     model = build_model(arch, shape, data.num_classes)
     latency_ms = measure_latency_ms(model, shape) if measure_latency else None
     started = time.perf_counter()
-    result = train(model, data, config, on_epoch=on_epoch, on_progress=on_progress)
+    out.mkdir(parents=True, exist_ok=True)
+    state_file = out / STATE_FILE
+    result = train(model, data, config, on_epoch=on_epoch, on_progress=on_progress, state_file=state_file)
     eval_started = time.perf_counter()
     test_accuracy = evaluate(model, *data.test, config, mean=data.mean, std=data.std)
     test_seconds = time.perf_counter() - eval_started
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started + result.resumed_seconds
 
-    out.mkdir(parents=True, exist_ok=True)
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     torch.save(weights, out / "weights.pt")
     save_architecture(arch, out / "architecture.yaml")
@@ -149,6 +157,7 @@ def train_and_test(
     record.update(extra or {})
     # result.json last: its presence is what marks the job finished.
     (out / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    state_file.unlink(missing_ok=True)
     return FullTraining(record=record, test_seconds=test_seconds)
 
 
@@ -182,6 +191,7 @@ def _record(
         "precision": result.precision,
         "diverged": result.diverged,
         "stopped_reason": result.stopped_reason,
+        "resumed_after_epoch": result.resumed_after_epoch,
         "settings": dataclasses.asdict(config),
         "history": [dataclasses.asdict(report) for report in result.epochs],
     }

@@ -22,7 +22,7 @@ from evaluation.data import DATASETS
 from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
 from search.commands._common import add_memory_limit_argument, positive_int
 from search.errors import UsageError
-from search.full_training import FullTraining, Job
+from search.full_training import STATE_FILE, FullTraining, Job
 from search.progress import format_duration
 
 __all__ = [
@@ -218,12 +218,16 @@ def print_progress(batch_size: int) -> Callable[[int, int, int], None]:
 
 
 def print_epoch(epochs: int) -> Callable[[EpochReport], bool]:
-    """One line per epoch on stderr; never asks to stop."""
+    """One line per epoch on stderr; never asks to stop. The ETA's rate counts the
+    epochs shown, so a run resumed after epoch k does not count k it did not time."""
     started = time.perf_counter()
+    shown = 0
 
     def show(report: EpochReport) -> bool:
+        nonlocal shown
+        shown += 1
         elapsed = time.perf_counter() - started
-        eta = elapsed / report.epoch * (epochs - report.epoch)
+        eta = elapsed / shown * (epochs - report.epoch)
         print(
             f"\repoch {report.epoch}/{epochs}  loss {report.train_loss:.4f}  "
             f"train accuracy {report.train_accuracy:.4f}  {report.images_per_second:.0f} images/s  "
@@ -265,6 +269,8 @@ class JobProgress:
     def job_started(self, job: Job) -> None:
         self.current, self.epoch = job.name, 0
         self.waiting -= 1
+        if (job.out / STATE_FILE).is_file():
+            self._say(f"{job.name}: continuing after the last epoch saved in {job.out / STATE_FILE}")
 
     def on_epoch(self, report: EpochReport) -> bool:
         self.epochs_run += 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from evaluation import load_architecture
 from evaluation.data import load_dataset
 from search.commands._training import add_training_arguments, print_epoch, print_progress, train_config
-from search.full_training import needed_resize, train_and_test
+from search.full_training import STATE_FILE, needed_resize, train_and_test
 
 
 class TrainCommand:
@@ -25,7 +25,9 @@ class TrainCommand:
         "The same network with the toolkit's recipe (one-cycle, momentum, weight decay,\n"
         "label smoothing, augmentation): leave --recipe out.\n"
         "Without --resize, images keep their size unless the network cannot take it; then\n"
-        "they are resized to the smallest side it can (29 px for the d2l DenseNet)."
+        "they are resized to the smallest side it can (29 px for the d2l DenseNet).\n\n"
+        "The training's state is saved in --out after every epoch: interrupted (Ctrl-C, a\n"
+        "crash), the same command continues after the last whole epoch."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -50,6 +52,11 @@ class TrainCommand:
                 )
         config = train_config(args, seed=args.seed, resize=resize)
         out = args.out or Path("runs") / Path(args.architecture).stem
+        if (out / STATE_FILE).is_file():
+            print(
+                f"continuing after the last epoch saved in {out / STATE_FILE} (remove it to start over)",
+                file=sys.stderr,
+            )
         training = train_and_test(
             arch,
             data,

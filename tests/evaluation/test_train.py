@@ -24,6 +24,7 @@ from evaluation import (
 from evaluation import training as training_module
 from evaluation.blocks import DenseSpec
 from evaluation.data import DataSplits, load_dataset
+from evaluation.errors import ConfigError
 
 TINY = Architecture(
     stem=Stem(style="small", width=8),
@@ -172,3 +173,34 @@ def test_constant_schedule_keeps_the_rate(digits: DataSplits) -> None:
         trainer.optimizer.step()
         trainer.scheduler.step()
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_a_run_resumed_from_its_state_file_ends_as_the_uninterrupted_run(digits: DataSplits, tmp_path: Path) -> None:
+    """Stopped after epoch 1 (as a crash would leave it) and continued by a second call: bit for bit the same."""
+    config = TrainConfig(epochs=3, batch_size=64, lr=0.2, device="cpu", precision="fp32", seed=3)
+    per_epoch = planned_images(digits, config) // config.epochs
+    marks = [per_epoch // 3, per_epoch + per_epoch // 3, 2 * per_epoch + per_epoch // 2]
+    whole = _model()
+    uninterrupted = train(whole, digits, config, checkpoints=marks)
+
+    state = tmp_path / "training-state.pt"
+    first = train(_model(), digits, config, checkpoints=marks, state_file=state, on_epoch=lambda report: True)
+    assert first.epochs_run == 1 and state.is_file(), "the state is saved after each epoch"
+    resumed_model = _model(seed=99)  # initialised otherwise: the weights must come from the file
+    resumed = train(resumed_model, digits, config, checkpoints=marks, state_file=state)
+
+    assert resumed.resumed_after_epoch == 1 and uninterrupted.resumed_after_epoch == 0
+    assert resumed.val_accuracies == uninterrupted.val_accuracies
+    assert resumed.checkpoints == uninterrupted.checkpoints, "checkpoints before and after the break, once each"
+    assert [r.epoch for r in resumed.epochs] == [1, 2, 3]
+    assert resumed.train_seconds > first.train_seconds, "times add up over both calls"
+    for (name, a), b in zip(whole.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs between the resumed and the uninterrupted run"
+
+
+def test_a_state_file_of_another_recipe_is_refused(digits: DataSplits, tmp_path: Path) -> None:
+    state = tmp_path / "training-state.pt"
+    train(_model(), digits, QUICK, state_file=state, on_epoch=lambda report: True)
+    with pytest.raises(ConfigError, match=r"lr 0\.2 \(asked 0\.1\); pass the same settings, or remove it"):
+        train(_model(), digits, TrainConfig(epochs=2, batch_size=64, lr=0.1, device="cpu", precision="fp32"),
+              state_file=state)  # fmt: skip

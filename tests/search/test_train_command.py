@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from evaluation import TrainConfig, build_model, evaluate, load_architecture
+from evaluation import EpochReport, TrainConfig, build_model, evaluate, load_architecture
 from evaluation.data import load_dataset
 from search.cli import main
+from search.commands import train as train_command
 
 TINY_YAML = """\
 stem: {style: small, width: 8}
@@ -56,6 +58,44 @@ def test_train_command_writes_result_and_reloadable_weights(tmp_path: Path, caps
     assert accuracy == pytest.approx(result["test_accuracy"]), (
         f"reloaded weights give {accuracy}, the run reported {result['test_accuracy']}"
     )
+
+
+def test_train_command_interrupted_continues_after_its_last_epoch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in epoch 2 of 3, then the same command: the weights of a run never interrupted."""
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(TINY_YAML)
+    common = ["train", str(config_path), "--dataset", "digits", "--epochs", "3", "--batch-size", "64"]
+    common += ["--precision", "fp32", "--out"]
+    assert main([*common, str(tmp_path / "whole")]) == 0
+
+    def interrupt_after_epoch_1(epochs: int) -> Callable[[EpochReport], bool]:
+        def show(report: EpochReport) -> bool:
+            if report.epoch == 1:
+                raise KeyboardInterrupt
+            return False
+
+        return show
+
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        patch.setattr(train_command, "print_epoch", interrupt_after_epoch_1)
+        assert main([*common, str(cut)]) == 130
+    assert (cut / "training-state.pt").is_file() and not (cut / "result.json").exists()
+    capsys.readouterr()
+
+    assert main([*common, str(cut)]) == 0
+    err = capsys.readouterr().err
+    assert f"continuing after the last epoch saved in {cut / 'training-state.pt'}" in err, err
+    assert "epoch 1/3" not in err and "epoch 3/3" in err, "only epochs 2 and 3 train again"
+    assert not (cut / "training-state.pt").exists(), "the state goes once result.json is written"
+    whole, resumed = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("whole", "cut"))
+    assert (whole["resumed_after_epoch"], resumed["resumed_after_epoch"]) == (0, 1)
+    assert resumed["test_accuracy"] == whole["test_accuracy"] and len(resumed["history"]) == 3
+    weights = [torch.load(tmp_path / d / "weights.pt", weights_only=True) for d in ("whole", "cut")]
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), f"{name} differs from the uninterrupted run's"
 
 
 @pytest.mark.parametrize(
