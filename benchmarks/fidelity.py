@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +49,8 @@ from evaluation.data import DataSplits, load_dataset
 from evaluation.proxies import measure_proxies, proxy_batch
 from search.records import architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
+
+from result_cache import load_cache, save_cache
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fidelity.json"
 VALIDATION_SIZE = 0.1  # as search.run: a tenth of the training split validates
@@ -134,33 +134,6 @@ def proxy_scores(arch: Architecture, space: Space, data: DataSplits, seed: int) 
     model = build_model(arch, space.input_size, space.num_classes)
     images, labels = proxy_batch(data, seed=seed)
     return measure_proxies(model, images, labels)[0]
-
-
-# --- the cache -----------------------------------------------------------------------
-
-
-def load_cache(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {"panel": {}}
-
-
-def save_cache(path: Path, cache: dict[str, Any]) -> None:
-    """Merge ``cache`` into the file under a lock, then write through a temporary file.
-
-    Shards running side by side (``--shard``) each add their own runs: the merge keeps
-    every run either side holds, and a kill mid-write never leaves a broken cache.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".json.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        on_disk = load_cache(path)
-        for name, entry in on_disk["panel"].items():
-            mine = cache["panel"].setdefault(name, entry)
-            mine["runs"] = {**entry["runs"], **mine["runs"]}
-            if "proxies" in entry:
-                mine.setdefault("proxies", entry["proxies"])
-        partial = path.with_suffix(f".json.partial{os.getpid()}")
-        partial.write_text(json.dumps(cache, indent=1, sort_keys=False) + "\n")
-        os.replace(partial, path)
 
 
 # --- the summary ---------------------------------------------------------------------
@@ -323,14 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    cache = load_cache(args.out)
+    cache = load_cache(args.out, {"panel": {}})
     cache["settings"] = {"space": "densenet_hybrid", "panel_size": args.panel, "seed": args.seed,
                          "reference_epochs": args.reference_epochs, "validation_size": VALIDATION_SIZE}  # fmt: skip
     add_proxies(args, cache)
     if not args.summary_only:
         run_panel(args, cache, log)
     save_cache(args.out, cache)
-    cache = load_cache(args.out)  # with what other shards have added meanwhile
+    cache = load_cache(args.out, {"panel": {}})  # with what other shards have added meanwhile
     cache["summary"] = summarise(cache, f"ref_{args.reference_epochs}ep")
     save_cache(args.out, cache)
     print(json.dumps(cache["summary"], indent=1))

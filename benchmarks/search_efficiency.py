@@ -23,9 +23,15 @@ fixed reference point ``REFERENCE`` (accuracy 0.5, the space's MACs limit of
 60 M): the area of the (accuracy, log MACs) plane that the points dominate.
 
 Finished runs and retrainings are cached in the JSON file as they end, and a
-killed run resumes with what is left of its budget:
+killed run resumes with what is left of its budget. Processes side by side
+share the file (each takes its own methods or seeds); with ``--threads 1``
+each, two of them share 2 cores, and the wall-clock budget is then one
+thread's. Runs compare only at the same settings, so a cache of others is
+refused:
 
     python benchmarks/search_efficiency.py --minutes 30 --seeds 0 1
+    python benchmarks/search_efficiency.py --threads 1 --methods tpe --seeds 0 &
+    python benchmarks/search_efficiency.py --threads 1 --methods tpe_asha --seeds 0
     python benchmarks/search_efficiency.py --summary-only
 """
 
@@ -34,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -54,11 +59,14 @@ from search.pruning import images_saved_fraction
 from search.records import TrialRecord
 from spaces import load_space
 
+from result_cache import load_cache, save_cache
+
 HERE = Path(__file__).resolve().parent / "results"
 RESULTS = HERE / "search_efficiency.json"
 SPACE = "densenet_hybrid"
 REFERENCE = (0.5, math.log10(60e6))  # (accuracy, log10 MACs): worse than every trained point of the space
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the budget at which the front is scored
+COMPARABLE = ("minutes", "best", "keep", "retrain_epochs", "retrain_fraction")  # runs compare only at equal ones
 
 METHODS: dict[str, dict[str, Any]] = {
     "tpe": {"sampler": "tpe", "pruner": "none"},
@@ -80,20 +88,6 @@ def best_few(trials: Sequence[FrozenTrial], keep: int) -> list[FrozenTrial]:
     """The ``keep`` best finished feasible trials: by non-dominated rank, then validation accuracy."""
     pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
     return [trial for _, trial in rank_by_fronts(pool, ["maximize", "minimize"])[:keep]]
-
-
-# --- cache -------------------------------------------------------------------------
-
-
-def load_cache(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {"runs": {}, "retrained": {}}
-
-
-def save_cache(path: Path, cache: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(cache, indent=1) + "\n")
-    os.replace(partial, path)
 
 
 # --- runs --------------------------------------------------------------------------
@@ -215,15 +209,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain-epochs", type=int, default=1, help="Epochs of the common budget (default: 1).")
     parser.add_argument("--retrain-fraction", type=float, default=0.5, help="Its share of the split (default: 0.5).")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"Cache and results (default: {RESULTS}).")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice).")
     parser.add_argument("--summary-only", action="store_true", help="Run nothing; summarise the cache.")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    cache = load_cache(args.out)
-    cache["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "summary_only")}
-    cache["settings"]["reference_point"] = REFERENCE
+    cache = load_cache(args.out, {"runs": {}, "retrained": {}})
+    settings = {key: getattr(args, key) for key in COMPARABLE} | {"threads": torch.get_num_threads()}
+    settings["reference_point"] = list(REFERENCE)
+    kept = cache.setdefault("settings", settings)
+    if not args.summary_only and kept != settings:
+        differs = ", ".join(f"{key} {kept.get(key)!r} (asked {value!r})" for key, value in settings.items()
+                            if kept.get(key) != value)  # fmt: skip
+        parser.exit(2, f"error: {args.out} holds runs made with {differs}; pass the same, or another --out\n")
     data = load_dataset(load_space(SPACE).dataset, validation_size=0.1, seed=0)  # the seed-0 run's split
     if not args.summary_only:
         for seed in args.seeds:
