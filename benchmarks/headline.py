@@ -13,7 +13,8 @@ Ctrl-C or killed, and the next one continues):
    (non-dominated rank, then validation accuracy) with the toolkit's recipe
    (one-cycle, random crops and flips, label smoothing) for ``--epochs`` on
    the whole training split, ``--seeds`` seeds each, and tests each once. A
-   finished (model, seed) is never retrained.
+   finished (model, seed) is never retrained, and one cut short continues
+   after its last whole epoch (``search.full_training``'s training-state.pt).
 
 ``benchmarks/results/headline.json`` is rewritten after each phase: the
 command, the search's front, the final test accuracies per seed with params
