@@ -218,8 +218,8 @@ def print_progress(batch_size: int) -> Callable[[int, int, int], None]:
 
 
 def print_epoch(epochs: int) -> Callable[[EpochReport], bool]:
-    """One line per epoch on stderr; never asks to stop. The ETA's rate counts the
-    epochs shown, so a run resumed after epoch k does not count k it did not time."""
+    """One line per epoch on stderr; never asks to stop. The ETA's rate is over the
+    epochs this call timed, so it holds for a run resumed part-way too."""
     started = time.perf_counter()
     shown = 0
 
