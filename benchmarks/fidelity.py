@@ -16,7 +16,10 @@ Each finished (architecture, budget) is cached at once in the JSON file, so a
 killed run resumes where it stopped. The summary (Spearman and Kendall rank
 correlation with the reference accuracy, with bootstrap intervals, and how
 many of the reference top 5 each signal's top 5 holds, for every signal and
-for params and MACs alone) is recomputed from the cache on every run:
+for params and MACs alone; then what each signal knows beyond the model's size:
+its Spearman minus that of params, and its partial Spearman given params, the
+ranking among models of one size that a front needs) is recomputed from the
+cache on every run:
 
     python benchmarks/fidelity.py                 # train what is missing, then summarise
     python benchmarks/fidelity.py --summary-only  # summarise the cache as it is
@@ -162,10 +165,12 @@ def rank_agreement(
 
     ``params`` are the same members' parameter counts: the signal's Spearman minus
     that of "more parameters is better", on the same resamples, says whether the
-    signal knows more than the model's size (the bar a proxy has to clear).
+    signal knows more than the model's size (the bar a proxy has to clear); the
+    partial Spearman given params says whether it ranks models of the same size,
+    which is what a front of accuracy against cost needs.
     """
     rng = np.random.default_rng(seed)
-    boot: dict[str, list[float]] = {"spearman": [], "kendall": [], "over_params": []}
+    boot: dict[str, list[float]] = {"spearman": [], "kendall": [], "over_params": [], "given_params": []}
     for _ in range(rounds):
         pick = rng.integers(0, len(signal), len(signal))
         if min(len(np.unique(column[pick])) for column in (signal, reference, params)) > 1:
@@ -173,8 +178,11 @@ def rank_agreement(
             boot["spearman"].append(rho)
             boot["kendall"].append(stats.kendalltau(signal[pick], reference[pick]).statistic)
             boot["over_params"].append(rho - stats.spearmanr(params[pick], reference[pick]).statistic)
+            boot["given_params"].append(partial_spearman(signal[pick], reference[pick], params[pick]))
     top = len(set(np.argsort(-signal)[:TOP]) & set(np.argsort(-reference)[:TOP]))
     rho = float(stats.spearmanr(signal, reference).statistic)
+    given = partial_spearman(signal, reference, params)
+    finite = [value for value in boot["given_params"] if math.isfinite(value)]
     return {
         "spearman": rho,
         "spearman_95ci": [float(np.percentile(boot["spearman"], q)) for q in (2.5, 97.5)],
@@ -182,10 +190,22 @@ def rank_agreement(
         "kendall_95ci": [float(np.percentile(boot["kendall"], q)) for q in (2.5, 97.5)],
         "spearman_over_params": rho - float(stats.spearmanr(params, reference).statistic),
         "spearman_over_params_95ci": [float(np.percentile(boot["over_params"], q)) for q in (2.5, 97.5)],
+        "spearman_given_params": given if math.isfinite(given) else None,  # None: the signal is the size itself
+        "spearman_given_params_95ci": (
+            [float(np.percentile(finite, q)) for q in (2.5, 97.5)] if math.isfinite(given) else None
+        ),
         f"top{TOP}_overlap": top,
         f"top{TOP}_overlap_by_chance": min(TOP, len(signal)) ** 2 / len(signal),  # a random order, on average
         "n": len(signal),
     }
+
+
+def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Spearman's rho of ``x`` and ``y`` with ``z``'s ranks held fixed (the partial correlation of
+    ranks); NaN when ``x`` or ``y`` is a monotone function of ``z``."""
+    xy, xz, yz = (float(stats.spearmanr(a, b).statistic) for a, b in ((x, y), (x, z), (y, z)))
+    denominator = math.sqrt(max(0.0, (1 - xz**2) * (1 - yz**2)))
+    return (xy - xz * yz) / denominator if denominator > 1e-12 else math.nan
 
 
 def summarise(cache: dict[str, Any], reference: str, *, rounds: int = 2000, seed: int = 0) -> dict[str, Any]:
