@@ -43,7 +43,7 @@ from search.final_results import FINAL_CSV, final_dir
 from search.finalize import finalize_study
 from search.pareto import front_trials
 from search.records import TrialRecord
-from search.study import make_storage, storage_url
+from search.study import busy_seconds, make_storage, storage_url
 from spaces import load_space
 from spaces.space import Constraints
 
@@ -63,27 +63,11 @@ def _storage() -> str:
     return storage_url(STUDY, None, workers=2)  # the journal file: the search may run with --workers 2
 
 
-def search_seconds(study: optuna.Study) -> float:
-    """Wall seconds the search has run over all its starts: the sum of its trials' spans, merged where they overlap."""
-    spans = sorted(
-        (t.datetime_start, t.datetime_complete) for t in study.trials if t.datetime_start and t.datetime_complete
-    )
-    total, end = 0.0, None
-    for start, stop in spans:
-        if end is None or start > end:
-            total += (stop - start).total_seconds()
-            end = stop
-        elif stop > end:
-            total += (stop - end).total_seconds()
-            end = stop
-    return total
-
-
 def search(args: argparse.Namespace, log) -> optuna.Study:
     url = _storage()
     try:
         study = optuna.load_study(study_name=STUDY, storage=make_storage(url))
-        spent = search_seconds(study)
+        spent = busy_seconds(study.trials)
     except KeyError:
         spent = 0.0
     left = args.search_minutes * 60 - spent
@@ -121,7 +105,7 @@ def summary(study: optuna.Study, args: argparse.Namespace, finalize_seconds: flo
     return {
         "command": "python benchmarks/headline.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "summary_only"),
         "target": {"max_params": MAX_PARAMS, "test_accuracy": 0.94, "hours": 4},
-        "search_minutes": search_seconds(study) / 60,
+        "search_minutes": busy_seconds(study.trials) / 60,
         "finalize_minutes": finalize_seconds / 60,
         "trials": len(study.trials),
         "front": front,

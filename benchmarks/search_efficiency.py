@@ -57,6 +57,7 @@ from search import run_search
 from search.pareto import hypervolume_2d, is_feasible, rank_by_fronts
 from search.pruning import images_saved_fraction
 from search.records import TrialRecord
+from search.study import busy_seconds
 from spaces import load_space
 
 from result_cache import load_cache, save_cache
@@ -93,13 +94,6 @@ def best_few(trials: Sequence[FrozenTrial], keep: int) -> list[FrozenTrial]:
 # --- runs --------------------------------------------------------------------------
 
 
-def _elapsed(trials: Sequence[FrozenTrial]) -> float:
-    """Wall seconds a study has run: its first trial's start to its last trial's end."""
-    starts = [t.datetime_start for t in trials if t.datetime_start]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete]
-    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
-
-
 def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study:
     """Run (or finish) one method's search for its wall-clock budget, in its own journal study."""
     options = dict(METHODS[method])
@@ -113,7 +107,7 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
         existing = optuna.load_study(study_name=name, storage=_storage(storage)).trials
     except KeyError:
         existing = []
-    left = budget - _elapsed(existing)
+    left = budget - busy_seconds(existing)
     if left > 0:
         log(f"{name}: {left / 60:.1f} min of search left ({options})")
         return run_search(
@@ -139,16 +133,19 @@ def retrain(arch: dict[str, Any], args: argparse.Namespace, data: Any) -> float:
 
 def score_run(study: optuna.Study, args: argparse.Namespace, cache: dict[str, Any], data: Any) -> list[dict[str, Any]]:
     """Hypervolume of the retrained best few at each checkpoint of the budget."""
-    trials = study.get_trials(deepcopy=False)
-    starts = [t.datetime_start for t in trials if t.datetime_start]
-    if not starts:
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    if not trials:
         return []
-    began, budget = min(starts), args.minutes * 60
+    # Each trial's time is the search's busy time when it ended, so a pause between two runs of it does not count.
+    ended_at = {
+        t.number: busy_seconds([u for u in trials if u.datetime_complete <= t.datetime_complete]) for t in trials
+    }
+    budget = args.minutes * 60
     curve = []
     for share in CHECKPOINTS:
         # No trial starts after the budget, but the last ones end past it: the final point counts them all.
         cutoff = math.inf if share == 1.0 else share * budget
-        done = [t for t in trials if t.datetime_complete and (t.datetime_complete - began).total_seconds() <= cutoff]
+        done = [t for t in trials if ended_at[t.number] <= cutoff]
         points = []
         for trial in best_few(done, args.keep):
             record = TrialRecord.load(trial)

@@ -14,6 +14,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,13 @@ import optuna
 import yaml
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
 
 __all__ = [
     "SAMPLERS",
+    "busy_seconds",
     "check_study_name",
     "create_or_resume",
     "default_storage",
@@ -268,3 +270,18 @@ def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
 def finished_trials(study: optuna.Study) -> int:
     """Trials that count toward a run's total: complete or pruned (failed ones are retried)."""
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
+    """Wall seconds ``trials`` ran, over every start of their study: the union of their spans,
+    so a pause between two runs does not count and trials of workers side by side count once."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials if t.datetime_start and t.datetime_complete)
+    total, end = 0.0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            total += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            total += (stop - end).total_seconds()
+            end = stop
+    return total

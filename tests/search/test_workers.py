@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -15,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 import search
-from search.study import make_storage, worker_seed
+from search.study import busy_seconds, make_storage, worker_seed
 
 GRACE_PERIOD = 3
 
@@ -119,3 +120,19 @@ def test_worker_seeds_differ_per_worker_and_per_start() -> None:
     seeds = {worker_seed(0, worker=w, existing_trials=n) for w in range(3) for n in (0, 5)}
     assert len(seeds) == 6, f"every worker and start has its own seed: {seeds}"
     assert worker_seed(7, worker=0, existing_trials=0) == 7, "a fresh one-process study keeps the run's seed"
+
+
+def test_busy_seconds_skips_pauses_between_runs_and_counts_side_by_side_workers_once() -> None:
+    t0 = datetime(2026, 1, 1)
+
+    def trial(start: float, stop: float | None) -> optuna.trial.FrozenTrial:
+        frozen = optuna.trial.create_trial(value=0.0)
+        frozen.datetime_start = t0 + timedelta(seconds=start)
+        frozen.datetime_complete = None if stop is None else t0 + timedelta(seconds=stop)
+        return frozen
+
+    first_run = [trial(0, 60), trial(30, 90), trial(90, 100)]  # two workers overlap for 30 s
+    next_day = [trial(86_400, 86_460), trial(86_450, None)]  # a day later; the last one still running
+    assert busy_seconds(first_run) == 100
+    assert busy_seconds(first_run + next_day) == 160, "the day between the runs is not search time"
+    assert busy_seconds([]) == 0
