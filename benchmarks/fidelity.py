@@ -205,7 +205,7 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     ranks); NaN when ``x`` or ``y`` is a monotone function of ``z``."""
     xy, xz, yz = (float(stats.spearmanr(a, b).statistic) for a, b in ((x, y), (x, z), (y, z)))
     denominator = math.sqrt(max(0.0, (1 - xz**2) * (1 - yz**2)))
-    return (xy - xz * yz) / denominator if denominator > 1e-12 else math.nan
+    return (xy - xz * yz) / denominator if denominator > 1e-6 else math.nan  # below: rounding of rho = 1
 
 
 def summarise(cache: dict[str, Any], reference: str, *, rounds: int = 2000, seed: int = 0) -> dict[str, Any]:
