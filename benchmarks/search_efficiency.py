@@ -53,6 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evaluation import Architecture, build_model, train
 from evaluation.data import load_dataset
+from evaluation.errors import differences
 from search import run_search
 from search.pareto import hypervolume_2d, is_feasible, rank_by_fronts
 from search.pruning import images_saved_fraction
@@ -220,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     settings["reference_point"] = list(REFERENCE)
     kept = cache.setdefault("settings", settings)
     if not args.summary_only and kept != settings:
-        differs = ", ".join(f"{key} {kept.get(key)!r} (asked {value!r})" for key, value in settings.items()
-                            if kept.get(key) != value)  # fmt: skip
+        differs = ", ".join(differences(kept, settings))
         parser.exit(2, f"error: {args.out} holds runs made with {differs}; pass the same, or another --out\n")
     data = load_dataset(load_space(SPACE).dataset, validation_size=0.1, seed=0)  # the seed-0 run's split
     if not args.summary_only:

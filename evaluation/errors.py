@@ -10,9 +10,10 @@ both build on ``evaluation``.
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["ArchitectureError", "ConfigError", "DataError", "ExportError", "ToolkitError", "show"]
+__all__ = ["ArchitectureError", "ConfigError", "DataError", "ExportError", "ToolkitError", "differences", "show"]
 
 # Values from a user's file may be huge (an integer of 5000 digits, a list
 # expanded by YAML aliases): messages show a bounded repr of them, on one line.
@@ -45,3 +46,16 @@ def show(value: Any) -> str:
     """``repr(value)`` cut to a few dozen characters, for error messages about a user's value."""
     text = _REPR.repr(value)
     return text if len(text) <= _LONGEST else text[: _LONGEST - 3] + "..."
+
+
+def differences(kept: Mapping[str, Any], asked: Mapping[str, Any], keys: Iterable[str] | None = None) -> list[str]:
+    """``key kept (asked new)`` for each of ``keys`` (default: all of ``asked``) whose value differs.
+
+    The phrases of a refusal to resume or reuse work saved with other settings,
+    so every such message names each differing setting the same way.
+    """
+    return [
+        f"{key} {show(kept.get(key))} (asked {show(asked.get(key))})"
+        for key in (asked if keys is None else keys)
+        if kept.get(key) != asked.get(key)
+    ]

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from evaluation.data import BatchPipeline, DataSplits
-from evaluation.errors import ConfigError
+from evaluation.errors import ConfigError, differences
 
 __all__ = [
     "Checkpoint",
@@ -477,10 +477,7 @@ class _Trainer:
     def restore(self, path: Path, result: TrainResult) -> None:
         """Continue from the state ``save`` wrote to ``path``: the model, the loop and ``result``."""
         state = torch.load(path, map_location="cpu", weights_only=True)
-        saved, asked = state["config"], dataclasses.asdict(self.config)
-        differs = [
-            f"{key} {saved.get(key)!r} (asked {value!r})" for key, value in asked.items() if saved.get(key) != value
-        ]
+        differs = differences(state["config"], dataclasses.asdict(self.config))
         if differs:
             raise ConfigError(
                 f"{path} holds a run trained with {', '.join(differs)}; pass the same settings, or remove it to start over"

@@ -37,6 +37,7 @@ from evaluation import (
 )
 from evaluation.data import DataSplits
 from evaluation.deploy import dataset_metadata, export_onnx
+from evaluation.errors import differences
 from evaluation.memory import check_memory
 from evaluation.profile import measure_latency_ms
 from search.errors import UsageError
@@ -285,11 +286,7 @@ def _check_kept(job: Job, config: TrainConfig) -> None:
     where = job.out
     if load_architecture(where / "architecture.yaml") != job.arch:
         raise UsageError(f"{where} holds another architecture than {job.name}; remove that folder to retrain it")
-    kept = read_result(where).get("settings", {})
-    asked = dataclasses.asdict(config)
-    differs = [
-        f"{key} {kept.get(key)!r} (asked {asked[key]!r})" for key in RECIPE_FIELDS if kept.get(key) != asked[key]
-    ]
+    differs = differences(read_result(where).get("settings", {}), dataclasses.asdict(config), RECIPE_FIELDS)
     if differs:
         raise UsageError(
             f"{where} was trained with {', '.join(differs)}; pass the same settings, or remove it to retrain"

@@ -1,0 +1,42 @@
+"""benchmarks/search_efficiency.py: its hypervolume by hand, and its refusal to mix budgets."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import search_efficiency  # noqa: E402
+
+TOP = math.log10(60e6)  # the reference point's log MACs
+
+
+def test_hypervolume_is_the_area_the_points_dominate_from_the_reference() -> None:
+    assert search_efficiency.hypervolume([(0.9, 7.0)]) == pytest.approx(0.4 * (TOP - 7.0))
+    # A staircase of two: the cheaper point's rectangle plus the better one's strip beyond it.
+    two = [(0.8, 6.0), (0.9, 7.0)]
+    assert search_efficiency.hypervolume(two) == pytest.approx(0.3 * (TOP - 6.0) + 0.1 * (TOP - 7.0))
+    # A dominated point and one worse than the reference add nothing.
+    assert search_efficiency.hypervolume([*two, (0.7, 7.5), (0.4, 5.0)]) == pytest.approx(
+        search_efficiency.hypervolume(two)
+    )
+
+
+def test_a_cache_of_other_settings_is_refused_before_anything_runs(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "efficiency.json"
+    settings = {"minutes": 30.0, "best": "tpe", "keep": 3, "retrain_epochs": 1, "retrain_fraction": 0.5}
+    settings |= {"threads": 1, "reference_point": list(search_efficiency.REFERENCE)}
+    out.write_text(json.dumps({"runs": {}, "retrained": {}, "settings": settings}))
+    with pytest.raises(SystemExit) as exit_:
+        search_efficiency.main(
+            ["--minutes", "5", "--methods", "tpe", "--seeds", "0", "--threads", "1", "--out", str(out)]
+        )
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert err.endswith("holds runs made with minutes 30.0 (asked 5.0); pass the same, or another --out\n"), err
+    assert not out.with_suffix("").exists()  # no journal was started
