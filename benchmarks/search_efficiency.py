@@ -13,9 +13,11 @@ in its own journal study under ``benchmarks/results/search_efficiency/``
   MO-ASHA and zero-cost screening.
 
 Fronts found at different fidelities are not comparable, so at each of a few
-points in time the method's front so far is cut to its best ``--keep``
-architectures (non-dominated rank, then validation accuracy) and each is
-retrained at one common budget (``--retrain-epochs`` on ``--retrain-fraction``
+points in time the method's front so far is cut to the ``--keep``
+architectures that best stand for it (the subset of the Pareto front with the
+largest hypervolume of the search's own accuracies; keeping the most accurate
+would drop the cheap end of a front that grew, and the score would fall as the
+search found more) and each is retrained at one common budget (``--retrain-epochs`` on ``--retrain-fraction``
 of the training split, seed 0; one retraining per architecture, shared by
 every method that found it). The hypervolume is computed on those accuracies
 against log10 MACs, maximising accuracy and minimising log MACs, from the
@@ -38,10 +40,10 @@ refused:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,9 +89,23 @@ def hypervolume(points: Sequence[tuple[float, float]]) -> float:
 
 
 def best_few(trials: Sequence[FrozenTrial], keep: int) -> list[FrozenTrial]:
-    """The ``keep`` best finished feasible trials: by non-dominated rank, then validation accuracy."""
+    """The ``keep`` finished feasible trials that best stand for the search's front.
+
+    From a Pareto front larger than ``keep``: the subset whose (validation
+    accuracy, log MACs) points dominate the largest area. From a smaller one:
+    all of it, then the next fronts by rank and accuracy.
+    """
     pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
-    return [trial for _, trial in rank_by_fronts(pool, ["maximize", "minimize"])[:keep]]
+    ranked = rank_by_fronts(pool, ["maximize", "minimize"])
+    front = [trial for rank, trial in ranked if rank == 1]
+    if len(front) <= keep:
+        return [trial for _, trial in ranked[:keep]]
+    return list(max(itertools.combinations(front, keep), key=lambda few: hypervolume([_point(t) for t in few])))
+
+
+def _point(trial: FrozenTrial) -> tuple[float, float]:
+    accuracy, macs = trial.values
+    return accuracy, math.log10(macs)
 
 
 # --- runs --------------------------------------------------------------------------
@@ -227,12 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summary_only:
         for seed in args.seeds:
             for method in args.methods:
+                # A finished search returns at once; its curve is scored again, retraining
+                # only what the cache lacks, so no curve is left from an older rule.
                 run = cache["runs"].setdefault(method, {}).setdefault(str(seed), {})
-                if run.get("curve"):
-                    continue
-                started = time.perf_counter()
                 study = run_method(method, seed, args, log)
-                run.update(wall_seconds=time.perf_counter() - started, trials=len(study.trials))
+                run.update(search_seconds=busy_seconds(study.trials), trials=len(study.trials))
                 run["images_saved"] = images_saved_fraction(study) if METHODS[method].get("pruner") == "asha" else None
                 run["curve"] = score_run(study, args, cache, data)
                 save_cache(args.out, cache)

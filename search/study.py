@@ -15,6 +15,7 @@ import re
 import time
 import warnings
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
+from search.lease import HEARTBEAT_ATTR
 
 __all__ = [
     "SAMPLERS",
@@ -275,7 +277,7 @@ def finished_trials(study: optuna.Study) -> int:
 def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
     """Wall seconds ``trials`` ran, over every start of their study: the union of their spans,
     so a pause between two runs does not count and trials of workers side by side count once."""
-    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials if t.datetime_start and t.datetime_complete)
+    spans = sorted((t.datetime_start, _stopped_at(t)) for t in trials if t.datetime_start and t.datetime_complete)
     total, end = 0.0, None
     for start, stop in spans:
         if end is None or start > end:
@@ -285,3 +287,17 @@ def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
             total += (stop - end).total_seconds()
             end = stop
     return total
+
+
+def _stopped_at(trial: FrozenTrial) -> datetime:
+    """When ``trial`` stopped running: a failed one at its last lease beat (journal storage).
+
+    A trial whose worker was killed is failed by the next worker that looks,
+    maybe a day later, and that is when Optuna sets its end; its last beat is
+    when it really stopped.
+    """
+    stop = trial.datetime_complete
+    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
+    if trial.state == TrialState.FAIL and beat is not None:
+        stop = min(stop, max(trial.datetime_start, datetime.fromtimestamp(float(beat))))
+    return stop

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -40,3 +41,25 @@ def test_a_cache_of_other_settings_is_refused_before_anything_runs(tmp_path: Pat
     assert exit_.value.code == 2 and err.count("\n") == 1, err
     assert err.endswith("holds runs made with minutes 30.0 (asked 5.0); pass the same, or another --out\n"), err
     assert not out.with_suffix("").exists()  # no journal was started
+
+
+def _trials(points: list[tuple[float, float]]) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trials([optuna.trial.create_trial(values=[accuracy, macs]) for accuracy, macs in points])
+    return study.trials  # numbered, as a search's are
+
+
+def test_best_few_keeps_the_part_of_a_large_front_that_dominates_most() -> None:
+    cheap, middle, top = (0.70, 1e6), (0.80, 1e7), (0.90, 3e7)
+    # Two near-copies of the top, each a hair more accurate for more MACs: the three most
+    # accurate points of the front, which a cut by accuracy would keep.
+    trials = _trials([cheap, middle, top, (0.901, 3.1e7), (0.902, 3.2e7), (0.6, 2e7)])
+    kept = [tuple(t.values) for t in search_efficiency.best_few(trials, 3)]
+    # top dominates 0.10 x (log10 60M - log10 30M) = 0.0301; the 0.902 one 0.102 x 0.273 = 0.0278.
+    assert sorted(kept) == [cheap, middle, top]
+
+
+def test_best_few_fills_a_small_front_from_the_next_by_accuracy() -> None:
+    trials = _trials([(0.70, 1e6), (0.80, 1e7), (0.75, 2e7), (0.78, 3e7), (0.6, 4e7)])
+    kept = [tuple(t.values) for t in search_efficiency.best_few(trials, 3)]
+    assert kept == [(0.80, 1e7), (0.70, 1e6), (0.78, 3e7)], "the front of two, then the better of the second front"

@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 import search
+from search.lease import HEARTBEAT_ATTR
 from search.study import busy_seconds, make_storage, worker_seed
 
 GRACE_PERIOD = 3
@@ -136,3 +137,15 @@ def test_busy_seconds_skips_pauses_between_runs_and_counts_side_by_side_workers_
     assert busy_seconds(first_run) == 100
     assert busy_seconds(first_run + next_day) == 160, "the day between the runs is not search time"
     assert busy_seconds([]) == 0
+
+
+def test_busy_seconds_ends_a_trial_failed_as_stale_at_its_last_beat() -> None:
+    t0 = datetime(2026, 1, 1)
+    killed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)
+    killed.datetime_start, killed.datetime_complete = t0, t0 + timedelta(days=1)  # failed by the next day's worker
+    killed.set_user_attr(HEARTBEAT_ATTR, (t0 + timedelta(seconds=40)).timestamp())
+    assert busy_seconds([killed]) == 40, "the day it lay dead until a worker failed it is not search time"
+    finished = optuna.trial.create_trial(value=0.0)
+    finished.datetime_start, finished.datetime_complete = t0, t0 + timedelta(seconds=90)
+    finished.set_user_attr(HEARTBEAT_ATTR, (t0 + timedelta(seconds=80)).timestamp())
+    assert busy_seconds([finished]) == 90, "a finished trial ran until its end"
