@@ -63,7 +63,7 @@ from search.records import TrialRecord
 from search.study import busy_seconds
 from spaces import load_space
 
-from result_cache import load_cache, save_cache
+from result_cache import load_cache, merge_into, save_cache
 
 HERE = Path(__file__).resolve().parent / "results"
 RESULTS = HERE / "search_efficiency.json"
@@ -148,8 +148,13 @@ def retrain(arch: dict[str, Any], args: argparse.Namespace, data: Any) -> float:
     return train(model, data, config).val_accuracies[-1]
 
 
-def score_run(study: optuna.Study, args: argparse.Namespace, cache: dict[str, Any], data: Any) -> list[dict[str, Any]]:
-    """Hypervolume of the retrained best few at each checkpoint of the budget."""
+def score_run(
+    study: optuna.Study, args: argparse.Namespace, cache: dict[str, Any], data: Any, retrain_missing: bool = True
+) -> list[dict[str, Any]] | None:
+    """Hypervolume of the retrained best few at each checkpoint of the budget.
+
+    Without ``retrain_missing``, None when an architecture it needs is not retrained yet.
+    """
     trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
     if not trials:
         return []
@@ -167,6 +172,8 @@ def score_run(study: optuna.Study, args: argparse.Namespace, cache: dict[str, An
         for trial in best_few(done, args.keep):
             record = TrialRecord.load(trial)
             key = record.architecture_key
+            if key not in cache["retrained"] and not retrain_missing:
+                return None
             if key not in cache["retrained"]:
                 cache["retrained"][key] = {"architecture": record.architecture, "macs": record.macs,
                                            "val_accuracy": retrain(record.architecture, args, data)}  # fmt: skip
@@ -176,6 +183,23 @@ def score_run(study: optuna.Study, args: argparse.Namespace, cache: dict[str, An
             {"minutes": share * args.minutes, "trials_finished": len(done), "hypervolume": hypervolume(points)}
         )
     return curve
+
+
+def rescore_all(cache: dict[str, Any], args: argparse.Namespace, data: Any) -> None:
+    """Score every cached run again from its journal and the retrainings, training nothing.
+
+    A process side by side holds the cache from its start, and its saves keep
+    its own copy of a run another process has rescored since; so at its end
+    each process scores every run anew, from the journals, which alone are
+    never stale.
+    """
+    merge_into(cache, load_cache(args.out, {}))
+    for method, seeds in cache["runs"].items():
+        for seed, run in seeds.items():
+            journal = args.out.with_suffix("") / f"{method}-s{seed}.log"
+            if run.get("curve") and journal.is_file():
+                study = optuna.load_study(study_name=f"{method}-s{seed}", storage=_storage(f"journal:{journal}"))
+                run["curve"] = score_run(study, args, cache, data, retrain_missing=False) or run["curve"]
 
 
 def summarise(cache: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 run["curve"] = score_run(study, args, cache, data)
                 save_cache(args.out, cache)
                 log(f"{method} seed {seed}: {run['curve']}")
+    rescore_all(cache, args, data)
     cache["summary"] = summarise(cache)
     save_cache(args.out, cache)
     draw(cache, args.out.with_suffix(".html"))
