@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.records import TrialOutcome, TrialRecord
 
-__all__ = ["HEARTBEAT_ATTR", "WORKER_ATTR", "KeepAlive", "LeasePolicy", "fail_stale", "worker_name"]
+__all__ = ["HEARTBEAT_ATTR", "WORKER_ATTR", "KeepAlive", "LeasePolicy", "fail_stale", "last_beat", "worker_name"]
 
 HEARTBEAT_ATTR = "heartbeat"  # Unix time of the last beat of a running trial (journal storage)
 WORKER_ATTR = "worker"  # host:pid of the process that runs the trial
@@ -116,7 +116,7 @@ def fail_stale(study: optuna.Study, policy: LeasePolicy) -> None:
         return
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        silent = now - _last_beat(trial)
+        silent = now - last_beat(trial)
         if silent > policy.grace_period:
             reason = f"no heartbeat for {silent:.0f} s (grace period {policy.grace_period} s): its worker stopped"
             if _fail(study, trial, reason) and policy.retry_failed:
@@ -125,7 +125,7 @@ def fail_stale(study: optuna.Study, policy: LeasePolicy) -> None:
                 )
 
 
-def _last_beat(trial: FrozenTrial) -> float:
+def last_beat(trial: FrozenTrial) -> float:
     """The later of the lease's last beat and the trial's start (a retried trial inherits an old beat)."""
     started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
     return max(float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)), started)

@@ -27,7 +27,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
-from search.lease import HEARTBEAT_ATTR
+from search.lease import HEARTBEAT_ATTR, last_beat
 
 __all__ = [
     "SAMPLERS",
@@ -297,7 +297,6 @@ def _stopped_at(trial: FrozenTrial) -> datetime:
     when it really stopped.
     """
     stop = trial.datetime_complete
-    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
-    if trial.state == TrialState.FAIL and beat is not None:
-        stop = min(stop, max(trial.datetime_start, datetime.fromtimestamp(float(beat))))
+    if trial.state == TrialState.FAIL and HEARTBEAT_ATTR in trial.user_attrs:
+        stop = min(stop, datetime.fromtimestamp(last_beat(trial)))
     return stop
