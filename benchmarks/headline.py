@@ -8,7 +8,9 @@ Ctrl-C or killed, and the next one continues):
    (``densenet_hybrid``) with its params limit lowered to 100,000, TPE at the
    space's trial budget, no pruning (on that budget the first rungs sit at
    chance: ``benchmarks/results/rung_schedules.json``), in the journal study
-   ``studies/headline/``.
+   ``benchmarks/results/headline/`` (beside the JSON file, so that committing
+   the folder lets a fresh clone resume: the journal, and the final trainings'
+   files, a cut-short one's training-state.pt included).
 2. **Finalisation**: ``search.finalize`` retrains the study's best ``--top``
    (non-dominated rank, then validation accuracy) with the toolkit's recipe
    (one-cycle, random crops and flips, label smoothing) for ``--epochs`` on
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
@@ -57,6 +60,11 @@ def headline_space():
     space = load_space("densenet_hybrid")
     limits = {**space.constraints.limits, "params": MAX_PARAMS}
     return dataclasses.replace(space, constraints=Constraints(limits))
+
+
+def _use_results_folder() -> None:
+    """Keep the study in ``benchmarks/results/headline/``: its state outlives a clone."""
+    os.environ["SEARCH_STUDIES_DIR"] = str(RESULTS.parent)
 
 
 def _storage() -> str:
@@ -135,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    _use_results_folder()
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     finalize_seconds = previous.get("finalize_minutes", 0.0) * 60
     if args.summary_only:
