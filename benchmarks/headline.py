@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from search import run_search
 from search.final_results import FINAL_CSV, final_dir
@@ -89,7 +90,17 @@ def search(args: argparse.Namespace, log) -> optuna.Study:
     return run_search(
         space=headline_space(), study_name=STUDY, storage=url, trials=100_000, timeout=left, seed=args.seed,
         workers=args.workers, pruner="none", command=shlex.join(sys.argv), enqueue=BASELINES,
+        on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
     )  # fmt: skip
+
+
+def _trial_line(study: optuna.Study, trial: FrozenTrial, minutes: float) -> str:
+    """One progress line per finished trial: what it scored and how much of the search is spent."""
+    record = TrialRecord.load(trial)
+    scored = f"({record.reason}), " if record.reason else f"validation accuracy {trial.values[0]:.4f}, "
+    sizes = f"{record.params or 0:,} params, {(record.macs or 0) / 1e6:.1f} M MACs"
+    spent = busy_seconds(study.get_trials(deepcopy=False)) / 60
+    return f"trial {trial.number} {record.outcome}: {scored}{sizes}; search {spent:.0f} of {minutes:.0f} min"
 
 
 def summary(study: optuna.Study, args: argparse.Namespace, finalize_seconds: float) -> dict[str, Any]:
