@@ -45,6 +45,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search import run_search
+from search.commands._training import JobProgress
 from search.final_results import FINAL_CSV, final_dir
 from search.finalize import finalize_study
 from search.pareto import front_trials
@@ -170,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         study = optuna.load_study(study_name=STUDY, storage=make_storage(_storage()))
     else:
         study = search(args, log)
-        started = time.perf_counter()
+        started, progress = time.perf_counter(), JobProgress(args.epochs)
         try:
-            finalize_study(study, top=args.top, epochs=args.epochs, seeds=args.seeds)
+            finalize_study(study, top=args.top, epochs=args.epochs, seeds=args.seeds, reporter=progress)
         finally:
+            progress.close()
             finalize_seconds += time.perf_counter() - started
             RESULTS.write_text(json.dumps(summary(study, args, finalize_seconds), indent=1, default=str) + "\n")
     RESULTS.write_text(json.dumps(summary(study, args, finalize_seconds), indent=1, default=str) + "\n")
