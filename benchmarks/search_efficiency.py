@@ -19,10 +19,11 @@ largest hypervolume of the search's own accuracies; keeping the most accurate
 would drop the cheap end of a front that grew, and the score would fall as the
 search found more) and each is retrained at one common budget
 (``--retrain-epochs`` on ``--retrain-fraction`` of the training split, seed
-0; one retraining per architecture, shared by every method that found it). The hypervolume is computed on those accuracies
-against log10 MACs, maximising accuracy and minimising log MACs, from the
-fixed reference point ``REFERENCE`` (accuracy 0.5, the space's MACs limit of
-60 M): the area of the (accuracy, log MACs) plane that the points dominate.
+0; one retraining per architecture, shared by every method that found it).
+The hypervolume is computed on those accuracies against log10 MACs,
+maximising accuracy and minimising log MACs, from the fixed reference point
+``REFERENCE`` (accuracy 0.5, the space's MACs limit of 60 M): the area of the
+(accuracy, log MACs) plane that the points dominate.
 
 Finished runs and retrainings are cached in the JSON file as they end, and a
 killed run resumes with what is left of its budget. Processes side by side
