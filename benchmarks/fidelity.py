@@ -50,6 +50,7 @@ from scipy import stats
 from evaluation import Architecture, build_model, count, planned_images, train
 from evaluation.data import DataSplits, load_dataset
 from evaluation.proxies import measure_proxies, proxy_batch
+from search.commands._common import shard
 from search.records import architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
@@ -280,17 +281,6 @@ def _entry(cache: dict[str, Any], name: str, arch: Architecture, space: Space) -
     return entry
 
 
-def _shard(text: str) -> tuple[int, int]:
-    """``I/N`` as (I, N), with 0 <= I < N."""
-    try:
-        shard, shards = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N, got {text!r}") from None
-    if not 0 <= shard < shards:
-        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
-    return shard, shards
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--panel", type=int, default=24, help="Architectures in the panel (default: 24).")
@@ -299,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"The cache and results (default: {RESULTS}).")
     parser.add_argument(
         "--shard",
-        type=_shard,
+        type=shard,
         default=(0, 1),
         metavar="I/N",
         help="Train only every N-th member, from the I-th (0-based), to run N processes side by side "

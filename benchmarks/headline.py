@@ -13,12 +13,15 @@ Ctrl-C or killed, and the next one continues):
    JSON file, so that committing the folder lets a fresh clone resume: the
    journal, and the final trainings' files, a cut-short one's
    training-state.pt included).
-2. **Finalisation**: ``search.finalize`` retrains the study's best ``--top``
+2. **Finalisation**: ``search finalize`` retrains the study's best ``--top``
    (non-dominated rank, then validation accuracy) with the toolkit's recipe
    (one-cycle, random crops and flips, label smoothing) for ``--epochs`` on
-   the whole training split, ``--seeds`` seeds each, and tests each once. A
-   finished (model, seed) is never retrained, and one cut short continues
-   after its last whole epoch (``search.full_training``'s training-state.pt).
+   the whole training split, ``--seeds`` seeds each, and tests each once,
+   into ``headline/final-<epochs>-epochs/`` (a budget per folder, so a longer
+   schedule comes beside a shorter one). ``--final-workers`` processes share
+   the trainings (``--shard``), each with its share of the cores. A finished
+   (model, seed) is never retrained, and one cut short continues after its
+   last whole epoch (``search.full_training``'s training-state.pt).
 
 ``benchmarks/results/headline.json`` is rewritten after each phase: the
 command, the search's front, the final test accuracies per seed with params
@@ -36,21 +39,21 @@ import dataclasses
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 from optuna.trial import FrozenTrial
 
 from search import run_search
-from search.commands._training import JobProgress
-from search.final_results import FINAL_CSV, final_dir
-from search.finalize import finalize_study
+from search.final_results import FINAL_CSV
 from search.pareto import front_trials
 from search.records import TrialRecord
-from search.study import busy_seconds, make_storage, storage_url
+from search.study import busy_seconds, make_storage, storage_url, study_dir
 from spaces import load_space
 from spaces.space import Constraints
 
@@ -104,36 +107,57 @@ def _trial_line(study: optuna.Study, trial: FrozenTrial, minutes: float) -> str:
     return f"trial {trial.number} {record.outcome}: {scored}{sizes}; search {spent:.0f} of {minutes:.0f} min"
 
 
-def summary(study: optuna.Study, args: argparse.Namespace, finalize_seconds: float) -> dict[str, Any]:
+def final_folder(epochs: int) -> str:
+    """The folder of the finalisation at ``epochs`` epochs, under the study's."""
+    return f"final-{epochs}-epochs"
+
+
+def finalize(args: argparse.Namespace, log) -> None:
+    """``search finalize`` in ``--final-workers`` processes side by side, one shard each."""
+    workers = args.final_workers
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    command = [sys.executable, "-m", "search", "finalize", STUDY, "--top", str(args.top), "--epochs",
+               str(args.epochs), "--seeds", str(args.seeds), "--folder", final_folder(args.epochs)]  # fmt: skip
+    log(f"finalisation: {shlex.join(command[1:])} in {workers} processes of {threads} threads")
+    env = {**os.environ, "OMP_NUM_THREADS": threads}
+    shards = [subprocess.Popen([*command, "--shard", f"{i}/{workers}"], env=env) for i in range(workers)]
+    codes = [shard.wait() for shard in shards]  # Ctrl-C reaches them from the terminal; each keeps its last epoch
+    if any(codes):
+        raise SystemExit(f"error: finalisation stopped (exit codes {codes}); run again to continue")
+
+
+def best_under_limit(rows: pd.DataFrame) -> dict[str, Any] | None:
+    """The model and budget of best mean test accuracy among final.csv ``rows`` within ``MAX_PARAMS``."""
+    small = rows[rows["params"] <= MAX_PARAMS]
+    if small.empty:
+        return None
+    per_model = small.groupby(["model", "epochs"])["test_accuracy"].agg(["mean", "std", "count"])
+    model, epochs = per_model["mean"].idxmax()
+    stats, chosen = per_model.loc[(model, epochs)], small[small["model"] == model].iloc[0]
+    return {"model": model, "epochs": int(epochs), "test_accuracy_mean": float(stats["mean"]),
+            "test_accuracy_std": float(stats["std"]), "seeds": int(stats["count"]),
+            "params": int(chosen["params"]), "macs": int(chosen["macs"])}  # fmt: skip
+
+
+def summary(study: optuna.Study, args: argparse.Namespace, finalisations: dict[str, float]) -> dict[str, Any]:
     front = []
     for trial in front_trials(study):
         record = TrialRecord.load(trial)
         front.append({"trial": trial.number, "val_accuracy": trial.values[0], "params": record.params,
                       "macs": record.macs, "architecture": record.architecture})  # fmt: skip
-    table = final_dir(STUDY) / FINAL_CSV
-    final, best = [], None
-    if table.is_file():
-        import pandas as pd
-
-        rows = pd.read_csv(table)
-        final = rows.to_dict("records")
-        small = rows[rows["params"] <= MAX_PARAMS]
-        if len(small):
-            per_model = small.groupby("model")["test_accuracy"].agg(["mean", "std", "count"]).sort_values("mean")
-            name = per_model.index[-1]
-            chosen = small[small["model"] == name].iloc[0]
-            best = {"model": name, "test_accuracy_mean": float(per_model.loc[name, "mean"]),
-                    "test_accuracy_std": float(per_model.loc[name, "std"]), "seeds": int(per_model.loc[name, "count"]),
-                    "params": int(chosen["params"]), "macs": int(chosen["macs"])}  # fmt: skip
+    tables = sorted(study_dir(STUDY).glob(f"final-*-epochs/{FINAL_CSV}"))
+    rows = pd.concat([pd.read_csv(t) for t in tables]) if tables else pd.DataFrame(columns=["params", "epochs"])
+    search_minutes = busy_seconds(study.trials) / 60
     return {
         "command": "python benchmarks/headline.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "summary_only"),
         "target": {"max_params": MAX_PARAMS, "test_accuracy": 0.94, "hours": 4},
-        "search_minutes": busy_seconds(study.trials) / 60,
-        "finalize_minutes": finalize_seconds / 60,
+        "search_minutes": search_minutes,
+        "finalize_minutes": finalisations,
+        "total_hours": (search_minutes + sum(finalisations.values())) / 60,
         "trials": len(study.trials),
         "front": front,
-        "final": final,
-        "best_under_100k": best,
+        "final": rows.to_dict("records"),
+        "best_under_100k": best_under_limit(rows),
     }  # fmt: skip
 
 
@@ -157,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=int, default=20, help="Epochs of each final training (default: 20).")
     parser.add_argument("--seeds", type=int, default=2, help="Seeds per final model (default: 2).")
+    parser.add_argument(
+        "--final-workers", type=int, default=2, help="Finalisation processes side by side (default: 2)."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the search (default: 0).")
     parser.add_argument("--summary-only", action="store_true", help="Run nothing; rewrite the JSON.")
     args = parser.parse_args(argv)
@@ -166,19 +193,21 @@ def main(argv: list[str] | None = None) -> int:
 
     _use_results_folder()
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    finalize_seconds = previous.get("finalize_minutes", 0.0) * 60
+    finalisations: dict[str, float] = previous.get("finalize_minutes", {})
+
+    def write_summary(study: optuna.Study) -> None:
+        RESULTS.write_text(json.dumps(summary(study, args, finalisations), indent=1, default=str) + "\n")
+
     if args.summary_only:
-        study = optuna.load_study(study_name=STUDY, storage=make_storage(_storage()))
+        write_summary(optuna.load_study(study_name=STUDY, storage=make_storage(_storage())))
     else:
         study = search(args, log)
-        started, progress = time.perf_counter(), JobProgress(args.epochs)
+        folder, started = final_folder(args.epochs), time.perf_counter()
         try:
-            finalize_study(study, top=args.top, epochs=args.epochs, seeds=args.seeds, reporter=progress)
-        finally:
-            progress.close()
-            finalize_seconds += time.perf_counter() - started
-            RESULTS.write_text(json.dumps(summary(study, args, finalize_seconds), indent=1, default=str) + "\n")
-    RESULTS.write_text(json.dumps(summary(study, args, finalize_seconds), indent=1, default=str) + "\n")
+            finalize(args, log)
+        finally:  # an interrupted finalisation's minutes count too
+            finalisations[folder] = finalisations.get(folder, 0.0) + (time.perf_counter() - started) / 60
+            write_summary(study)
     print(RESULTS.read_text())
     return 0
 

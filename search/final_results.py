@@ -18,10 +18,11 @@ import pandas as pd
 
 from search.full_training import RESULT_FILE
 from search.pareto import dominates
-from search.study import study_dir
+from search.study import check_folder_name, study_dir
 
 __all__ = [
     "FINAL_COLUMNS",
+    "FINAL_FOLDER",
     "FinalModel",
     "FinalResults",
     "final_dir",
@@ -79,9 +80,12 @@ class FinalResults:
         return next((m for m in self.models if m.trial == trial), None)
 
 
-def final_dir(study_name: str) -> Path:
-    """``studies/<study>/final/``: one folder per model, one per seed under it, and final.csv."""
-    return study_dir(study_name) / FINAL_FOLDER
+def final_dir(study_name: str, folder: str = FINAL_FOLDER) -> Path:
+    """``studies/<study>/final/``: one folder per model, one per seed under it, and final.csv.
+
+    Another ``folder`` holds trainings at another budget beside those of ``final/``
+    (a folder holds one recipe: ``search.full_training`` refuses to mix two)."""
+    return study_dir(study_name) / check_folder_name(folder, "final folder")
 
 
 def final_rows(folder: Path) -> pd.DataFrame:
@@ -131,9 +135,9 @@ def summarize_final(frame: pd.DataFrame, source: Path) -> FinalResults:
     return FinalResults(models=tuple(models), rank_correlation=rank_correlation(pairs), source=source)
 
 
-def load_final(study_name: str) -> FinalResults | None:
-    """The study's final.csv summarised, or None when the study was never finalized."""
-    path = final_dir(study_name) / FINAL_CSV
+def load_final(study_name: str, folder: str = FINAL_FOLDER) -> FinalResults | None:
+    """The study's final.csv (in ``folder``) summarised, or None when the study was never finalized."""
+    path = final_dir(study_name, folder) / FINAL_CSV
     if not path.is_file():
         return None
     frame = pd.read_csv(path)

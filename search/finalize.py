@@ -23,6 +23,7 @@ with it, the first ``top`` of that order (past the front when it is smaller).
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ from evaluation import Architecture, TrainConfig
 from evaluation.data import load_dataset
 from evaluation.metrics import METRICS
 from search.errors import UsageError
-from search.final_results import FINAL_CSV, final_dir, final_rows
+from search.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, final_rows
 from search.full_training import Job, JobReporter, run_jobs
 from search.pareto import is_feasible, rank_by_fronts
 from search.records import TrialOutcome, TrialRecord
@@ -88,9 +89,11 @@ def final_config(study: optuna.Study, *, epochs: int, device: str = "auto", prec
         raise UsageError(str(error)) from None
 
 
-def plan_final(study: optuna.Study, trials: Sequence[FrozenTrial], *, seeds: int) -> list[Job]:
-    """One job per trial and seed, trial by trial, under ``final_dir``."""
-    folder = final_dir(study.study_name)
+def plan_final(
+    study: optuna.Study, trials: Sequence[FrozenTrial], *, seeds: int, folder: str = FINAL_FOLDER
+) -> list[Job]:
+    """One job per trial and seed, trial by trial, under ``final_dir(study, folder)``."""
+    where = final_dir(study.study_name, folder)
     accuracy = METRICS["accuracy"]
     jobs = []
     for trial in trials:
@@ -104,7 +107,7 @@ def plan_final(study: optuna.Study, trials: Sequence[FrozenTrial], *, seeds: int
         }
         arch = Architecture.from_dict(record.architecture)
         for seed in range(seeds):
-            jobs.append(Job(f"{model} seed {seed}", arch, seed, folder / model / f"seed-{seed}", extra))
+            jobs.append(Job(f"{model} seed {seed}", arch, seed, where / model / f"seed-{seed}", extra))
     return jobs
 
 
@@ -119,15 +122,20 @@ def finalize_study(
     data_root: str | None = None,
     memory_limit: float | None = None,
     reporter: JobReporter | None = None,
+    folder: str = FINAL_FOLDER,
+    shard: tuple[int, int] = (0, 1),
 ) -> pd.DataFrame:
     """Train and test the chosen trials (see the module's doc); return final.csv's table.
 
     final.csv is rewritten after every training, from every result.json under
-    ``final/`` (also those of models an earlier run chose), so it is whole
-    even when the run is interrupted.
+    the folder (also those of models an earlier run, or another shard, trained),
+    so it is whole even when the run is interrupted.
     """
     if seeds < 1 or epochs < 1 or (top is not None and top < 1):
         raise UsageError(f"seeds, epochs and top must be >= 1, got {seeds}, {epochs} and {top}")
+    index, count = shard
+    if not 0 <= index < count:
+        raise UsageError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
     trials = select_trials(study, top)
     if not trials:
         raise UsageError(f"study {study.study_name} has no completed feasible trial to finalize")
@@ -136,12 +144,15 @@ def finalize_study(
         raise UsageError(f"study {study.study_name} records no dataset in its settings; it was not made by search run")
     config = final_config(study, epochs=epochs, device=device, precision=precision)
     data = load_dataset(dataset, root=data_root, validation_size=0)
-    folder = final_dir(study.study_name)
+    where = final_dir(study.study_name, folder)
 
     def write_table() -> None:
-        final_rows(folder).to_csv(folder / FINAL_CSV, index=False)
+        where.mkdir(parents=True, exist_ok=True)
+        partial = where / f".{FINAL_CSV}.{os.getpid()}"
+        final_rows(where).to_csv(partial, index=False)
+        partial.replace(where / FINAL_CSV)  # atomic: a shard beside this one never reads half a table
 
-    jobs = plan_final(study, trials, seeds=seeds)
+    jobs = plan_final(study, trials, seeds=seeds, folder=folder)[index::count]
     run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)
     write_table()
-    return pd.read_csv(folder / FINAL_CSV)
+    return pd.read_csv(where / FINAL_CSV)

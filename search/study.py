@@ -32,6 +32,7 @@ from search.lease import HEARTBEAT_ATTR, last_beat
 __all__ = [
     "SAMPLERS",
     "busy_seconds",
+    "check_folder_name",
     "check_study_name",
     "create_or_resume",
     "default_storage",
@@ -58,7 +59,7 @@ STUDY_SETTINGS = (
     "pruner",
     "seed",
 )
-_STUDY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 def studies_root() -> Path:
@@ -72,16 +73,19 @@ def study_dir(name: str) -> Path:
 
 
 def check_study_name(name: str) -> str:
-    """``name``, when it names one folder right under the studies root; else a ``UsageError``.
+    """``name``, when it names one folder right under the studies root; else a ``UsageError``."""
+    return check_folder_name(name, "study name")
 
-    A study name becomes a path: ``../../etc``, ``/tmp/x`` or ``a/b`` would write
-    outside ``studies/``, so only letters, digits and ``. _ -`` are allowed, not
+
+def check_folder_name(name: str, what: str) -> str:
+    """``name``, when it is one plain folder name; else a ``UsageError`` about ``what``.
+
+    Such a name becomes a path: ``../../etc``, ``/tmp/x`` or ``a/b`` would write
+    outside its parent, so only letters, digits and ``. _ -`` are allowed, not
     leading with a dot (no ``..``, no hidden folders).
     """
-    if not _STUDY_NAME.fullmatch(name):
-        raise UsageError(
-            f"study name must be 1-100 letters, digits, '.', '_' or '-', not starting with '.', got {name!r}"
-        )
+    if not _FOLDER_NAME.fullmatch(name):
+        raise UsageError(f"{what} must be 1-100 letters, digits, '.', '_' or '-', not starting with '.', got {name!r}")
     return name
 
 

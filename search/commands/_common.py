@@ -26,6 +26,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def shard(text: str) -> tuple[int, int]:
+    """``I/N`` as (I, N), with 0 <= I < N: the I-th of N processes sharing some work."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
+    return index, count
+
+
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """The STUDY argument and --storage, as every command that reads a study takes them."""
     parser.add_argument("study", metavar="STUDY", help="The study's name (its folder under studies/).")

@@ -144,6 +144,32 @@ def test_finalize_refuses_to_mix_in_results_of_other_settings(
     assert load_final("mixed") is not None and len(load_final("mixed").models) == 1
 
 
+def test_shards_share_the_plan_and_another_budget_trains_into_its_own_folder(
+    studies_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _digits_study("budgets", [(_arch(4, 1), 0.6)])
+    assert main(["finalize", "budgets", "--epochs", "1", "--seeds", "1", "--device", "cpu"]) == 0
+    kept = (final_dir("budgets") / "trial-0" / "seed-0" / "result.json").read_text()
+    longer = ["finalize", "budgets", "--epochs", "2", "--seeds", "2", "--device", "cpu", "--folder", "final-2"]
+    capsys.readouterr()
+
+    assert main([*longer, "--shard", "1/2"]) == 0, capsys.readouterr().err
+    folder = final_dir("budgets", "final-2")
+    assert not (folder / "trial-0" / "seed-0").exists(), "shard 1 of 2 leaves the plan's first training to shard 0"
+    assert pd.read_csv(folder / "final.csv")[["seed", "epochs"]].values.tolist() == [[1, 2]]
+    assert main([*longer, "--shard", "0/2"]) == 0, capsys.readouterr().err
+    table = pd.read_csv(folder / "final.csv")
+    assert table[["seed", "epochs"]].values.tolist() == [[0, 2], [1, 2]], f"one table of both shards:\n{table}"
+    assert "Final training" in capsys.readouterr().out, "finalize prints its folder's table"
+    assert (final_dir("budgets") / "trial-0" / "seed-0" / "result.json").read_text() == kept, "final/ is untouched"
+    assert pd.read_csv(final_dir("budgets") / "final.csv")["epochs"].tolist() == [1]
+
+    with pytest.raises(SystemExit) as stopped:
+        main([*longer, "--shard", "2/2"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "expected 0 <= I < N, got '2/2'" in err, err
+
+
 def test_select_trials_takes_the_front_then_ranks_by_non_dominated_sorting(studies_dir: Path) -> None:
     # 0 and 2 are the front; 1 is dominated by 0 (less accurate, more MACs); 3 repeats 0's architecture.
     study = _digits_study(
@@ -161,6 +187,7 @@ def test_select_trials_takes_the_front_then_ranks_by_non_dominated_sorting(studi
     [
         (["finalize", "../../etc"], "study name must be"),
         (["finalize", "nosuch"], "no study 'nosuch'"),
+        (["finalize", "nosuch", "--folder", "../../etc"], "final folder must be"),
     ],
 )
 def test_finalize_user_errors_exit_2_with_one_line(
