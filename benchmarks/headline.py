@@ -42,6 +42,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def _storage() -> str:
     return storage_url(STUDY, None, workers=2)  # the journal file: the search may run with --workers 2
 
 
-def search(args: argparse.Namespace, log) -> optuna.Study:
+def search(args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study:
     url = _storage()
     try:
         study = optuna.load_study(study_name=STUDY, storage=make_storage(url))
@@ -112,7 +113,7 @@ def final_folder(epochs: int) -> str:
     return f"final-{epochs}-epochs"
 
 
-def finalize(args: argparse.Namespace, log) -> None:
+def finalize(args: argparse.Namespace, log: Callable[[str], None]) -> None:
     """``search finalize`` in ``--final-workers`` processes side by side, one shard each."""
     workers = args.final_workers
     threads = str(max(1, (os.cpu_count() or 1) // workers))
