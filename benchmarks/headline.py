@@ -23,10 +23,11 @@ Ctrl-C or killed, and the next one continues):
    (model, seed) is never retrained, and one cut short continues after its
    last whole epoch (``search.full_training``'s training-state.pt).
 
-``benchmarks/results/headline.json`` is rewritten after each phase: the
-command, the search's front, the final test accuracies per seed with params
-and MACs, the best model under 100K parameters (mean and spread over seeds)
-and the wall time of each phase.
+``benchmarks/results/headline.json`` is rewritten when a finalisation ends or
+is stopped: the last command, the search's front, every budget's final test
+accuracies per seed with params and MACs, the best model under 100K parameters
+(mean and spread over seeds, per model and budget), and the wall time of the
+search and of each budget's finalisation, all of which count towards the 4 hours.
 
     python benchmarks/headline.py                 # run or resume both phases
     python benchmarks/headline.py --summary-only  # rewrite the JSON from what is there
