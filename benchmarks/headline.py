@@ -22,6 +22,11 @@ Ctrl-C or killed, and the next one continues):
    the trainings (``--shard``), each with its share of the cores. A finished
    (model, seed) is never retrained, and one cut short continues after its
    last whole epoch (``search.full_training``'s training-state.pt).
+3. **Weight averaging** (with ``--swa-epochs S``): a second finalisation
+   starts from each model and seed's weights in ``final-<epochs>-epochs/``
+   and trains S more epochs at the constant rate ``--swa-lr``, averaging the
+   weights of each (SWA, Izmailov et al. 2018), into
+   ``final-<epochs>-epochs-swa-<S>/``.
 
 ``benchmarks/results/headline.json`` is rewritten when a finalisation ends or
 is stopped: the last command, the search's front, every budget's final test
@@ -114,12 +119,28 @@ def final_folder(epochs: int) -> str:
     return f"final-{epochs}-epochs"
 
 
-def finalize(args: argparse.Namespace, log: Callable[[str], None]) -> None:
-    """``search finalize`` in ``--final-workers`` processes side by side, one shard each."""
+def swa_folder(epochs: int, swa_epochs: int) -> str:
+    """The folder of the weight-averaging stage on top of ``final_folder(epochs)``."""
+    return f"{final_folder(epochs)}-swa-{swa_epochs}"
+
+
+def stages(epochs: int, swa_epochs: int = 0, swa_lr: float = 0.0) -> list[tuple[str, list[str]]]:
+    """(folder, ``search finalize`` arguments) of each finalisation stage, in order."""
+    main = final_folder(epochs)
+    plan = [(main, ["--epochs", str(epochs)])]
+    if swa_epochs:
+        swa = ["--init-from", main, "--epochs", str(swa_epochs), "--schedule", "constant",
+               "--lr", str(swa_lr), "--swa-epochs", str(swa_epochs)]  # fmt: skip
+        plan.append((swa_folder(epochs, swa_epochs), swa))
+    return plan
+
+
+def finalize(args: argparse.Namespace, folder: str, stage: list[str], log: Callable[[str], None]) -> None:
+    """``search finalize`` into ``folder`` in ``--final-workers`` processes side by side, one shard each."""
     workers = args.final_workers
     threads = str(max(1, (os.cpu_count() or 1) // workers))
-    command = [sys.executable, "-m", "search", "finalize", STUDY, "--top", str(args.top), "--epochs",
-               str(args.epochs), "--seeds", str(args.seeds), "--folder", final_folder(args.epochs)]  # fmt: skip
+    command = [sys.executable, "-m", "search", "finalize", STUDY, "--top", str(args.top), "--seeds",
+               str(args.seeds), "--folder", folder, *stage]  # fmt: skip
     log(f"finalisation: {shlex.join(command[1:])} in {workers} processes of {threads} threads")
     env = {**os.environ, "OMP_NUM_THREADS": threads}
     shards = [subprocess.Popen([*command, "--shard", f"{i}/{workers}"], env=env) for i in range(workers)]
@@ -128,15 +149,24 @@ def finalize(args: argparse.Namespace, log: Callable[[str], None]) -> None:
         raise SystemExit(f"error: finalisation stopped (exit codes {codes}); run again to continue")
 
 
+def _trained(folder: str) -> int:
+    """Rows in ``folder``'s final.csv: its finished trainings."""
+    table = study_dir(STUDY) / folder / FINAL_CSV
+    return len(pd.read_csv(table)) if table.is_file() else 0
+
+
 def best_under_limit(rows: pd.DataFrame) -> dict[str, Any] | None:
-    """The model and budget of best mean test accuracy among final.csv ``rows`` within ``MAX_PARAMS``."""
+    """The model and stage (final folder) of best mean test accuracy among final.csv ``rows`` within ``MAX_PARAMS``."""
     small = rows[rows["params"] <= MAX_PARAMS]
     if small.empty:
         return None
-    per_model = small.groupby(["model", "epochs"])["test_accuracy"].agg(["mean", "std", "count"])
-    model, epochs = per_model["mean"].idxmax()
-    stats, chosen = per_model.loc[(model, epochs)], small[small["model"] == model].iloc[0]
-    return {"model": model, "epochs": int(epochs), "test_accuracy_mean": float(stats["mean"]),
+    per_model = small.groupby(["model", "folder"])["test_accuracy"].agg(["mean", "std", "count"])
+    model, folder = per_model["mean"].idxmax()
+    stats, chosen = (
+        per_model.loc[(model, folder)],
+        small[(small["model"] == model) & (small["folder"] == folder)].iloc[0],
+    )
+    return {"model": model, "folder": folder, "epochs": int(chosen["epochs"]), "test_accuracy_mean": float(stats["mean"]),
             "test_accuracy_std": float(stats["std"]), "seeds": int(stats["count"]),
             "params": int(chosen["params"]), "macs": int(chosen["macs"])}  # fmt: skip
 
@@ -147,8 +177,12 @@ def summary(study: optuna.Study, args: argparse.Namespace, finalisations: dict[s
         record = TrialRecord.load(trial)
         front.append({"trial": trial.number, "val_accuracy": trial.values[0], "params": record.params,
                       "macs": record.macs, "architecture": record.architecture})  # fmt: skip
-    tables = sorted(study_dir(STUDY).glob(f"final-*-epochs/{FINAL_CSV}"))
-    rows = pd.concat([pd.read_csv(t) for t in tables]) if tables else pd.DataFrame(columns=["params", "epochs"])
+    tables = sorted(study_dir(STUDY).glob(f"final-*/{FINAL_CSV}"))
+    rows = (
+        pd.concat([pd.read_csv(t).assign(folder=t.parent.name) for t in tables])
+        if tables
+        else pd.DataFrame(columns=["params", "epochs", "folder"])
+    )
     search_minutes = busy_seconds(study.trials) / 60
     return {
         "command": "python benchmarks/headline.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "summary_only"),
@@ -189,6 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=2, help="Seeds per final model (default: 2).")
     parser.add_argument(
+        "--swa-epochs",
+        type=int,
+        default=0,
+        help="Epochs of weight averaging after the finalisation, from its weights (default: 0, none).",
+    )
+    parser.add_argument(
+        "--swa-lr",
+        type=float,
+        default=0.15,
+        help="The constant rate of the weight-averaging epochs (default: 0.15, half the search's one-cycle peak "
+        "of 0.3: the SWA paper's ratio for CIFAR ResNets, 0.05 after an initial 0.1).",
+    )
+    parser.add_argument(
         "--final-workers", type=int, default=2, help="Finalisation processes side by side (default: 2)."
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the search (default: 0).")
@@ -209,12 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         write_summary(optuna.load_study(study_name=STUDY, storage=make_storage(_storage())))
     else:
         study = search(args, log)
-        folder, started = final_folder(args.epochs), time.perf_counter()
-        try:
-            finalize(args, log)
-        finally:  # an interrupted finalisation's minutes count too
-            finalisations[folder] = finalisations.get(folder, 0.0) + (time.perf_counter() - started) / 60
-            write_summary(study)
+        for folder, stage in stages(args.epochs, args.swa_epochs, args.swa_lr):
+            if _trained(folder) >= args.top * args.seeds:
+                log(f"{folder}: done")
+                continue
+            started = time.perf_counter()
+            try:
+                finalize(args, folder, stage, log)
+            finally:  # an interrupted finalisation's minutes count too
+                finalisations[folder] = finalisations.get(folder, 0.0) + (time.perf_counter() - started) / 60
+                write_summary(study)
     print(RESULTS.read_text())
     return 0
 

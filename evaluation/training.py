@@ -15,6 +15,8 @@ successive halving, which need not fall on an epoch's end); either returning
 True stops the run (how a search prunes a trial). With a ``state_file``, a
 long run survives a crash or Ctrl-C: the whole state is saved after every
 epoch, and the next call with the same file continues after the last one.
+``TrainConfig.swa_epochs`` ends a run with stochastic weight averaging
+(``torch.optim.swa_utils``): the mean of its last epochs' weights.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.optim import swa_utils
 
 from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError, differences
@@ -44,6 +48,7 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "train",
+    "with_defaults",
 ]
 
 SCHEDULES = ("cosine", "onecycle", "constant")
@@ -72,6 +77,7 @@ class TrainConfig:
     channels_last: bool = True
     eval_batch_size: int = 512
     check_every: int = 50  # steps between reads of the summed loss: the only host syncs
+    swa_epochs: int = 0  # average the weights of the last this many epochs (SWA, Izmailov et al. 2018); 0: off
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,6 +94,10 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
             (self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}"),
+            (
+                0 <= self.swa_epochs <= self.epochs,
+                f"swa_epochs must be in [0, epochs={self.epochs}], got {self.swa_epochs}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -134,6 +144,11 @@ class TrainResult:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     resumed_after_epoch: int = 0  # the epochs a state_file already held when this call began
     resumed_seconds: float = 0.0  # the training and validation time of those epochs, timed by earlier calls
+
+
+def with_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """Saved ``TrainConfig`` settings, those added since at their defaults: how such a run was trained."""
+    return {**dataclasses.asdict(TrainConfig()), **settings}
 
 
 # --- device and precision ----------------------------------------------------------
@@ -293,6 +308,12 @@ def train(
     after the epoch it holds and ends as the uninterrupted run would (on the
     CPU with the same thread count, to the bit); a file saved with another
     ``config`` is refused (``ConfigError``). The caller removes it when done.
+
+    ``config.swa_epochs``: the weights at the end of each of the last
+    ``swa_epochs`` epochs are averaged, and a run that ends all its epochs
+    leaves ``model`` holding that average, its BN statistics recomputed on the
+    training images (``torch.optim.swa_utils``). The validation accuracy of each
+    epoch is the last weights', not the average's.
     """
     trainer = _Trainer(model, data, config, checkpoints, on_checkpoint)
     result = TrainResult(
@@ -315,6 +336,8 @@ def train(
         if totals.stopped:
             result.stopped_reason = f"stopped by on_checkpoint at {trainer.reached[-1].images} images"
             break
+        if epoch > config.epochs - config.swa_epochs:
+            trainer.averaged.update_parameters(trainer.model)
         report = trainer.validate(epoch, totals)
         _add_epoch(result, report)
         if state_file is not None:
@@ -322,6 +345,10 @@ def train(
         if on_epoch is not None and on_epoch(report):
             result.stopped_reason = f"stopped by on_epoch after epoch {epoch} of {config.epochs}"
             break
+    if config.swa_epochs and result.epochs_run == config.epochs and not result.diverged:
+        started = time.perf_counter()
+        trainer.adopt_average()
+        result.train_seconds += time.perf_counter() - started
     return result
 
 
@@ -386,6 +413,21 @@ class _Trainer:
             self.device.type, enabled=self.dtype == torch.float16 and self.device.type == "cuda"
         )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.averaged = swa_utils.AveragedModel(model) if config.swa_epochs else None
+
+    def adopt_average(self) -> None:
+        """Give the model the averaged weights, then BN statistics of one pass over the training images.
+
+        The averaged BN statistics belong to none of the averaged weights, so
+        they are recomputed, as SWA prescribes, on batches augmented as in training.
+        """
+        self.model.load_state_dict(self.averaged.module.state_dict())
+        batches = (
+            self.pipeline(self.images[start : start + self.batch_size], augment=self.config.augment)
+            for start in range(0, self.steps * self.batch_size, self.batch_size)
+        )
+        with torch.no_grad(), _autocast(self.device, self.dtype):
+            swa_utils.update_bn(batches, self.model)
 
     def train_epoch(self, epoch: int, on_progress: Callable[[int, int, int], None] | None) -> _EpochTotals:
         """One shuffled pass; the summed loss is read every ``check_every`` steps, and only then."""
@@ -455,6 +497,7 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "averaged": None if self.averaged is None else self.averaged.state_dict(),
             "generators": {
                 "order": self.order.get_state(),
                 "augmentation": self.augmentation.get_state(),
@@ -477,7 +520,7 @@ class _Trainer:
     def restore(self, path: Path, result: TrainResult) -> None:
         """Continue from the state ``save`` wrote to ``path``: the model, the loop and ``result``."""
         state = torch.load(path, map_location="cpu", weights_only=True)
-        differs = differences(state["config"], dataclasses.asdict(self.config))
+        differs = differences(with_defaults(state["config"]), dataclasses.asdict(self.config))
         if differs:
             raise ConfigError(
                 f"{path} holds a run trained with {', '.join(differs)}; pass the same settings, or remove it to start over"
@@ -486,6 +529,8 @@ class _Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(state["averaged"])
         generators = state["generators"]
         self.order.set_state(generators["order"])
         self.augmentation.set_state(generators["augmentation"])

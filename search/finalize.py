@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -75,25 +75,38 @@ def _candidates(study: optuna.Study) -> list[FrozenTrial]:
     return chosen
 
 
-def final_config(study: optuna.Study, *, epochs: int, device: str = "auto", precision: str = "auto") -> TrainConfig:
+def final_config(
+    study: optuna.Study,
+    *,
+    epochs: int,
+    device: str = "auto",
+    precision: str = "auto",
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
     """The study's training recipe (batch, lr, schedule, regularisation, resolution) at the full budget:
-    ``epochs`` epochs on the whole training split, on ``device``."""
+    ``epochs`` epochs on the whole training split, on ``device``, with ``overrides``' settings in place of its own."""
     stored: dict[str, Any] = dict(study.user_attrs.get("settings", {}).get("training") or {})
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     recipe = {k: v for k, v in stored.items() if k in known}
+    full = {"epochs": epochs, "train_fraction": 1.0, "device": device, "precision": precision, "seed": 0}
     try:
-        return TrainConfig(
-            **{**recipe, "epochs": epochs, "train_fraction": 1.0, "device": device, "precision": precision, "seed": 0}
-        )
+        return TrainConfig(**{**recipe, **(overrides or {}), **full})
     except ValueError as error:
         raise UsageError(str(error)) from None
 
 
 def plan_final(
-    study: optuna.Study, trials: Sequence[FrozenTrial], *, seeds: int, folder: str = FINAL_FOLDER
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial],
+    *,
+    seeds: int,
+    folder: str = FINAL_FOLDER,
+    init_from: str | None = None,
 ) -> list[Job]:
-    """One job per trial and seed, trial by trial, under ``final_dir(study, folder)``."""
+    """One job per trial and seed, trial by trial, under ``final_dir(study, folder)``;
+    with ``init_from``, each starts from the same model and seed's weights in that final folder."""
     where = final_dir(study.study_name, folder)
+    start = None if init_from is None else final_dir(study.study_name, init_from)
     accuracy = METRICS["accuracy"]
     jobs = []
     for trial in trials:
@@ -105,9 +118,12 @@ def plan_final(
             "trial": trial.number,
             "search_val_accuracy": accuracy.value(vars(record)),
         }
+        if init_from is not None:
+            extra["initialised_from"] = init_from
         arch = Architecture.from_dict(record.architecture)
         for seed in range(seeds):
-            jobs.append(Job(f"{model} seed {seed}", arch, seed, where / model / f"seed-{seed}", extra))
+            init = None if start is None else start / model / f"seed-{seed}" / "weights.pt"
+            jobs.append(Job(f"{model} seed {seed}", arch, seed, where / model / f"seed-{seed}", extra, init))
     return jobs
 
 
@@ -124,8 +140,14 @@ def finalize_study(
     reporter: JobReporter | None = None,
     folder: str = FINAL_FOLDER,
     shard: tuple[int, int] = (0, 1),
+    overrides: Mapping[str, Any] | None = None,
+    init_from: str | None = None,
 ) -> pd.DataFrame:
     """Train and test the chosen trials (see the module's doc); return final.csv's table.
+
+    ``overrides`` replace settings of the study's recipe (``TrainConfig`` fields);
+    ``init_from`` names a final folder whose weights each training starts from,
+    a second stage on top of it (e.g. constant-rate weight averaging).
 
     final.csv is rewritten after every training, from every result.json under
     the folder (also those of models an earlier run, or another shard, trained),
@@ -142,7 +164,9 @@ def finalize_study(
     dataset = study.user_attrs.get("settings", {}).get("dataset")
     if dataset is None:
         raise UsageError(f"study {study.study_name} records no dataset in its settings; it was not made by search run")
-    config = final_config(study, epochs=epochs, device=device, precision=precision)
+    if init_from == folder:
+        raise UsageError(f"--init-from {init_from} is the folder being trained; name the finished one")
+    config = final_config(study, epochs=epochs, device=device, precision=precision, overrides=overrides)
     data = load_dataset(dataset, root=data_root, validation_size=0)
     where = final_dir(study.study_name, folder)
 
@@ -152,7 +176,7 @@ def finalize_study(
         final_rows(where).to_csv(partial, index=False)
         partial.replace(where / FINAL_CSV)  # atomic: a shard beside this one never reads half a table
 
-    jobs = plan_final(study, trials, seeds=seeds, folder=folder)[index::count]
+    jobs = plan_final(study, trials, seeds=seeds, folder=folder, init_from=init_from)[index::count]
     run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)
     write_table()
     return pd.read_csv(where / FINAL_CSV)

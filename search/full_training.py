@@ -40,6 +40,7 @@ from evaluation.deploy import dataset_metadata, export_onnx
 from evaluation.errors import differences
 from evaluation.memory import check_memory
 from evaluation.profile import measure_latency_ms
+from evaluation.training import with_defaults
 from search.errors import UsageError
 
 __all__ = [
@@ -70,6 +71,7 @@ RECIPE_FIELDS = (
     "label_smoothing",
     "resize",
     "augment",
+    "swa_epochs",
 )
 
 
@@ -111,6 +113,7 @@ def train_and_test(
     extra: Mapping[str, Any] | None = None,
     on_epoch: Callable[[EpochReport], bool] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
+    init: Path | None = None,
 ) -> FullTraining:
     """Train ``arch`` (initialised from ``config.seed``) on ``data.train``, test once, write ``out``.
 
@@ -125,6 +128,8 @@ def train_and_test(
     A training interrupted after some epochs (``out``/training-state.pt, removed
     once result.json is written) continues from there; the record's
     ``resumed_after_epoch`` says after which epoch, 0 when it ran in one go.
+    ``init``: a weights.pt of ``arch`` to train on from (a second stage, such as
+    weight averaging after a finished schedule); the caller records it in ``extra``.
     """
     shape = input_shape(data, config)
     check_memory(
@@ -137,6 +142,8 @@ def train_and_test(
     )
     torch.manual_seed(config.seed)
     model = build_model(arch, shape, data.num_classes)
+    if init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
     latency_ms = measure_latency_ms(model, shape) if measure_latency else None
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +217,7 @@ class Job:
     seed: int
     out: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    init: Path | None = None  # weights.pt to start from instead of a fresh initialisation
 
     @property
     def done(self) -> bool:
@@ -250,6 +258,8 @@ def run_jobs(
     for job in jobs:
         if job.done:
             _check_kept(job, config)
+        elif job.init is not None:
+            _check_init(job)
     if reporter is not None:
         reporter.begin(jobs)
     for job in jobs:
@@ -268,6 +278,7 @@ def run_jobs(
             onnx=onnx,
             extra={**job.extra, "seed": job.seed},
             on_epoch=None if reporter is None else reporter.on_epoch,
+            init=job.init,
         )
         if reporter is not None:
             reporter.job_finished(job, training)
@@ -281,12 +292,22 @@ def read_result(folder: Path) -> dict[str, Any]:
     return json.loads((folder / RESULT_FILE).read_text())
 
 
+def _check_init(job: Job) -> None:
+    """Refuse, before anything trains, a start that is missing or of another architecture."""
+    if not job.init.is_file():
+        raise UsageError(f"{job.init} does not exist: {job.name} has no weights to start from")
+    kept = job.init.parent / "architecture.yaml"
+    if not kept.is_file() or load_architecture(kept) != job.arch:
+        raise UsageError(f"{job.init.parent} holds another architecture than {job.name}; it cannot start it")
+
+
 def _check_kept(job: Job, config: TrainConfig) -> None:
     """Refuse a finished job trained on another architecture or recipe than asked."""
     where = job.out
     if load_architecture(where / "architecture.yaml") != job.arch:
         raise UsageError(f"{where} holds another architecture than {job.name}; remove that folder to retrain it")
-    differs = differences(read_result(where).get("settings", {}), dataclasses.asdict(config), RECIPE_FIELDS)
+    kept = with_defaults(read_result(where).get("settings", {}))
+    differs = differences(kept, dataclasses.asdict(config), RECIPE_FIELDS)
     if differs:
         raise UsageError(
             f"{where} was trained with {', '.join(differs)}; pass the same settings, or remove it to retrain"

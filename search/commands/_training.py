@@ -27,8 +27,11 @@ from search.progress import format_duration
 
 __all__ = [
     "RECIPES",
+    "SWA_HELP",
     "JobProgress",
     "add_training_arguments",
+    "non_negative_int",
+    "positive_float",
     "print_epoch",
     "print_progress",
     "recipe_settings",
@@ -48,21 +51,24 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 # The TrainConfig fields a recipe sets, each also a flag of its own.
-RECIPE_FLAGS = ("lr", "batch_size", "schedule", "momentum", "weight_decay", "label_smoothing", "augment")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+RECIPE_FLAGS = (
+    "lr",
+    "batch_size",
+    "schedule",
+    "momentum",
+    "weight_decay",
+    "label_smoothing",
+    "augment",
+    "swa_epochs",
+)
+SWA_HELP = (
+    "Average the weights of the last N epochs (stochastic weight averaging, Izmailov et al. 2018) and "
+    "recompute BN statistics: the average is the trained model"
+)
 
 
 def _fraction(text: str) -> float:
-    value = _positive_float(text)
+    value = positive_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
     return value
@@ -86,6 +92,26 @@ def _non_negative_float(text: str) -> float:
         value = -1.0
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -131,7 +157,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "augmentation, no label smoothing). A flag below given explicitly overrides it (default: toolkit).",
     )
     parser.add_argument("--batch-size", type=positive_int, default=None, help=f"Batch size {_default('batch_size')}.")
-    parser.add_argument("--lr", type=_positive_float, default=None, help=f"Peak learning rate {_default('lr')}.")
+    parser.add_argument("--lr", type=positive_float, default=None, help=f"Peak learning rate {_default('lr')}.")
     parser.add_argument(
         "--schedule", choices=SCHEDULES, default=None, help=f"Learning-rate schedule {_default('schedule')}."
     )
@@ -147,6 +173,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help=f"Random crop (and flip where the data set allows it) {_default('augment')}.",
+    )
+    parser.add_argument(
+        "--swa-epochs", type=non_negative_int, default=None, metavar="N", help=f"{SWA_HELP} {_default('swa_epochs')}."
     )
     parser.add_argument(
         "--device",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evaluation.training import DEVICES, PRECISIONS
+from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
 from search.commands._common import add_memory_limit_argument, add_study_arguments, positive_int, shard
-from search.commands._training import JobProgress
+from search.commands._training import SWA_HELP, JobProgress, non_negative_int, positive_float
 from search.commands.show import format_final
 from search.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, load_final
 from search.finalize import DEFAULT_EPOCHS, DEFAULT_SEEDS, finalize_study
@@ -43,6 +43,14 @@ from all the folder's results. On a 2-core CPU two 1-thread processes train
 
     OMP_NUM_THREADS=1 python -m search finalize STUDY --seeds 2 --shard 0/2 &
     OMP_NUM_THREADS=1 python -m search finalize STUDY --seeds 2 --shard 1/2
+
+A second stage: --init-from NAME starts each training from the weights the
+same model and seed have in the final folder NAME, and --lr, --schedule and
+--swa-epochs replace the study's settings. Stochastic weight averaging on top
+of a finished 80-epoch finalisation, at a constant rate for 20 epochs:
+
+    python -m search finalize STUDY --folder final-swa --init-from final \
+        --epochs 20 --schedule constant --lr 0.05 --swa-epochs 20
 
 Defaults: --epochs {DEFAULT_EPOCHS}, --seeds {DEFAULT_SEEDS}. On a 2-core CPU one Fashion-MNIST
 epoch of a front model takes minutes: the default budget for a 4-model front is
@@ -88,6 +96,21 @@ class FinalizeCommand:
             metavar="I/N",
             help="Train only every N-th training from the I-th (0-based), beside N-1 other processes.",
         )
+        parser.add_argument(
+            "--init-from",
+            default=None,
+            metavar="NAME",
+            help="Start each training from the same model and seed's weights in this final folder.",
+        )
+        parser.add_argument(
+            "--lr", type=positive_float, default=None, help="Peak learning rate (default: the study's)."
+        )
+        parser.add_argument(
+            "--schedule", choices=SCHEDULES, default=None, help="Learning-rate schedule (default: the study's)."
+        )
+        parser.add_argument(
+            "--swa-epochs", type=non_negative_int, default=None, metavar="N", help=f"{SWA_HELP} (default: 0)."
+        )
         parser.add_argument("--device", choices=DEVICES, default="auto", help="Where to train (default: auto).")
         parser.add_argument(
             "--precision",
@@ -100,6 +123,10 @@ class FinalizeCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         check_folder_name(args.folder, "final folder")  # before any study is opened: a path is refused outright
+        if args.init_from is not None:
+            check_folder_name(args.init_from, "--init-from folder")
+        stage = ("lr", "schedule", "swa_epochs")
+        overrides = {name: getattr(args, name) for name in stage if getattr(args, name) is not None}
         study = open_study(args.study, storage=args.storage)
         progress = JobProgress(args.epochs)
         try:
@@ -115,6 +142,8 @@ class FinalizeCommand:
                 reporter=progress,
                 folder=args.folder,
                 shard=args.shard,
+                overrides=overrides,
+                init_from=args.init_from,
             )
         finally:
             progress.close()

@@ -175,9 +175,13 @@ def test_constant_schedule_keeps_the_rate(digits: DataSplits) -> None:
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
-def test_a_run_resumed_from_its_state_file_ends_as_the_uninterrupted_run(digits: DataSplits, tmp_path: Path) -> None:
-    """Stopped after epoch 1 (as a crash would leave it) and continued by a second call: bit for bit the same."""
-    config = TrainConfig(epochs=3, batch_size=64, lr=0.2, device="cpu", precision="fp32", seed=3)
+@pytest.mark.parametrize("swa_epochs", [0, 3])
+def test_a_run_resumed_from_its_state_file_ends_as_the_uninterrupted_run(
+    digits: DataSplits, tmp_path: Path, swa_epochs: int
+) -> None:
+    """Stopped after epoch 1 (as a crash would leave it) and continued by a second call: bit for bit the same,
+    the weight average of the epochs before the break included."""
+    config = TrainConfig(epochs=3, batch_size=64, lr=0.2, device="cpu", precision="fp32", seed=3, swa_epochs=swa_epochs)
     per_epoch = planned_images(digits, config) // config.epochs
     marks = [per_epoch // 3, per_epoch + per_epoch // 3, 2 * per_epoch + per_epoch // 2]
     whole = _model()
@@ -196,6 +200,31 @@ def test_a_run_resumed_from_its_state_file_ends_as_the_uninterrupted_run(digits:
     assert resumed.train_seconds > first.train_seconds, "times add up over both calls"
     for (name, a), b in zip(whole.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.equal(a, b), f"{name} differs between the resumed and the uninterrupted run"
+
+
+def test_swa_leaves_the_mean_of_the_last_epochs_weights_with_bn_statistics_recomputed(digits: DataSplits) -> None:
+    config = TrainConfig(epochs=3, swa_epochs=2, batch_size=64, lr=0.2, device="cpu", precision="fp32", seed=1)
+    model = _model()
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def keep(report: EpochReport) -> bool:
+        snapshots.append({name: tensor.detach().clone() for name, tensor in model.state_dict().items()})
+        return False
+
+    result = train(model, digits, config, on_epoch=keep)
+    assert result.epochs_run == 3 and len(snapshots) == 3
+    final = model.state_dict()
+    for name, _ in model.named_parameters():
+        mean = (snapshots[1][name] + snapshots[2][name]) / 2
+        assert torch.allclose(final[name], mean, atol=1e-6), f"{name} is not the mean of epochs 2 and 3"
+        assert not torch.allclose(final[name], snapshots[2][name]), f"{name} is the last epoch's, not averaged"
+    means = [name for name in final if name.endswith("running_mean")]
+    assert means and all(not torch.equal(final[n], snapshots[2][n]) for n in means), "BN statistics recomputed"
+    accuracy = evaluate(model, *digits.val, config, mean=digits.mean, std=digits.std)
+    assert accuracy >= result.val_accuracies[-1] - 0.05, f"the average tests {accuracy}, the last epoch {result}"
+
+    with pytest.raises(ConfigError, match=r"swa_epochs must be in \[0, epochs=3\], got 4"):
+        TrainConfig(epochs=3, swa_epochs=4)
 
 
 def test_a_state_file_of_another_recipe_is_refused(digits: DataSplits, tmp_path: Path) -> None:

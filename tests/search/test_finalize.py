@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import torch
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
@@ -170,6 +171,33 @@ def test_shards_share_the_plan_and_another_budget_trains_into_its_own_folder(
     assert stopped.value.code == 2 and "expected 0 <= I < N, got '2/2'" in err, err
 
 
+def test_a_second_stage_starts_from_the_first_stages_weights_with_its_own_recipe(
+    studies_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _digits_study("stages", [(_arch(4, 1), 0.6)])
+    assert main(["finalize", "stages", "--epochs", "1", "--seeds", "1", "--device", "cpu"]) == 0
+    stage = ["finalize", "stages", "--folder", "swa", "--init-from", "final", "--epochs", "2", "--seeds", "1",
+             "--schedule", "constant", "--lr", "1e-9", "--swa-epochs", "2", "--device", "cpu"]  # fmt: skip
+    assert main(stage) == 0, capsys.readouterr().err
+    first, second = (final_dir("stages", name) / "trial-0" / "seed-0" for name in ("final", "swa"))
+    record = json.loads((second / "result.json").read_text())
+    assert record["initialised_from"] == "final", record
+    settings = record["settings"]
+    assert (settings["schedule"], settings["lr"], settings["swa_epochs"], record["epochs"]) == ("constant", 1e-9, 2, 2)
+    assert settings["batch_size"] == TRAINING.batch_size, "the settings not given stay the study's"
+    started, ended = (torch.load(run / "weights.pt", weights_only=True) for run in (first, second))
+    weights = [name for name in started if name.endswith("weight")]
+    for name in weights:  # at a rate of 1e-9 the weights stay where the first stage left them
+        assert torch.allclose(started[name], ended[name], atol=1e-6), f"{name} did not start from final/"
+
+    missing = ["finalize", "stages", "--folder", "other", "--init-from", "nosuch", "--device", "cpu"]
+    capsys.readouterr()
+    code = main(missing)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "nosuch" in err and "no weights to start from" in err and "\n" not in err, err
+    assert not final_dir("stages", "other").exists(), "nothing trains when a start is missing"
+
+
 def test_select_trials_takes_the_front_then_ranks_by_non_dominated_sorting(studies_dir: Path) -> None:
     # 0 and 2 are the front; 1 is dominated by 0 (less accurate, more MACs); 3 repeats 0's architecture.
     study = _digits_study(
@@ -188,6 +216,7 @@ def test_select_trials_takes_the_front_then_ranks_by_non_dominated_sorting(studi
         (["finalize", "../../etc"], "study name must be"),
         (["finalize", "nosuch"], "no study 'nosuch'"),
         (["finalize", "nosuch", "--folder", "../../etc"], "final folder must be"),
+        (["finalize", "nosuch", "--init-from", "../final"], "--init-from folder must be"),
     ],
 )
 def test_finalize_user_errors_exit_2_with_one_line(
