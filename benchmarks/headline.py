@@ -56,6 +56,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
+from evaluation.atomic import atomic_write
 from search import run_search
 from search.final_results import FINAL_CSV
 from search.pareto import front_trials
@@ -250,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     finalisations: dict[str, float] = previous.get("finalize_minutes", {})
 
     def write_summary(study: optuna.Study) -> None:
-        RESULTS.write_text(json.dumps(summary(study, args, finalisations), indent=1, default=str) + "\n")
+        with atomic_write(RESULTS) as temporary:
+            temporary.write_text(json.dumps(summary(study, args, finalisations), indent=1, default=str) + "\n")
 
     if args.summary_only:
         write_summary(optuna.load_study(study_name=STUDY, storage=make_storage(_storage())))

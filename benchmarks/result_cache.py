@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from evaluation.atomic import atomic_write
 
 __all__ = ["load_cache", "merge_into", "save_cache"]
 
@@ -39,6 +40,5 @@ def save_cache(path: Path, cache: dict[str, Any]) -> None:
     with open(path.with_suffix(".json.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         merge_into(cache, load_cache(path, {}))
-        partial = path.with_suffix(f".json.partial{os.getpid()}")
-        partial.write_text(json.dumps(cache, indent=1) + "\n")
-        os.replace(partial, path)
+        with atomic_write(path) as temporary:
+            temporary.write_text(json.dumps(cache, indent=1) + "\n")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 from torch.optim import swa_utils
 
+from evaluation.atomic import atomic_write
 from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError, differences
 
@@ -513,9 +513,8 @@ class _Trainer:
                 "checkpoints": [dataclasses.asdict(checkpoint) for checkpoint in result.checkpoints],
             },
         }
-        partial = path.with_name(f"{path.name}.partial{os.getpid()}")
-        torch.save(state, partial)
-        os.replace(partial, path)
+        with atomic_write(path) as temporary:
+            torch.save(state, temporary)
 
     def restore(self, path: Path, result: TrainResult) -> None:
         """Continue from the state ``save`` wrote to ``path``: the model, the loop and ``result``."""

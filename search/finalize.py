@@ -23,7 +23,6 @@ with it, the first ``top`` of that order (past the front when it is smaller).
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluation import Architecture, TrainConfig
+from evaluation.atomic import atomic_write
 from evaluation.data import load_dataset
 from evaluation.metrics import METRICS
 from search.errors import UsageError
@@ -172,9 +172,8 @@ def finalize_study(
 
     def write_table() -> None:
         where.mkdir(parents=True, exist_ok=True)
-        partial = where / f".{FINAL_CSV}.{os.getpid()}"
-        final_rows(where).to_csv(partial, index=False)
-        partial.replace(where / FINAL_CSV)  # atomic: a shard beside this one never reads half a table
+        with atomic_write(where / FINAL_CSV) as temporary:  # a shard beside this one never reads half a table
+            final_rows(where).to_csv(temporary, index=False)
 
     jobs = plan_final(study, trials, seeds=seeds, folder=folder, init_from=init_from)[index::count]
     run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)

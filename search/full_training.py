@@ -35,6 +35,7 @@ from evaluation import (
     smallest_input_side,
     train,
 )
+from evaluation.atomic import atomic_write
 from evaluation.data import DataSplits
 from evaluation.deploy import dataset_metadata, export_onnx
 from evaluation.errors import differences
@@ -163,8 +164,9 @@ def train_and_test(
     if latency_ms is not None:
         record["latency_ms"] = latency_ms
     record.update(extra or {})
-    # result.json last: its presence is what marks the job finished.
-    (out / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    # result.json last, and whole: its presence is what marks the job finished.
+    with atomic_write(out / RESULT_FILE) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
     state_file.unlink(missing_ok=True)
     return FullTraining(record=record, test_seconds=test_seconds)
 

@@ -14,8 +14,6 @@ import functools
 import html
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import optuna
 
+from evaluation.atomic import atomic_write
 from evaluation.metrics import format_metric, metric_label
 from search.pruning import Pruning, RungDecision
 from search.records import TrialOutcome, describe_architecture
@@ -366,13 +365,6 @@ def write_report(study: optuna.Study, path: str | Path | None = None) -> Path:
     target = Path(path) if path is not None else study_dir(study.study_name) / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     page = render_report(collect_report(study))
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".report-", suffix=".html")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(page)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as temporary:
+        temporary.write_text(page, encoding="utf-8")
     return target
