@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
 def input_size(text: str) -> tuple[int, int, int]:
@@ -16,14 +20,22 @@ def input_size(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def checked_number(convert: Callable[[str], N], ok: Callable[[N], bool], expected: str) -> Callable[[str], N]:
+    """An argparse ``type``: ``convert(text)`` when ``ok`` of it, else ``expected X, got 'text'``."""
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = checked_number(int, lambda v: v >= 1, "a positive integer")
 
 
 def shard(text: str) -> tuple[int, int]:

@@ -10,6 +10,7 @@ constant 0.1, batch 256, no augmentation, no label smoothing.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from evaluation import EpochReport, TrainConfig, resolve_device
 from evaluation.data import DATASETS
 from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
-from search.commands._common import add_memory_limit_argument, positive_int
+from search.commands._common import add_memory_limit_argument, checked_number, positive_int
 from search.errors import UsageError
 from search.full_training import STATE_FILE, FullTraining, Job
 from search.progress import format_duration
@@ -67,52 +68,11 @@ SWA_HELP = (
 )
 
 
-def _fraction(text: str) -> float:
-    value = positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
-    return value
-
-
-def _below_one(text: str) -> float:
-    """A number in [0, 1): momentum, label smoothing."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+positive_float = checked_number(float, lambda v: 0 < v < math.inf, "a positive number")
+non_negative_int = checked_number(int, lambda v: v >= 0, "an integer >= 0")
+_fraction = checked_number(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
+_below_one = checked_number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")  # momentum, label smoothing
+_non_negative_float = checked_number(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 
 
 def _default(name: str) -> str:
