@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -63,3 +64,37 @@ def test_best_few_fills_a_small_front_from_the_next_by_accuracy() -> None:
     trials = _trials([(0.70, 1e6), (0.80, 1e7), (0.75, 2e7), (0.78, 3e7), (0.6, 4e7)])
     kept = [tuple(t.values) for t in search_efficiency.best_few(trials, 3)]
     assert kept == [(0.80, 1e7), (0.70, 1e6), (0.78, 3e7)], "the front of two, then the better of the second front"
+
+
+def _journal_run(out: Path, name: str, points: list[tuple[str, float, float]]) -> None:
+    """A finished search in the journal ``run_method`` gives ``name``: (architecture key, accuracy, MACs) trials."""
+    study = optuna.create_study(
+        study_name=name,
+        storage=search_efficiency._storage(f"journal:{out.with_suffix('')}/{name}.log"),
+        directions=["maximize", "minimize"],
+    )
+    for key, accuracy, macs in points:
+        attrs = {"outcome": "trained", "architecture": {"key": key}, "architecture_key": key, "macs": macs}
+        study.add_trial(optuna.trial.create_trial(values=[accuracy, macs], user_attrs=attrs))
+
+
+def test_rescore_all_scores_every_run_from_its_journal_and_trains_nothing(tmp_path: Path) -> None:
+    """A stale curve (kept by a process that started before the retrainings) is replaced from the
+    journal and the cache's retrainings; a run with an architecture not retrained yet keeps its curve."""
+    out = tmp_path / "efficiency.json"
+    out.with_suffix("").mkdir()
+    _journal_run(out, "tpe-s0", [("a", 0.80, 1e6), ("b", 0.85, 1e7)])
+    _journal_run(out, "random-s0", [("c", 0.70, 1e6)])
+    stale = [{"minutes": 10.0, "trials_finished": 0, "hypervolume": 0.0}]
+    retrained = {"a": {"macs": 1e6, "val_accuracy": 0.82}, "b": {"macs": 1e7, "val_accuracy": 0.84}}
+    out.write_text(json.dumps({"runs": {}, "retrained": retrained}))  # what another process saved
+    cache = {"runs": {"tpe": {"0": {"curve": stale}}, "random": {"0": {"curve": stale}}}, "retrained": {}}
+    args = argparse.Namespace(out=out, minutes=10.0, keep=2)
+
+    search_efficiency.rescore_all(cache, args, data=None)  # data=None: a retraining would fail
+
+    curve = cache["runs"]["tpe"]["0"]["curve"]
+    expected = search_efficiency.hypervolume([(0.82, 6.0), (0.84, 7.0)])
+    assert [point["hypervolume"] for point in curve] == pytest.approx([expected] * 4), curve
+    assert [point["trials_finished"] for point in curve] == [2] * 4
+    assert cache["runs"]["random"]["0"]["curve"] == stale, "c is not retrained: the run keeps its curve"
