@@ -36,7 +36,7 @@ from evaluation.data import load_dataset
 from evaluation.metrics import METRICS
 from search.errors import UsageError
 from search.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, final_rows
-from search.full_training import Job, JobReporter, run_jobs
+from search.full_training import WEIGHTS_FILE, Job, JobReporter, run_jobs
 from search.pareto import is_feasible, rank_by_fronts
 from search.records import TrialOutcome, TrialRecord
 
@@ -122,7 +122,7 @@ def plan_final(
             extra["initialised_from"] = init_from
         arch = Architecture.from_dict(record.architecture)
         for seed in range(seeds):
-            init = None if start is None else start / model / f"seed-{seed}" / "weights.pt"
+            init = None if start is None else start / model / f"seed-{seed}" / WEIGHTS_FILE
             jobs.append(Job(f"{model} seed {seed}", arch, seed, where / model / f"seed-{seed}", extra, init))
     return jobs
 

@@ -48,6 +48,7 @@ __all__ = [
     "RECIPE_FIELDS",
     "RESULT_FILE",
     "STATE_FILE",
+    "WEIGHTS_FILE",
     "FullTraining",
     "Job",
     "JobReporter",
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 RESULT_FILE = "result.json"
+WEIGHTS_FILE = "weights.pt"  # a CPU state_dict, for torch.load(weights_only=True)
 STATE_FILE = "training-state.pt"  # an unfinished training's last epoch (evaluation.train's state_file)
 # The settings that make two runs comparable: a finished job is kept only when these match.
 # Device, precision and the seed are not among them (the seed is the job's own).
@@ -156,7 +158,7 @@ def train_and_test(
     seconds = time.perf_counter() - started + result.resumed_seconds
 
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    torch.save(weights, out / "weights.pt")
+    torch.save(weights, out / WEIGHTS_FILE)
     save_architecture(arch, out / "architecture.yaml")
     if onnx:
         export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data.name))

@@ -25,6 +25,7 @@ from evaluation.deploy import (
 from evaluation.errors import show
 from search.commands._common import input_size
 from search.errors import UsageError
+from search.full_training import WEIGHTS_FILE
 
 _CLASSIFIER = "head.classifier.weight"
 
@@ -67,7 +68,7 @@ class OnnxCommand:
     def run(self, args: argparse.Namespace) -> int:
         run_dir: Path = args.run_dir
         arch = load_architecture(_required(run_dir, "architecture.yaml"))
-        weights = _load_weights(_required(run_dir, "weights.pt"))
+        weights = _load_weights(_required(run_dir, WEIGHTS_FILE))
         result = _result(run_dir / "result.json")
         shape = args.input or _recorded_input_size(run_dir / "result.json", result)
         classifier = weights.get(_CLASSIFIER)
