@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -36,6 +37,8 @@ def checked_number(convert: Callable[[str], N], ok: Callable[[N], bool], expecte
 
 
 positive_int = checked_number(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = checked_number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = checked_number(float, lambda v: 0 < v < math.inf, "a positive number")
 
 
 def shard(text: str) -> tuple[int, int]:

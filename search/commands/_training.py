@@ -21,7 +21,13 @@ from tqdm import tqdm
 from evaluation import EpochReport, TrainConfig, resolve_device
 from evaluation.data import DATASETS
 from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
-from search.commands._common import add_memory_limit_argument, checked_number, positive_int
+from search.commands._common import (
+    add_memory_limit_argument,
+    checked_number,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from search.errors import UsageError
 from search.full_training import STATE_FILE, FullTraining, Job
 from search.progress import format_duration
@@ -31,8 +37,6 @@ __all__ = [
     "SWA_HELP",
     "JobProgress",
     "add_training_arguments",
-    "non_negative_int",
-    "positive_float",
     "print_epoch",
     "print_progress",
     "recipe_settings",
@@ -68,8 +72,6 @@ SWA_HELP = (
 )
 
 
-positive_float = checked_number(float, lambda v: 0 < v < math.inf, "a positive number")
-non_negative_int = checked_number(int, lambda v: v >= 0, "an integer >= 0")
 _fraction = checked_number(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
 _below_one = checked_number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")  # momentum, label smoothing
 _non_negative_float = checked_number(float, lambda v: 0 <= v < math.inf, "a number >= 0")

@@ -6,8 +6,15 @@ import argparse
 import sys
 
 from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
-from search.commands._common import add_memory_limit_argument, add_study_arguments, positive_int, shard
-from search.commands._training import SWA_HELP, JobProgress, non_negative_int, positive_float
+from search.commands._common import (
+    add_memory_limit_argument,
+    add_study_arguments,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    shard,
+)
+from search.commands._training import SWA_HELP, JobProgress
 from search.commands.show import format_final
 from search.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, load_final
 from search.finalize import DEFAULT_EPOCHS, DEFAULT_SEEDS, finalize_study
@@ -50,7 +57,7 @@ same model and seed have in the final folder NAME, and --lr, --schedule and
 of a finished 80-epoch finalisation, at a constant rate for 20 epochs:
 
     python -m search finalize STUDY --folder final-swa --init-from final \
-        --epochs 20 --schedule constant --lr 0.05 --swa-epochs 20
+        --epochs 20 --schedule constant --lr 0.01 --swa-epochs 20
 
 Defaults: --epochs {DEFAULT_EPOCHS}, --seeds {DEFAULT_SEEDS}. On a 2-core CPU one Fashion-MNIST
 epoch of a front model takes minutes: the default budget for a 4-model front is
