@@ -51,7 +51,7 @@ from evaluation import Architecture, build_model, count, planned_images, train
 from evaluation.data import DataSplits, load_dataset
 from evaluation.proxies import measure_proxies, proxy_batch
 from search.commands._common import shard
-from search.records import architecture_key
+from search.storage.records import architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
 from result_cache import load_cache, save_cache

@@ -21,7 +21,7 @@ Ctrl-C or killed, and the next one continues):
    schedule comes beside a shorter one). ``--final-workers`` processes share
    the trainings (``--shard``), each with its share of the cores. A finished
    (model, seed) is never retrained, and one cut short continues after its
-   last whole epoch (``search.full_training``'s training-state.pt).
+   last whole epoch (``search.post.full_training``'s training-state.pt).
 3. **Weight averaging** (with ``--swa-epochs S``): a second finalisation
    starts from each model and seed's weights in ``final-<epochs>-epochs/``
    and trains S more epochs at the constant rate ``--swa-lr``, averaging the
@@ -58,10 +58,10 @@ from optuna.trial import FrozenTrial
 
 from evaluation.atomic import atomic_write
 from search import run_search
-from search.final_results import FINAL_CSV
 from search.pareto import front_trials
-from search.records import TrialRecord
-from search.study import busy_seconds, make_storage, storage_url, study_dir
+from search.post.final_results import FINAL_CSV
+from search.storage.records import TrialRecord
+from search.storage.studies import busy_seconds, make_storage, storage_url, study_dir
 from spaces import load_space
 from spaces.space import Constraints
 

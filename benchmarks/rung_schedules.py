@@ -9,7 +9,7 @@ MO-ASHA is whether the networks rank at a rung as they rank at the end.
 This trains a few architectures of ``spaces/densenet_hybrid.yaml`` (its
 ``small_dense`` baseline and a few sampled ones that pass its constraints)
 with the space's trial budget (``training:`` in the YAML, 1 epoch on 20% of
-the training split), validating at the rungs of ``search.pruning.Pruning``
+the training split), validating at the rungs of ``search.pruners.Pruning``
 (1/9 and 1/3 of the budget, eta 3) and at the end, once per schedule, each
 run from the same initial weights. One CPU thread (the machine is shared).
 
@@ -37,7 +37,7 @@ import torch
 
 from evaluation import Architecture, TrainConfig, build_model, count, planned_images, train
 from evaluation.data import load_dataset
-from search.pruning import Pruning
+from search.pruners import Pruning
 from search.run import VALIDATION_SIZE
 from spaces import load_space, precheck, sample_architecture
 

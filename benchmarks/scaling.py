@@ -13,7 +13,7 @@ Two rates per configuration: ``trials_per_hour`` over the span of the trials
 ``wall_trials_per_hour`` from starting the processes to their exit, which adds
 each process's start (imports, data loading). Ratios are against 1 worker on
 the same storage. Storages: the journal file (``JournalFileBackend``) and
-PostgreSQL (a throwaway server on loopback, ``search.postgres_server``).
+PostgreSQL (a throwaway server on loopback, ``search.testing.postgres``).
 
 Resumable: each finished configuration is written to the results file at once
 and skipped by the next run with the same workload (``--fresh`` measures all
@@ -40,10 +40,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.postgres_server import PostgresServer, throwaway_server
-from search.records import architecture_key
 from search.run import run_search
-from search.study import create_or_resume, make_sampler, make_storage
+from search.storage.records import architecture_key
+from search.storage.studies import create_or_resume, make_sampler, make_storage
+from search.testing.postgres import PostgresServer, throwaway_server
 from spaces import Space, load_space, precheck, sample_architecture
 
 REPO = Path(__file__).resolve().parents[1]

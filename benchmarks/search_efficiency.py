@@ -59,9 +59,9 @@ from evaluation.data import load_dataset
 from evaluation.errors import differences
 from search import run_search
 from search.pareto import hypervolume_2d, is_feasible, rank_by_fronts
-from search.pruning import images_saved_fraction
-from search.records import TrialRecord
-from search.study import busy_seconds
+from search.pruners import images_saved_fraction
+from search.storage.records import TrialRecord
+from search.storage.studies import busy_seconds
 from spaces import load_space
 
 from result_cache import load_cache, merge_into, save_cache

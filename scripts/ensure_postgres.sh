@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL's server binaries are on this machine, for the tests and
 # the benchmark that share a study between processes through a throwaway
-# server (search/postgres_server.py): Debian's postgresql package (15 on
+# server (search/testing/postgres.py): Debian's postgresql package (15 on
 # bookworm) where apt works and we are root (as on CI). Elsewhere it only
 # reports; the PostgreSQL tests then skip.
 set -euo pipefail

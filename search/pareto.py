@@ -9,7 +9,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluation.metrics import METRICS
-from search.records import TrialRecord, describe_architecture
+from search.storage.records import TrialRecord, describe_architecture
 
 __all__ = [
     "dominates",

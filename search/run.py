@@ -27,13 +27,14 @@ from evaluation import Architecture, TrainConfig, planned_images, preset, resolv
 from evaluation.data import DataSplits, load_dataset
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
-from search.lease import LeasePolicy, fail_stale
-from search.objective import TrialObjective
-from search.pruning import Pruning
+from search.execution.objective import TrialObjective
+from search.execution.runner import run_trials
+from search.execution.screening import VOTE, check_screening
+from search.execution.workers import WorkerJob, run_workers, use_device, worker_devices
+from search.pruners import Pruning
 from search.report import write_report
-from search.runner import run_trials
-from search.screening import VOTE, check_screening
-from search.study import (
+from search.storage.leases import LeasePolicy, fail_stale
+from search.storage.studies import (
     create_or_resume,
     finished_trials,
     make_sampler,
@@ -42,7 +43,6 @@ from search.study import (
     study_dir,
     worker_seed,
 )
-from search.workers import WorkerJob, run_workers, use_device, worker_devices
 from spaces import Space, enqueue_architecture, load_space
 
 __all__ = ["DEFAULT_PRUNER", "DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
@@ -107,7 +107,7 @@ def run_search(
     Each trial samples an architecture, refuses it before training when it
     cannot be built or breaks a constraint of the space, profiles it, trains it
     briefly and records validation accuracy per epoch (see
-    ``search.objective``). Nothing is printed; ``on_start`` and ``on_trial``
+    ``search.execution.objective``). Nothing is printed; ``on_start`` and ``on_trial``
     are where a caller shows progress.
 
     Args:
@@ -128,7 +128,7 @@ def run_search(
             None takes the space's budget (the whole split on a GPU).
         sampler: ``tpe`` (multivariate, constant liar), ``nsga2``, ``random``
             or ``gp`` (Gaussian-process Bayesian optimisation).
-        pruner: How trials are stopped early (``search.pruning``): ``asha``
+        pruner: How trials are stopped early (``search.pruners``): ``asha``
             (multi-objective asynchronous successive halving, any space),
             ``median`` or ``hyperband`` (Optuna's, single-objective spaces
             only) or ``none``. With rungs, a space's one-cycle schedule is
@@ -139,7 +139,7 @@ def run_search(
         seed: Seed of the sampler, of the validation split and of each trial's
             weights and training (trial ``n`` uses ``seed + n``). Each worker
             and each resumed start seeds its sampler from it, its index and
-            the trials already in the study (``search.study.worker_seed``).
+            the trials already in the study (``search.storage.studies.worker_seed``).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         workers: Processes on this machine running trials of the study, each
             with ``cores // workers`` CPU threads, or its own GPU when there
@@ -161,7 +161,7 @@ def run_search(
             training (``evaluation.memory``); None takes the machine's memory.
         screen: Candidate architectures per trial, scored at initialisation by
             the zero-cost proxies; the best by ``screen_by`` is trained and all
-            are recorded on the trial (``search.screening``). 1 (the default)
+            are recorded on the trial (``search.execution.screening``). 1 (the default)
             trains the sampler's proposal as it comes. One worker only.
         screen_by: The proxy that picks among the candidates (a name in
             ``evaluation.proxies.PROXIES``), or ``vote``: the lowest mean rank
@@ -331,7 +331,7 @@ def _check_budget(*, trials: int, epochs: int | None, train_fraction: float | No
 def _check_screening(screen: int, screen_by: str, *, workers: int) -> None:
     check_screening(screen, screen_by)
     if screen > 1 and workers > 1:
-        # The worker processes build their own objective (search.workers), without screening.
+        # The worker processes build their own objective (search.execution.workers), without screening.
         raise UsageError(f"screen {screen} needs one worker, got workers {workers}")
 
 

@@ -28,9 +28,9 @@ from search.commands._common import (
     positive_float,
     positive_int,
 )
+from search.commands._progress import format_duration
 from search.errors import UsageError
-from search.full_training import STATE_FILE, FullTraining, Job
-from search.progress import format_duration
+from search.post.full_training import STATE_FILE, FullTraining, Job
 
 __all__ = [
     "RECIPES",
@@ -231,7 +231,7 @@ def print_epoch(epochs: int) -> Callable[[EpochReport], bool]:
 
 
 class JobProgress:
-    """Progress of many trainings (``search.full_training.run_jobs``) on stderr, with the ETA of all.
+    """Progress of many trainings (``search.post.full_training.run_jobs``) on stderr, with the ETA of all.
 
     The ETA counts epochs: the mean time of the epochs run so far (tests
     included) times the epochs left in this training and in those not started,

@@ -13,10 +13,10 @@ import pandas as pd
 from evaluation import load_architecture
 from evaluation.data import load_dataset
 from evaluation.metrics import format_metric
-from search.ablate import MAX_SEEDS, ablate, make_variants, parse_variation, table_paths
 from search.commands._common import positive_int
 from search.commands._training import JobProgress, add_training_arguments, train_config
-from search.full_training import needed_resize
+from search.post.ablate import MAX_SEEDS, ablate, make_variants, parse_variation, table_paths
+from search.post.full_training import needed_resize
 
 DEFAULT_SEEDS = 3
 

@@ -8,7 +8,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from search.commands._common import add_study_arguments
 from search.errors import UsageError
-from search.study import default_storage, open_study
+from search.storage.studies import default_storage, open_study
 
 # Loopback by default: the dashboard can rename and delete studies and has no login,
 # so anyone who can reach the port can do that.

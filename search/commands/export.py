@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from search.commands._common import add_study_arguments, positive_int
-from search.export import export_study
-from search.study import open_study, study_dir
+from search.post.export import export_study
+from search.storage.studies import open_study, study_dir
 
 
 class ExportCommand:

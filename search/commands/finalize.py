@@ -16,10 +16,10 @@ from search.commands._common import (
 )
 from search.commands._training import SWA_HELP, JobProgress
 from search.commands.show import format_final
-from search.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, load_final
-from search.finalize import DEFAULT_EPOCHS, DEFAULT_SEEDS, finalize_study
+from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, load_final
+from search.post.finalize import DEFAULT_EPOCHS, DEFAULT_SEEDS, finalize_study
 from search.report import write_report
-from search.study import check_folder_name, open_study
+from search.storage.studies import check_folder_name, open_study
 
 DESCRIPTION = f"""\
 Retrain the study's Pareto front (or, with --top K, its K best) on the whole

@@ -25,7 +25,7 @@ from evaluation.deploy import (
 from evaluation.errors import show
 from search.commands._common import input_size
 from search.errors import UsageError
-from search.full_training import WEIGHTS_FILE
+from search.post.full_training import WEIGHTS_FILE
 
 _CLASSIFIER = "head.classifier.weight"
 

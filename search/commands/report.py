@@ -7,7 +7,7 @@ import time
 
 from search.commands._common import add_study_arguments
 from search.report import write_report
-from search.study import open_study
+from search.storage.studies import open_study
 
 
 class ReportCommand:

@@ -14,13 +14,13 @@ from optuna.trial import FrozenTrial
 
 from evaluation.data import DATASETS
 from search.commands._common import add_memory_limit_argument, positive_int
+from search.commands._progress import Progress
 from search.errors import SearchInterrupted
-from search.lease import LeasePolicy
-from search.progress import Progress
-from search.pruning import PRUNERS
+from search.execution.screening import SCREEN_BY, VOTE
+from search.pruners import PRUNERS
 from search.run import DEFAULT_PRUNER, DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
-from search.screening import SCREEN_BY, VOTE
-from search.study import SAMPLERS, finished_trials
+from search.storage.leases import LeasePolicy
+from search.storage.studies import SAMPLERS, finished_trials
 
 DESCRIPTION = f"""\
 Run (or resume) a multi-objective Optuna study over a search space.

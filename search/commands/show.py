@@ -8,9 +8,9 @@ import pandas as pd
 
 from evaluation.metrics import METRICS, format_metric
 from search.commands._common import add_study_arguments
-from search.final_results import FinalResults, load_final
 from search.pareto import objective_names, trials_frame
-from search.study import open_study
+from search.post.final_results import FinalResults, load_final
+from search.storage.studies import open_study
 
 
 class ShowCommand:

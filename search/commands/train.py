@@ -9,7 +9,7 @@ from pathlib import Path
 from evaluation import load_architecture
 from evaluation.data import load_dataset
 from search.commands._training import add_training_arguments, print_epoch, print_progress, train_config
-from search.full_training import STATE_FILE, needed_resize, train_and_test
+from search.post.full_training import STATE_FILE, needed_resize, train_and_test
 
 
 class TrainCommand:

@@ -16,10 +16,10 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluation.metrics import METRICS
 from evaluation.proxies import PROXIES
 from search.errors import UsageError
-from search.final_results import FinalResults, load_final
 from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
-from search.pruning import BudgetSpent, RungDecision, recorded_decisions, recorded_rungs
-from search.records import TrialOutcome, TrialRecord
+from search.post.final_results import FinalResults, load_final
+from search.pruners import BudgetSpent, RungDecision, recorded_decisions, recorded_rungs
+from search.storage.records import TrialOutcome, TrialRecord
 
 __all__ = [
     "CORRELATED_COSTS",

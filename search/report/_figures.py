@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from evaluation.metrics import METRICS, Metric, format_metric, metric_label
-from search.records import TrialOutcome, describe_architecture
 from search.report._data import CORRELATED_COSTS, Correlation, Importance, ParamAxis, ReportData, TrialPoint
+from search.storage.records import TrialOutcome, describe_architecture
 
 __all__ = [
     "ABSENT",

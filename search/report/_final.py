@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evaluation.metrics import format_metric
-from search.final_results import FinalModel, FinalResults
+from search.post.final_results import FinalModel, FinalResults
 from search.report._figures import _axis, _layout
 
 __all__ = ["final_figure", "final_section"]

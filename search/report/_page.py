@@ -24,8 +24,7 @@ import optuna
 
 from evaluation.atomic import atomic_write
 from evaluation.metrics import format_metric, metric_label
-from search.pruning import Pruning, RungDecision
-from search.records import TrialOutcome, describe_architecture
+from search.pruners import Pruning, RungDecision
 from search.report._data import ReportData, TrialPoint, collect_report
 from search.report._figures import (
     ABSENT,
@@ -42,7 +41,8 @@ from search.report._figures import (
     spearman_figure,
 )
 from search.report._final import final_section
-from search.study import study_dir
+from search.storage.records import TrialOutcome, describe_architecture
+from search.storage.studies import study_dir
 
 __all__ = ["render_report", "write_report"]
 

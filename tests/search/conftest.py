@@ -4,7 +4,7 @@ from contextlib import ExitStack
 import pytest
 
 from evaluation.data import load_dataset
-from search.postgres_server import PostgresUnavailable, throwaway_server
+from search.testing.postgres import PostgresUnavailable, throwaway_server
 from spaces import load_space
 
 TINY_SPACE = """\

@@ -17,7 +17,7 @@ import torch
 from evaluation import Architecture, Head, Stage, Stem, TrainConfig
 from evaluation.blocks import DenseSpec
 from evaluation.data import load_dataset
-from search.objective import TrialObjective
+from search.execution.objective import TrialObjective
 from spaces import enqueue_architecture, load_space
 
 torch.set_num_threads(1)

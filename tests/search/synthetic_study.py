@@ -21,7 +21,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from evaluation import Architecture, count
-from search.records import TrialRecord, architecture_key
+from search.storage.records import TrialRecord, architecture_key
 
 PARAMS_LIMIT = 1_000_000
 EPOCHS = 6

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from evaluation import Architecture
-from search.ablate import (
+from search.cli import main
+from search.post.ablate import (
     Variant,
     ablation_table,
     make_variants,
@@ -17,7 +18,6 @@ from search.ablate import (
     parse_variation,
     sign_flip_p_value,
 )
-from search.cli import main
 
 SMALL_YAML = """\
 stem: {style: small, width: 8}

@@ -7,7 +7,7 @@ from torch_only import run_without_project
 from evaluation import load_architecture
 from evaluation.blocks import BLOCKS
 from search.cli import main
-from search.study import open_study
+from search.storage.studies import open_study
 
 SPACE = """\
 description: Only {kind} stages, on scikit-learn's 8x8 digits.

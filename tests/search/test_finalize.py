@@ -17,11 +17,11 @@ from optuna.trial import TrialState
 
 from evaluation import Architecture, TrainConfig, count
 from search.cli import main
-from search.final_results import final_dir, load_final
-from search.finalize import select_trials
-from search.records import TrialRecord, architecture_key
+from search.post.final_results import final_dir, load_final
+from search.post.finalize import select_trials
 from search.report import collect_report
-from search.study import default_storage, make_storage, study_dir
+from search.storage.records import TrialRecord, architecture_key
+from search.storage.studies import default_storage, make_storage, study_dir
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -10,7 +10,7 @@ import pytest
 
 from search import commands
 from search.cli import build_parser, main
-from search.study import open_study
+from search.storage.studies import open_study
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE_NAMES = ["../../etc", "/tmp/absolute", "a/b", "..", ".", ".hidden", "nul\x00byte", "", "x" * 101]

@@ -8,10 +8,10 @@ from optuna.trial import TrialState
 
 from evaluation import Architecture, Head, Stage, Stem, TrainConfig
 from evaluation.blocks import DenseSpec
-from search import objective as objective_module
-from search.objective import VALID_CONSTRAINT, TrialObjective
+from search.execution import objective as objective_module
+from search.execution.objective import VALID_CONSTRAINT, TrialObjective
 from search.pareto import front_trials
-from search.records import TrialOutcome, TrialRecord
+from search.storage.records import TrialOutcome, TrialRecord
 from spaces import Objective as SpaceObjective
 from spaces import enqueue_architecture
 

@@ -23,8 +23,8 @@ from optuna.trial import TrialState
 from evaluation import Architecture, DataError, Head, Stage, Stem, TrainConfig
 from evaluation.blocks import DenseSpec
 from evaluation.memory import estimate_memory
-from search import objective as objective_module
-from search.objective import VALID_CONSTRAINT, TrialObjective
+from search.execution import objective as objective_module
+from search.execution.objective import VALID_CONSTRAINT, TrialObjective
 from spaces import enqueue_architecture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

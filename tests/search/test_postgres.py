@@ -19,12 +19,12 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from search.cli import main
-from search.runner import is_given_back
-from search.study import create_or_resume, make_sampler
+from search.execution.runner import is_given_back
+from search.storage.studies import create_or_resume, make_sampler
 
 REPO = Path(__file__).resolve().parents[2]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-# What every trained trial records (search.records.TrialRecord), read back from the server.
+# What every trained trial records (search.storage.records.TrialRecord), read back from the server.
 TRAINED_FACTS = {
     "outcome",
     "architecture",

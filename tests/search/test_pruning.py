@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 import search
 from evaluation import Checkpoint, TrainConfig
 from search.cli import main
-from search.objective import TrialObjective
-from search.pruning import (
+from search.execution.objective import TrialObjective
+from search.pruners import (
     Pruner,
     Pruning,
     RungPoint,
@@ -30,7 +30,7 @@ from search.pruning import (
 )
 from search.report import collect_report, render_report
 from search.report._figures import curves_figure
-from search.study import open_study
+from search.storage.studies import open_study
 from spaces import Objective, enqueue_architecture, load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

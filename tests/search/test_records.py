@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from search.records import TrialOutcome, TrialRecord
+from search.storage.records import TrialOutcome, TrialRecord
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

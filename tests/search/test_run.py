@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 import search
 from evaluation import Architecture
-from search.study import open_study
+from search.storage.studies import open_study
 
 
 def test_run_search_returns_the_study_with_its_trials_and_settings(tiny_space, studies_dir, capsys) -> None:

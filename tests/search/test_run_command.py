@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from evaluation import Architecture, load_architecture
 from search.cli import main
 from search.pareto import front_trials
-from search.study import open_study
+from search.storage.studies import open_study
 
 
 def test_run_with_broken_space_exits_2_with_one_line_and_no_study(tmp_path, studies_dir, capsys):

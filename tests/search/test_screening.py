@@ -12,8 +12,8 @@ import search
 from evaluation import Architecture
 from evaluation.proxies import PROXIES
 from search.cli import main
-from search.screening import Candidate, choose
-from search.study import make_sampler
+from search.execution.screening import Candidate, choose
+from search.storage.studies import make_sampler
 from spaces import sample_architecture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -6,7 +6,7 @@ from torch_only import run_without_project
 
 from evaluation import Architecture, Stage, Stem, Transition, build_model, preset
 from evaluation.blocks import BLOCKS, DenseSpec, DualPathSpec, ResidualDenseSpec, ResidualSpec
-from search.export import standalone_source
+from search.post.export import standalone_source
 
 MIXED = Architecture(
     stem=Stem(style="small", width=8),

@@ -16,8 +16,8 @@ import pytest
 from optuna.trial import TrialState
 
 import search
-from search.lease import HEARTBEAT_ATTR
-from search.study import busy_seconds, make_storage, worker_seed
+from search.storage.leases import HEARTBEAT_ATTR
+from search.storage.studies import busy_seconds, make_storage, worker_seed
 
 GRACE_PERIOD = 3
 

@@ -26,10 +26,10 @@ from optuna.trial import FrozenTrial
 from evaluation import TrainConfig
 from evaluation.data import load_dataset
 from search.errors import UsageError
-from search.lease import LeasePolicy, fail_stale
-from search.objective import TrialObjective
-from search.runner import is_given_back, run_trials
-from search.study import make_sampler, make_storage, worker_seed
+from search.execution.objective import TrialObjective
+from search.execution.runner import is_given_back, run_trials
+from search.storage.leases import LeasePolicy, fail_stale
+from search.storage.studies import make_sampler, make_storage, worker_seed
 from spaces import Space
 
 __all__ = ["WorkerJob", "run_workers", "worker_devices"]

@@ -7,7 +7,7 @@ after the step at hand, so every trial this process started ends COMPLETE,
 PRUNED or FAIL, and the interrupted one says why.
 
 Several such loops may share one study (workers, machines): the budget is the
-study's, each running trial holds a lease (``search.lease``), and trials of
+study's, each running trial holds a lease (``search.storage.leases``), and trials of
 workers that died are failed before each ``ask``.
 """
 
@@ -23,8 +23,8 @@ from types import FrameType
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.lease import KeepAlive, LeasePolicy, fail_stale
-from search.records import TrialOutcome, TrialRecord
+from search.storage.leases import KeepAlive, LeasePolicy, fail_stale
+from search.storage.records import TrialOutcome, TrialRecord
 
 __all__ = ["GIVEN_BACK", "is_given_back", "run_trials"]
 

@@ -13,7 +13,7 @@ from evaluation import Architecture, build_model, export_onnx
 from evaluation.deploy import dataset_metadata
 from evaluation.standalone import standalone_source
 from search.pareto import front_trials, objective_names, recorded_metrics, trials_frame
-from search.records import TrialRecord
+from search.storage.records import TrialRecord
 
 __all__ = ["export_study", "standalone_source"]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from search.full_training import RESULT_FILE
 from search.pareto import dominates
-from search.study import check_folder_name, study_dir
+from search.post.full_training import RESULT_FILE
+from search.storage.studies import check_folder_name, study_dir
 
 __all__ = [
     "FINAL_COLUMNS",
@@ -84,7 +84,7 @@ def final_dir(study_name: str, folder: str = FINAL_FOLDER) -> Path:
     """``studies/<study>/final/``: one folder per model, one per seed under it, and final.csv.
 
     Another ``folder`` holds trainings at another budget beside those of ``final/``
-    (a folder holds one recipe: ``search.full_training`` refuses to mix two)."""
+    (a folder holds one recipe: ``search.post.full_training`` refuses to mix two)."""
     return study_dir(study_name) / check_folder_name(folder, "final folder")
 
 

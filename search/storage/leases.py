@@ -27,7 +27,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from search.records import TrialOutcome, TrialRecord
+from search.storage.records import TrialOutcome, TrialRecord
 
 __all__ = ["HEARTBEAT_ATTR", "WORKER_ATTR", "KeepAlive", "LeasePolicy", "fail_stale", "last_beat", "worker_name"]
 

@@ -42,7 +42,7 @@ from evaluation.data import DataSplits
 from evaluation.proxies import PROXIES, measure_proxies, proxy_batch
 from evaluation.training import TrainConfig, resolve_device
 from search.errors import UsageError
-from search.records import architecture_key
+from search.storage.records import architecture_key
 from spaces import Space, precheck, sample_architecture
 
 __all__ = [

@@ -1,7 +1,7 @@
 """One trial: sample, validate, profile, screen, train, record.
 
 With ``screen`` > 1 the trial's architecture is first chosen among that many
-candidates by their zero-cost proxies (``search.screening``); every trained
+candidates by their zero-cost proxies (``search.execution.screening``); every trained
 trial records its model's proxy scores at initialisation, on one mini-batch
 of the training split drawn with the trial's seed (``evaluation.proxies``).
 
@@ -12,12 +12,12 @@ constraint that is known before training (params, MACs, latency), is
 ignored by Optuna's samplers, which would keep proposing it). An architecture
 already evaluated in the study takes the recorded values instead of training
 again, and one another worker is training right now is waited for, then
-copied (``search.claims``). A run that diverges (NaN/inf loss) is completed as
+copied (``search.storage.claims``). A run that diverges (NaN/inf loss) is completed as
 infeasible with its reason. So is one whose estimated training memory exceeds
 the machine's (``evaluation.memory``, before building), and one that runs out
 of memory in training anyway. Anything else that raises (model code, data) is
 recorded and left to Optuna as FAIL. Either way the trial's memory is freed
-before the next. A pruner (``search.pruning``) may stop training at a rung of
+before the next. A pruner (``search.pruners``) may stop training at a rung of
 the budget: the trial then ends PRUNED with its rung and reason, and a later
 trial of the same architecture is pruned too, without training.
 """
@@ -40,10 +40,10 @@ from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
 from evaluation.proxies import measure_proxies, proxy_batch
 from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
-from search.claims import claim_architecture, wait_until_finished
-from search.pruning import Pruner, Pruning
-from search.records import TrialOutcome, TrialRecord, architecture_key
-from search.screening import VOTE, screen_trial
+from search.execution.screening import VOTE, screen_trial
+from search.pruners import Pruner, Pruning
+from search.storage.claims import claim_architecture, wait_until_finished
+from search.storage.records import TrialOutcome, TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
 
 __all__ = ["TrialFault", "TrialObjective", "VALID_CONSTRAINT", "release_memory"]
@@ -88,7 +88,7 @@ class TrialObjective:
 
     ``memory_limit``: bytes a trial's model may be estimated to need in training
     (``evaluation.memory``); None takes the machine's memory. ``pruning``: how
-    trials are stopped at the rungs of their budget (``search.pruning``); None
+    trials are stopped at the rungs of their budget (``search.pruners``); None
     takes the one the study stores, so worker processes follow their run. ``screen``:
     candidates scored per trial, the best by ``screen_by`` (a proxy or
     ``vote``) trained; 1 trains the sampler's proposal as it comes.
@@ -247,7 +247,7 @@ class TrialObjective:
     def _epoch_callback(self, trial: optuna.Trial, record: TrialRecord) -> Callable[[EpochReport], bool]:
         def on_epoch(report: EpochReport) -> bool:
             # The curve grows here, epoch by epoch, so a report drawn mid-run shows it.
-            # Pruning happens at the rungs (search.pruning), not here.
+            # Pruning happens at the rungs (search.pruners), not here.
             record.val_accuracy_per_epoch.append(report.val_accuracy)
             trial.set_user_attr("val_accuracy_per_epoch", record.val_accuracy_per_epoch)
             return False

@@ -27,7 +27,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
-from search.lease import HEARTBEAT_ATTR, last_beat
+from search.storage.leases import HEARTBEAT_ATTR, last_beat
 
 __all__ = [
     "SAMPLERS",
@@ -170,7 +170,7 @@ def make_sampler(kind: str, *, seed: int | None, trials: int) -> optuna.samplers
         # Gaussian-process BO (log EHVI for several objectives, with the trials'
         # constraints); it models the knobs every trial has and samples the
         # conditional ones (a third stage's) at random, without a warning per trial.
-        # It learns from COMPLETE trials only (see search.pruning).
+        # It learns from COMPLETE trials only (see search.pruners).
         return optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=min(10, max(3, trials // 3)), warn_independent_sampling=False
         )

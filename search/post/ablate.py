@@ -48,7 +48,7 @@ from evaluation import Architecture, ArchitectureError, TrainConfig, count
 from evaluation.blocks import BLOCKS
 from evaluation.data import DataSplits
 from search.errors import UsageError
-from search.full_training import Job, JobReporter, input_shape, run_jobs
+from search.post.full_training import Job, JobReporter, input_shape, run_jobs
 
 __all__ = [
     "MAX_SEEDS",

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from evaluation.metrics import format_metric, metric_label
 from search.pareto import front_trials, objective_names
-from search.records import TrialRecord
+from search.storage.records import TrialRecord
 
 __all__ = ["Progress", "format_duration"]
 

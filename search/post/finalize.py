@@ -35,10 +35,10 @@ from evaluation.atomic import atomic_write
 from evaluation.data import load_dataset
 from evaluation.metrics import METRICS
 from search.errors import UsageError
-from search.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, final_rows
-from search.full_training import WEIGHTS_FILE, Job, JobReporter, run_jobs
 from search.pareto import is_feasible, rank_by_fronts
-from search.records import TrialOutcome, TrialRecord
+from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, final_rows
+from search.post.full_training import WEIGHTS_FILE, Job, JobReporter, run_jobs
+from search.storage.records import TrialOutcome, TrialRecord
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_SEEDS", "final_config", "finalize_study", "plan_final", "select_trials"]
 
