@@ -41,8 +41,9 @@ import optuna
 from optuna.trial import TrialState
 
 from search.run import run_search
+from search.samplers import make_sampler
 from search.storage.records import architecture_key
-from search.storage.studies import create_or_resume, make_sampler, make_storage
+from search.storage.studies import create_or_resume, make_storage
 from search.testing.postgres import PostgresServer, throwaway_server
 from spaces import Space, load_space, precheck, sample_architecture
 

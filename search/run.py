@@ -33,15 +33,14 @@ from search.execution.screening import VOTE, check_screening
 from search.execution.workers import WorkerJob, run_workers, use_device, worker_devices
 from search.pruners import Pruning
 from search.report import write_report
+from search.samplers import make_sampler, worker_seed
 from search.storage.leases import LeasePolicy, fail_stale
 from search.storage.studies import (
     create_or_resume,
     finished_trials,
-    make_sampler,
     make_storage,
     storage_url,
     study_dir,
-    worker_seed,
 )
 from spaces import Space, enqueue_architecture, load_space
 
@@ -139,7 +138,7 @@ def run_search(
         seed: Seed of the sampler, of the validation split and of each trial's
             weights and training (trial ``n`` uses ``seed + n``). Each worker
             and each resumed start seeds its sampler from it, its index and
-            the trials already in the study (``search.storage.studies.worker_seed``).
+            the trials already in the study (``search.samplers.worker_seed``).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         workers: Processes on this machine running trials of the study, each
             with ``cores // workers`` CPU threads, or its own GPU when there

@@ -19,8 +19,9 @@ from search.errors import SearchInterrupted
 from search.execution.screening import SCREEN_BY, VOTE
 from search.pruners import PRUNERS
 from search.run import DEFAULT_PRUNER, DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
+from search.samplers import SAMPLERS
 from search.storage.leases import LeasePolicy
-from search.storage.studies import SAMPLERS, finished_trials
+from search.storage.studies import finished_trials
 
 DESCRIPTION = f"""\
 Run (or resume) a multi-objective Optuna study over a search space.

@@ -28,8 +28,9 @@ from evaluation.data import load_dataset
 from search.errors import UsageError
 from search.execution.objective import TrialObjective
 from search.execution.runner import is_given_back, run_trials
+from search.samplers import make_sampler, worker_seed
 from search.storage.leases import LeasePolicy, fail_stale
-from search.storage.studies import make_sampler, make_storage, worker_seed
+from search.storage.studies import make_storage
 from spaces import Space
 
 __all__ = ["WorkerJob", "run_workers", "worker_devices"]

@@ -54,28 +54,19 @@ Single-objective spaces may take Optuna's own pruners instead (``median``,
 explicitly and stored with the study: never Optuna's default MedianPruner.
 """
 
-from search.pruners._pruning import (
-    PRUNERS,
-    RUNG_ACCURACIES,
-    RUNG_DECISIONS,
-    BudgetSpent,
-    Pruner,
-    Pruning,
+from search.pruners.budget import BudgetSpent, budget_spent, images_saved_fraction
+from search.pruners.config import PRUNERS, RUNG_ACCURACIES, RUNG_DECISIONS, Pruning
+from search.pruners.moasha import RungPoint, Verdict, decide, rank_points
+from search.pruners.replay import (
     Replayed,
     RungDecision,
-    RungPoint,
-    RungWatch,
-    Verdict,
-    budget_spent,
-    decide,
-    images_saved_fraction,
-    rank_points,
     recorded_decisions,
     recorded_rungs,
     replay_decisions,
     rung_point,
     study_objectives,
 )
+from search.pruners.watch import Pruner, RungWatch
 
 __all__ = [
     "PRUNERS",

@@ -20,7 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.cli import main
 from search.execution.runner import is_given_back
-from search.storage.studies import create_or_resume, make_sampler
+from search.samplers import make_sampler
+from search.storage.studies import create_or_resume
 
 REPO = Path(__file__).resolve().parents[2]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

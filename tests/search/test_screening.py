@@ -13,7 +13,7 @@ from evaluation import Architecture
 from evaluation.proxies import PROXIES
 from search.cli import main
 from search.execution.screening import Candidate, choose
-from search.storage.studies import make_sampler
+from search.samplers import make_sampler
 from spaces import sample_architecture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -16,8 +16,9 @@ import pytest
 from optuna.trial import TrialState
 
 import search
+from search.samplers import worker_seed
 from search.storage.leases import HEARTBEAT_ATTR
-from search.storage.studies import busy_seconds, make_storage, worker_seed
+from search.storage.studies import busy_seconds, make_storage
 
 GRACE_PERIOD = 3
 
