@@ -65,8 +65,11 @@ from search.storage.studies import busy_seconds, make_storage, storage_url, stud
 from spaces import load_space
 from spaces.space import Constraints
 
+from result_cache import pack_journal, unpacked_journal
+
 RESULTS = Path(__file__).resolve().parent / "results" / "headline.json"
 STUDY = "headline"
+JOURNAL = RESULTS.parent / STUDY / "journal.log"  # committed gzipped, journal.log.gz; unpacked beside it to work in
 MAX_PARAMS = 100_000
 BASELINES = ("small_dense",)  # the space's DenseNet-BC (98.5 K parameters): the first trial, a known start
 
@@ -99,11 +102,14 @@ def search(args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study
         log(f"search: done ({spent / 60:.0f} min spent)")
         return optuna.load_study(study_name=STUDY, storage=make_storage(url))
     log(f"search: {left / 60:.0f} of {args.search_minutes} min left")
-    return run_search(
-        space=headline_space(), study_name=STUDY, storage=url, trials=100_000, timeout=left, seed=args.seed,
-        workers=args.workers, pruner="none", command=shlex.join(sys.argv), enqueue=BASELINES,
-        on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
-    )  # fmt: skip
+    try:
+        return run_search(
+            space=headline_space(), study_name=STUDY, storage=url, trials=100_000, timeout=left, seed=args.seed,
+            workers=args.workers, pruner="none", command=shlex.join(sys.argv), enqueue=BASELINES,
+            on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
+        )  # fmt: skip
+    finally:
+        pack_journal(JOURNAL)
 
 
 def _trial_line(study: optuna.Study, trial: FrozenTrial, minutes: float) -> str:
@@ -247,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     _use_results_folder()
+    unpacked_journal(JOURNAL)  # where the search and `search finalize` open the study
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     finalisations: dict[str, float] = previous.get("finalize_minutes", {})
 

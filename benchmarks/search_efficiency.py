@@ -64,7 +64,7 @@ from search.storage.records import TrialRecord
 from search.storage.studies import busy_seconds
 from spaces import load_space
 
-from result_cache import load_cache, merge_into, save_cache
+from result_cache import journal_to_read, load_cache, merge_into, pack_journal, packed, save_cache, unpacked_journal
 
 HERE = Path(__file__).resolve().parent / "results"
 RESULTS = HERE / "search_efficiency.json"
@@ -119,7 +119,8 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
     name = f"{method}-s{seed}"
     studies = args.out.with_suffix("")  # the journals sit in a folder named after the JSON file
     studies.mkdir(parents=True, exist_ok=True)
-    storage = f"journal:{studies / name}.log"
+    journal = unpacked_journal(studies / f"{name}.log")  # committed as .log.gz
+    storage = f"journal:{journal}"
     budget = args.minutes * 60
     try:
         existing = optuna.load_study(study_name=name, storage=_storage(storage)).trials
@@ -128,10 +129,13 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
     left = budget - busy_seconds(existing)
     if left > 0:
         log(f"{name}: {left / 60:.1f} min of search left ({options})")
-        return run_search(
-            space=SPACE, storage=storage, study_name=name, trials=100_000, timeout=left, seed=seed, report=False,
-            command=f"benchmarks/search_efficiency.py {name}", **options,
-        )  # fmt: skip
+        try:
+            return run_search(
+                space=SPACE, storage=storage, study_name=name, trials=100_000, timeout=left, seed=seed, report=False,
+                command=f"benchmarks/search_efficiency.py {name}", **options,
+            )  # fmt: skip
+        finally:
+            pack_journal(journal)
     return optuna.load_study(study_name=name, storage=_storage(storage))
 
 
@@ -198,9 +202,10 @@ def rescore_all(cache: dict[str, Any], args: argparse.Namespace, data: Any) -> N
     for method, seeds in cache["runs"].items():
         for seed, run in seeds.items():
             journal = args.out.with_suffix("") / f"{method}-s{seed}.log"
-            if run.get("curve") and journal.is_file():
-                study = optuna.load_study(study_name=f"{method}-s{seed}", storage=_storage(f"journal:{journal}"))
-                run["curve"] = score_run(study, args, cache, data, retrain_missing=False) or run["curve"]
+            if run.get("curve") and (journal.is_file() or packed(journal).is_file()):
+                with journal_to_read(journal) as path:
+                    study = optuna.load_study(study_name=f"{method}-s{seed}", storage=_storage(f"journal:{path}"))
+                    run["curve"] = score_run(study, args, cache, data, retrain_missing=False) or run["curve"]
 
 
 def summarise(cache: dict[str, Any]) -> dict[str, Any]:
