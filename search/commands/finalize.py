@@ -118,6 +118,14 @@ class FinalizeCommand:
         parser.add_argument(
             "--swa-epochs", type=non_negative_int, default=None, metavar="N", help=f"{SWA_HELP} (default: 0)."
         )
+        parser.add_argument(
+            "--validation-size",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
+            help="Hold N training images out of every training and record each model's accuracy on them, "
+            "to choose among final models without the test set (default: 0, train on all).",
+        )
         parser.add_argument("--device", choices=DEVICES, default="auto", help="Where to train (default: auto).")
         parser.add_argument(
             "--precision",
@@ -151,6 +159,7 @@ class FinalizeCommand:
                 shard=args.shard,
                 overrides=overrides,
                 init_from=args.init_from,
+                validation_size=args.validation_size,
             )
         finally:
             progress.close()

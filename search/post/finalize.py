@@ -2,8 +2,9 @@
 
 A search ranks architectures by validation accuracy after brief training;
 ``finalize_study`` checks that ranking. Each chosen trial's architecture is
-trained on the whole training split (no validation split) with the recipe the
-study's trials were trained with, for ``epochs`` epochs, once per seed
+trained on the whole training split (or all but ``validation_size`` images
+held out, whose accuracy each result then records, so that a choice among
+final models need not read the test set) with the recipe the study's trials were trained with, for ``epochs`` epochs, once per seed
 (0, 1, ..., seeds - 1, the same for every model, so models compare seed by
 seed), and evaluated on the test set once. Files go to
 ``studies/<study>/final/trial-<n>/seed-<s>/`` (weights.pt, model.onnx,
@@ -142,12 +143,15 @@ def finalize_study(
     shard: tuple[int, int] = (0, 1),
     overrides: Mapping[str, Any] | None = None,
     init_from: str | None = None,
+    validation_size: int = 0,
 ) -> pd.DataFrame:
     """Train and test the chosen trials (see the module's doc); return final.csv's table.
 
     ``overrides`` replace settings of the study's recipe (``TrainConfig`` fields);
     ``init_from`` names a final folder whose weights each training starts from,
     a second stage on top of it (e.g. constant-rate weight averaging).
+    ``validation_size`` training images (the data set's seed-0 split) are held
+    out of every training; each result.json records the model's accuracy on them.
 
     final.csv is rewritten after every training, from every result.json under
     the folder (also those of models an earlier run, or another shard, trained),
@@ -167,7 +171,7 @@ def finalize_study(
     if init_from == folder:
         raise UsageError(f"--init-from {init_from} is the folder being trained; name the finished one")
     config = final_config(study, epochs=epochs, device=device, precision=precision, overrides=overrides)
-    data = load_dataset(dataset, root=data_root, validation_size=0)
+    data = load_dataset(dataset, root=data_root, validation_size=validation_size)
     where = final_dir(study.study_name, folder)
 
     def write_table() -> None:

@@ -133,6 +133,8 @@ def train_and_test(
     ``resumed_after_epoch`` says after which epoch, 0 when it ran in one go.
     ``init``: a weights.pt of ``arch`` to train on from (a second stage, such as
     weight averaging after a finished schedule); the caller records it in ``extra``.
+    When ``data`` holds validation images (held out of ``data.train``), the record's
+    ``val_accuracy`` is the trained model's on them (None without), ``val_images`` their count.
     """
     shape = input_shape(data, config)
     check_memory(
@@ -155,6 +157,9 @@ def train_and_test(
     eval_started = time.perf_counter()
     test_accuracy = evaluate(model, *data.test, config, mean=data.mean, std=data.std)
     test_seconds = time.perf_counter() - eval_started
+    # The trained model's (after weight averaging too) on images held out of training, if any:
+    # what a choice among final models may read, since the test accuracy must choose nothing.
+    val_accuracy = evaluate(model, *data.val, config, mean=data.mean, std=data.std) if len(data.val[1]) else None
     seconds = time.perf_counter() - started + result.resumed_seconds
 
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
@@ -163,6 +168,7 @@ def train_and_test(
     if onnx:
         export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data.name))
     record = _record(label, arch, data, config, result, shape, test_accuracy, seconds, test_seconds, model)
+    record.update(val_accuracy=val_accuracy, val_images=len(data.val[1]))
     if latency_ms is not None:
         record["latency_ms"] = latency_ms
     record.update(extra or {})
@@ -261,9 +267,9 @@ def run_jobs(
     """
     for job in jobs:
         if job.done:
-            _check_kept(job, config)
+            _check_kept(job, config, held_out=len(data.val[1]))
         elif job.init is not None:
-            _check_init(job)
+            _check_init(job, held_out=len(data.val[1]))
     if reporter is not None:
         reporter.begin(jobs)
     for job in jobs:
@@ -296,23 +302,37 @@ def read_result(folder: Path) -> dict[str, Any]:
     return json.loads((folder / RESULT_FILE).read_text())
 
 
-def _check_init(job: Job) -> None:
-    """Refuse, before anything trains, a start that is missing or of another architecture."""
+def _check_init(job: Job, *, held_out: int) -> None:
+    """Refuse, before anything trains, a start that is missing, of another architecture, or that
+    trained on other images than this training holds out (its validation accuracy would have seen them)."""
     if not job.init.is_file():
         raise UsageError(f"{job.init} does not exist: {job.name} has no weights to start from")
     kept = job.init.parent / "architecture.yaml"
     if not kept.is_file() or load_architecture(kept) != job.arch:
         raise UsageError(f"{job.init.parent} holds another architecture than {job.name}; it cannot start it")
+    _check_held_out(job.init.parent, held_out)
 
 
-def _check_kept(job: Job, config: TrainConfig) -> None:
-    """Refuse a finished job trained on another architecture or recipe than asked."""
+def _check_kept(job: Job, config: TrainConfig, *, held_out: int) -> None:
+    """Refuse a finished job trained on another architecture, recipe or validation split than asked."""
     where = job.out
     if load_architecture(where / "architecture.yaml") != job.arch:
         raise UsageError(f"{where} holds another architecture than {job.name}; remove that folder to retrain it")
+    _check_held_out(where, held_out)
     kept = with_defaults(read_result(where).get("settings", {}))
     differs = differences(kept, dataclasses.asdict(config), RECIPE_FIELDS)
     if differs:
         raise UsageError(
             f"{where} was trained with {', '.join(differs)}; pass the same settings, or remove it to retrain"
+        )
+
+
+def _check_held_out(where: Path, held_out: int) -> None:
+    """Refuse results trained with another number of training images held out for validation."""
+    result = where / RESULT_FILE
+    kept = read_result(where).get("val_images", 0) if result.is_file() else held_out
+    if kept != held_out:
+        raise UsageError(
+            f"{where} was trained with {kept} training images held out for validation, not {held_out}; "
+            "pass the same validation size, or remove it to retrain"
         )
