@@ -241,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         type=int,
         default=2,
-        help="Search worker processes (default: 2; on 2 cores two 1-thread workers train 1.4x the images of one "
-        "2-thread process).",
+        help="Search worker processes (default: 2; on 2 cores two 1-thread processes trained 1.44-1.50x the images "
+        "of one 2-thread process: docs/results/checks.md).",
     )
     parser.add_argument(
         "--top",
