@@ -41,6 +41,14 @@ def _named_paths(page: Path) -> set[str]:
     return found
 
 
+def _exists(path: str) -> bool:
+    """Whether ``path`` is in the repository; a journal a command unpacks first (``gunzip -k X.log.gz``)
+    counts when its archive is, and a module ``x.py`` when it became the package ``x/`` (same import name)."""
+    where = ROOT / path
+    package = where.with_suffix("") / "__init__.py" if where.suffix == ".py" else None
+    return where.exists() or (ROOT / f"{path}.gz").exists() or (package is not None and package.is_file())
+
+
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_readme_links_point_at_files_that_exist(readme: Path) -> None:
     links = [link for link in LINK.findall(readme.read_text()) if "://" not in link and not link.startswith("#")]
@@ -50,8 +58,7 @@ def test_readme_links_point_at_files_that_exist(readme: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES + READMES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_repository_path_a_page_names_exists(page: Path) -> None:
-    # A journal a command unpacks first (gunzip -k X.log.gz) counts as there when its archive is.
-    missing = sorted(p for p in _named_paths(page) if not (ROOT / p).exists() and not (ROOT / f"{p}.gz").exists())
+    missing = sorted(path for path in _named_paths(page) if not _exists(path))
     assert not missing, f"{page.relative_to(ROOT)} names paths that do not exist: {missing}"
 
 
