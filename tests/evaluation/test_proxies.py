@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 
 import pytest
 import torch
 import torch.nn.functional as F
+from timing import cpu_seconds
 from torch import nn
 
 from evaluation import Architecture, ConfigError, Head, Stage, Stem, Transition, build_model, load_dataset
@@ -158,32 +158,32 @@ def test_proxy_batch_is_drawn_with_its_seed() -> None:
     assert resized.shape == (16, 1, 16, 16), "resized as training resizes"
 
 
-def _cpu_seconds(run) -> float:
-    """CPU seconds of the faster of two calls (the first pays one-off set-up). CPU time, not wall
-    time: on a CPU shared with other jobs it is what the proxy costs, not how long it waited."""
-    times = []
-    for _ in range(2):
-        started = time.process_time()
-        run()
-        times.append(time.process_time() - started)
-    return min(times)
-
-
-def test_each_proxy_takes_well_under_a_second_on_a_default_space_model() -> None:
+def test_each_proxy_costs_about_one_training_step_on_a_default_space_model() -> None:
+    """A zero-cost proxy is one pass over one batch: each may cost 3 training steps of the same model
+    on the same batch (forward, loss, backward), timed in the same test (today at most 0.8 of one)."""
     space = load_space("densenet_hybrid")
     torch.manual_seed(0)
     model = build_model(space.baseline("small_dense"), space.input_size, space.num_classes)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(64, *space.input_size, generator=generator)
     labels = torch.randint(0, space.num_classes, (64,), generator=generator)
+    learner = copy.deepcopy(model)  # the training step's gradients and BN statistics stay off the proxies' model
+
+    def training_step() -> None:
+        learner.zero_grad()
+        F.cross_entropy(learner(images), labels).backward()
+
     passes: dict = {}
     for name, proxy in PROXIES.items():  # grad_norm and snip share one pass
         passes.setdefault(proxy.measure, []).append(name)
+    step = cpu_seconds(training_step)
     seconds = {
-        "+".join(names): _cpu_seconds(lambda m=measure: m(model, images, labels)) for measure, names in passes.items()
+        "+".join(names): cpu_seconds(lambda m=measure: m(model, images, labels)) for measure, names in passes.items()
     }
     print(
         f"proxy CPU seconds, small_dense, 28x28, batch 64, {torch.get_num_threads()} thread(s): "
-        f"{ {name: round(value, 3) for name, value in seconds.items()} }"
+        f"{ {name: round(value, 3) for name, value in seconds.items()} }; one training step {step:.3f}"
     )
-    assert all(s < 2.0 for s in seconds.values()), f"each proxy under 2 s of CPU (a generous bound): {seconds}"
+    assert all(s < 3 * step for s in seconds.values()), (
+        f"each proxy under 3 training steps of {step:.3f} s of CPU: {seconds}"
+    )

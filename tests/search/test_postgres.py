@@ -2,7 +2,8 @@
 
 Each machine of a shared search runs the same ``search run --storage <url>``
 command; here four processes on this machine stand in for them. The server is
-a throwaway one (``postgres_server`` fixture); without PostgreSQL these skip.
+a throwaway one (``postgres_server`` fixture); without PostgreSQL these skip,
+or fail under CI=true.
 """
 
 from __future__ import annotations
