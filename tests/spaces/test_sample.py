@@ -324,7 +324,8 @@ def test_space_example_is_deterministic_and_passes_precheck() -> None:
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_space_example_is_the_architecture_written_out_from_the_file(name: str) -> None:
-    assert load_space(name).example() == EXAMPLES[name], f"{name}: the example is not the file's first values"
+    example = load_space(name).example()
+    assert example == EXAMPLES[name], f"{name}: example() gave {example}, the file's first values are {EXAMPLES[name]}"
 
 
 @pytest.mark.parametrize("name", BUILTINS)
