@@ -46,13 +46,13 @@ class HostImages:
         return self.images.shape
 
     def _staged(self, index: torch.Tensor | slice) -> torch.Tensor:
-        """The rows at ``index`` gathered into pinned memory, ready for an asynchronous copy."""
+        """The rows at ``index`` gathered into pinned memory (for CUDA), ready for an asynchronous copy."""
+        pinned = self.device.type == "cuda"
         if isinstance(index, slice):
             rows = self.images[index]
-            staged = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
-            return staged.copy_(rows)
+            return torch.empty(rows.shape, dtype=rows.dtype, pin_memory=pinned).copy_(rows)
         index = index.cpu()
-        staged = torch.empty((len(index), *self.images.shape[1:]), dtype=self.images.dtype, pin_memory=True)
+        staged = torch.empty((len(index), *self.images.shape[1:]), dtype=self.images.dtype, pin_memory=pinned)
         return torch.index_select(self.images, 0, index, out=staged)
 
     def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
