@@ -282,7 +282,9 @@ class _Decoder:
 
     def __init__(self, listing: Listing, workers: int) -> None:
         self.listing = listing
-        self.workers = 1 if listing.arrays is not None else max(1, workers)
+        # Arrays are decoded already; a daemonic process (a pool's worker) may not start processes.
+        in_process = listing.arrays is not None or multiprocessing.current_process().daemon
+        self.workers = 1 if in_process else max(1, workers)
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> _Decoder:

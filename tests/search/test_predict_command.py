@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 from image_files import CLASSES, fashion_folder
 
 from evaluation import Architecture, TrainConfig
 from evaluation.data import describe_data, load_dataset
 from search.cli import main
+from search.commands import predict
 from search.post.full_training import train_and_test
 
 TINY = {
@@ -75,6 +78,26 @@ def test_predict_with_the_onnx_file_agrees(trained, capsys, tmp_path: Path) -> N
     assert [row["class_1"] for row in onnx_rows] == [row["class_1"] for row in torch_rows], "the same top class"
     for ours, theirs in zip(onnx_rows, torch_rows):
         assert abs(float(ours["probability_1"]) - float(theirs["probability_1"])) < 1e-4, (ours, theirs)
+
+
+def test_an_exported_onnx_file_carries_classes_and_preprocessing(trained, capsys, tmp_path: Path, monkeypatch) -> None:
+    run, tests, _ = trained
+    exported = tmp_path / "model.onnx"
+    assert main(["onnx", str(run), "--out", str(exported)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    metadata = {p.key: p.value for p in onnx.load(exported).metadata_props}
+    assert json.loads(metadata["classes"]) == sorted(CLASSES), metadata["classes"]
+    described = json.loads(metadata["data"])
+    assert described["decoding"] == {"side": 28, "channels": 1, "resize": "crop", "background": 255}, described
+    assert described["fingerprint"] and len(described["mean"]) == 1, described
+
+    def no_source(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file's metadata is enough; the source is not read again")
+
+    monkeypatch.setattr(predict, "load_dataset", no_source)
+    rows, _ = _predictions(capsys, exported, tests)
+    torch_rows, _ = _predictions(capsys, run, tests)
+    assert [row["class_1"] for row in rows] == [row["class_1"] for row in torch_rows], "the same top classes"
 
 
 def test_predict_skips_a_bad_file_with_its_reason(trained, capsys, tmp_path: Path) -> None:
