@@ -151,7 +151,7 @@ def open_cache(
     if found is not None:
         return found
     show = sys.stderr.isatty() if progress is None else progress
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or _usable_cpus()
     with _Decoder(listing, workers) as decoder:
         plan = _plan(listing, options, key, decoder, show)  # every layout error is raised here: nothing written yet
         home.mkdir(parents=True, exist_ok=True)
@@ -168,6 +168,13 @@ def open_cache(
     found = _open_published(home / key[:16], key, options, listing.source)
     assert found is not None, f"{home / key[:16]}: published but not readable"
     return found
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system says), else all of them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _open_published(directory: Path, key: str, options: SourceOptions, source: str) -> ImageCache | None:
