@@ -44,7 +44,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's packages, and the tests' image writer
 from image_files import fashion_arrays, first_per_class, write_images  # noqa: E402
 
 from evaluation import TrainConfig, build_model, resolve_device, train  # noqa: E402

@@ -44,7 +44,7 @@ class PredictCommand:
         "Apply a trained model to image files (or folders of them, searched at any depth)\n"
         "and write a CSV: path, then the top classes with their probabilities.\n\n"
         "MODEL is a folder written by 'search train' (architecture.yaml, weights.pt,\n"
-        "result.json) or an ONNX file written by 'search onnx' or 'search train --onnx'.\n"
+        "result.json) or an ONNX file written by 'search onnx' (or by finalize).\n"
         "Each file is prepared exactly as the training images were: decoded with the\n"
         "data set's channels, resolution and resize policy (EXIF orientation applied),\n"
         "resized to the network's input, normalised with the training mean and std;\n"
