@@ -14,7 +14,8 @@ def test_get_metric_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as caught:
         get_metric("flops")
     assert str(caught.value) == (
-        "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip"
+        "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip, "
+        "meco, zico, az_expressivity, az_progressivity, az_trainability"
     ), str(caught.value)
 
 
@@ -80,6 +81,11 @@ def test_metric_label_short_names() -> None:
         "naswot": "NASWOT",
         "grad_norm": "grad norm",
         "snip": "SNIP",
+        "meco": "MeCo",
+        "zico": "ZiCo",
+        "az_expressivity": "AZ expressivity",
+        "az_progressivity": "AZ progressivity",
+        "az_trainability": "AZ trainability",
         "objective0": "objective0",
     }, labels
 
