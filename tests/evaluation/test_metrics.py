@@ -15,7 +15,7 @@ def test_get_metric_unknown_name_lists_the_known_ones() -> None:
         get_metric("flops")
     assert str(caught.value) == (
         "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip, "
-        "meco, zico, az_expressivity, az_progressivity, az_trainability"
+        "meco, zico, az_expressivity, az_progressivity, az_trainability, onnx_latency_ms"
     ), str(caught.value)
 
 
@@ -86,6 +86,7 @@ def test_metric_label_short_names() -> None:
         "az_expressivity": "AZ expressivity",
         "az_progressivity": "AZ progressivity",
         "az_trainability": "AZ trainability",
+        "onnx_latency_ms": "ONNX latency",
         "objective0": "objective0",
     }, labels
 
