@@ -2,14 +2,15 @@
 
 The 24 architectures of ``benchmarks/fidelity.py``'s panel (read from its
 cache, ``results/fidelity.json``: seeded, spread over the MACs range) are each
-built, timed in eager PyTorch (``evaluation.profile.measure_latency``: rounds
-until their medians agree; in wall time, and in the thread's CPU time),
-exported and timed in onnxruntime on the CPU at batch 1
-(``evaluation.onnx_latency``), and timed the way trials were timed before
-(one round: the median of 5 calls after 2 warm-ups). Every timing runs
-twice, in two passes over the panel minutes apart, so the test-retest
-agreement of each way of timing can be read: on a shared machine the
-question is whether a measurement repeats, more than its absolute value.
+built and timed in eager PyTorch (``evaluation.profile.measure_latency``:
+rounds until their medians agree, with one thread in the thread's CPU time),
+exported and timed in onnxruntime on the CPU at batch 1 the same way
+(``evaluation.onnx_latency``); both also in wall time, and PyTorch the way
+trials were timed before (one round in wall time: the median of 5 calls
+after 2 warm-ups). Every timing runs twice, in two passes over the panel
+minutes apart, so the test-retest agreement of each way of timing can be
+read: on a shared machine the question is whether a measurement repeats,
+more than its absolute value.
 
 It reports what a trial pays for ``onnx_latency_ms`` (export and timing
 seconds), Spearman's rho with 95% bootstrap intervals of ONNX latency against
@@ -38,7 +39,7 @@ import torch
 from scipy import stats
 
 from evaluation import Architecture, build_model, count
-from evaluation.onnx_latency import onnx_latency
+from evaluation.onnx_latency import onnx_session, session_latency
 from evaluation.profile import Latency, measure_latency
 from spaces import load_space
 
@@ -47,14 +48,15 @@ PANEL = RESULTS / "fidelity.json"
 # What the objective passed before the spread check: 5 timed calls after 2 warm-ups, one round.
 TRIAL_REPEATS = 5
 PASSES = 2
-# torch: rounds until they agree, wall time; legacy: one round, wall time (trials before);
-# torch_cpu: as torch, the thread's CPU time; onnx: onnxruntime, rounds until they agree, wall time.
-KINDS = ("torch", "legacy", "torch_cpu", "onnx")
+# torch and onnx: as the toolkit times them, rounds until they agree, with one thread in the
+# thread's CPU time (evaluation.profile.latency_clock); torch_wall and onnx_wall: the same in wall
+# time; legacy: one round in wall time, as trials were timed before.
+KINDS = ("torch", "legacy", "torch_wall", "onnx", "onnx_wall")
 
 
 def _legacy_latency(model: torch.nn.Module, input_size: tuple[int, int, int]) -> Latency:
-    """The timing trials had before: the median of one round of ``TRIAL_REPEATS`` calls."""
-    return measure_latency(model, input_size, repeats=TRIAL_REPEATS, rounds=1, max_rounds=1)
+    """The timing trials had before: the median of one round of ``TRIAL_REPEATS`` calls, wall time."""
+    return measure_latency(model, input_size, repeats=TRIAL_REPEATS, rounds=1, max_rounds=1, clock=time.perf_counter)
 
 
 def _timed(measure: Any) -> tuple[Any, float]:
@@ -64,17 +66,25 @@ def _timed(measure: Any) -> tuple[Any, float]:
 
 
 def time_member(model: torch.nn.Module, input_size: tuple[int, int, int]) -> dict[str, Any]:
-    """One pass of every timing of one model; the ONNX timing exports afresh, as a trial would."""
+    """One pass of every timing of one model; the ONNX export is made afresh, as a trial makes it."""
     torch_latency, torch_seconds = _timed(lambda: measure_latency(model, input_size, repeats=TRIAL_REPEATS))
     legacy, legacy_seconds = _timed(lambda: _legacy_latency(model, input_size))
-    cpu = measure_latency(model, input_size, repeats=TRIAL_REPEATS, clock=time.thread_time)
-    onnx, onnx_seconds = _timed(lambda: onnx_latency(model, input_size, repeats=TRIAL_REPEATS))
+    wall = measure_latency(model, input_size, repeats=TRIAL_REPEATS, clock=time.perf_counter)
+    session, export_seconds = _timed(lambda: onnx_session(model, input_size))
+    onnx, onnx_seconds = _timed(lambda: session_latency(session, input_size, repeats=TRIAL_REPEATS))
+    onnx_wall = session_latency(session, input_size, repeats=TRIAL_REPEATS, clock=time.perf_counter)
     return {
         "torch": dataclasses.asdict(torch_latency),
         "legacy": dataclasses.asdict(legacy),
-        "torch_cpu": dataclasses.asdict(cpu),
+        "torch_wall": dataclasses.asdict(wall),
         "onnx": dataclasses.asdict(onnx),
-        "seconds": {"torch": torch_seconds, "legacy": legacy_seconds, "onnx_export_and_timing": onnx_seconds},
+        "onnx_wall": dataclasses.asdict(onnx_wall),
+        "seconds": {
+            "torch": torch_seconds,
+            "legacy": legacy_seconds,
+            "onnx_export": export_seconds,
+            "onnx_timing": onnx_seconds,
+        },
     }
 
 
@@ -106,27 +116,27 @@ def summarise(members: dict[str, dict[str, Any]]) -> dict[str, Any]:
     names = sorted(members)
     macs = np.array([members[n]["macs"] for n in names], dtype=float)
     first = {kind: np.array([members[n]["passes"][0][kind]["ms"] for n in names]) for kind in KINDS}
+    passes = [p for n in names for p in members[n]["passes"]]
+    seconds = {part: [p["seconds"][part] for p in passes] for part in passes[0]["seconds"]}
     summary: dict[str, Any] = {
         "members": len(names),
         "cost_seconds_per_trial": {
-            "onnx_export_and_timing": _spread_summary(
-                [p["seconds"]["onnx_export_and_timing"] for n in names for p in members[n]["passes"]]
+            "onnx_latency_ms (export and timing)": _spread_summary(
+                [e + t for e, t in zip(seconds["onnx_export"], seconds["onnx_timing"])]
             ),
-            "torch_timing": _spread_summary([p["seconds"]["torch"] for n in names for p in members[n]["passes"]]),
-            "legacy_torch_timing": _spread_summary(
-                [p["seconds"]["legacy"] for n in names for p in members[n]["passes"]]
-            ),
+            **{part: _spread_summary(values) for part, values in seconds.items()},
         },
         "rank_correlation": {
             "onnx_vs_macs": bootstrap_spearman(first["onnx"], macs),
             "onnx_vs_torch": bootstrap_spearman(first["onnx"], first["torch"]),
             "torch_vs_macs": bootstrap_spearman(first["torch"], macs),
-            "legacy_torch_vs_macs": bootstrap_spearman(first["legacy"], macs),
-            "torch_cpu_vs_macs": bootstrap_spearman(first["torch_cpu"], macs),
-            "onnx_vs_torch_cpu": bootstrap_spearman(first["onnx"], first["torch_cpu"]),
+            "onnx_wall_vs_macs": bootstrap_spearman(first["onnx_wall"], macs),
+            "onnx_wall_vs_torch_wall": bootstrap_spearman(first["onnx_wall"], first["torch_wall"]),
+            "torch_wall_vs_macs": bootstrap_spearman(first["torch_wall"], macs),
+            "legacy_vs_macs": bootstrap_spearman(first["legacy"], macs),
         },
         "onnx_over_torch": _ratio_summary(first["onnx"] / first["torch"]),
-        "onnx_over_torch_cpu": _ratio_summary(first["onnx"] / first["torch_cpu"]),
+        "onnx_wall_over_torch_wall": _ratio_summary(first["onnx_wall"] / first["torch_wall"]),
     }
     if all(len(members[n]["passes"]) > 1 for n in names):
         retest = {}
@@ -139,15 +149,13 @@ def summarise(members: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "median_ratio_between_passes": float(np.median(ratio)),
             }
         summary["test_retest"] = retest
+    checked = [kind for kind in KINDS if kind != "legacy"]
     summary["spread"] = {
-        kind: _spread_summary([p[kind]["spread"] for n in names for p in members[n]["passes"]])
-        | {"unsettled": sum(not p[kind]["settled"] for n in names for p in members[n]["passes"])}
-        for kind in ("torch", "torch_cpu", "onnx")
+        kind: _spread_summary([p[kind]["spread"] for p in passes])
+        | {"unsettled": sum(not p[kind]["settled"] for p in passes)}
+        for kind in checked
     }
-    summary["rounds"] = {
-        kind: _spread_summary([p[kind]["rounds"] for n in names for p in members[n]["passes"]])
-        for kind in ("torch", "torch_cpu", "onnx")
-    }
+    summary["rounds"] = {kind: _spread_summary([p[kind]["rounds"] for p in passes]) for kind in checked}
     return summary
 
 
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"[pass {number} {done}/{len(names)}] {name}: {members[name]['macs'] / 1e6:.1f} M MACs, "
                 f"torch {timing['torch']['ms']:.2f} ms, onnx {timing['onnx']['ms']:.2f} ms "
-                f"({timing['seconds']['onnx_export_and_timing']:.1f} s to export and time)",
+                f"({timing['seconds']['onnx_export'] + timing['seconds']['onnx_timing']:.1f} s to export and time)",
                 file=sys.stderr,
                 flush=True,
             )

@@ -14,8 +14,15 @@ interquartile range is within ``max_spread`` of their median, re-measuring a
 round at a time until it is, up to ``max_rounds``. A burst of load on a shared
 machine (another worker training, a garbage collection) inflates a few rounds,
 which then fall out of the window; the spread says how steady the answer was.
-Load that lasts the whole measurement raises every round alike and cannot be
-told from a slow model: compare latencies measured side by side.
+
+Load that lasts the whole measurement raises every round alike, so the
+clock matters too (``latency_clock``): when the forward pass runs on the
+calling thread alone (the CPU, one thread, as each of several workers runs)
+it is timed in that thread's CPU time, which does not count the time the
+thread waits for a core another process holds; otherwise (several threads,
+a GPU) in wall time. On the fidelity panel at a load of 12 to 14 on 2 cores
+(``benchmarks/latency_panel.py``), two passes of wall time with the spread
+check differed by up to 4.3 times per model, of thread CPU time by up to 1.4.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ __all__ = [
     "activation_bytes",
     "count_macs",
     "count_macs_torch",
+    "latency_clock",
     "measure_latency",
     "measure_latency_ms",
     "profile_model",
@@ -132,6 +140,15 @@ def count_macs_torch(model: nn.Module, input_size: tuple[int, int, int]) -> int:
         model.train(was_training)
 
 
+def latency_clock(*, threads: int, cuda: bool) -> Callable[[], float]:
+    """The clock a forward pass is timed with: the calling thread's CPU time when the pass runs
+    on that thread alone (on the CPU with one thread) and the platform's thread clock is fine
+    enough to time it (Linux, macOS: nanoseconds), else wall time (``time.perf_counter``)."""
+    if threads == 1 and not cuda and time.get_clock_info("thread_time").resolution <= 1e-6:
+        return time.thread_time
+    return time.perf_counter
+
+
 def _relative_spread(values: list[float]) -> float:
     """Interquartile range over median; 0 for a single value."""
     if len(values) < 2:
@@ -189,14 +206,13 @@ def measure_latency(
     rounds: int = LATENCY_ROUNDS,
     max_rounds: int = LATENCY_MAX_ROUNDS,
     max_spread: float = LATENCY_MAX_SPREAD,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] | None = None,
 ) -> Latency:
-    """The wall time of a forward pass in eval mode without autograd (``time_calls``: rounds of
+    """The time of a forward pass in eval mode without autograd (``time_calls``: rounds of
     ``repeats`` calls until their medians agree), and how steady it was.
 
-    ``clock=time.thread_time`` times the CPU the calling thread spends instead:
-    with one torch thread on the CPU that is the whole forward pass, and time
-    the thread waits for a core held by another process does not count.
+    ``clock``: ``latency_clock``'s choice when None (the thread's CPU time with one
+    torch thread on the CPU, else wall time); ``time.perf_counter`` forces wall time.
     """
     x = _example(model, input_size, batch_size)
     was_training = model.training
@@ -218,7 +234,7 @@ def measure_latency(
                 rounds=rounds,
                 max_rounds=max_rounds,
                 max_spread=max_spread,
-                clock=clock,
+                clock=clock or latency_clock(threads=torch.get_num_threads(), cuda=x.is_cuda),
             )
     finally:
         model.train(was_training)
@@ -234,7 +250,7 @@ def measure_latency_ms(
     rounds: int = LATENCY_ROUNDS,
     max_rounds: int = LATENCY_MAX_ROUNDS,
     max_spread: float = LATENCY_MAX_SPREAD,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] | None = None,
 ) -> float:
     """The latency of a forward pass in eval mode, in milliseconds: ``measure_latency``'s ``ms``."""
     return measure_latency(

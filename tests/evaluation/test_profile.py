@@ -6,6 +6,7 @@ no MACs; linear c -> n has c*n + n parameters and c*n MACs.
 """
 
 import json
+import time
 
 import pytest
 
@@ -17,6 +18,7 @@ from evaluation.profile import (
     Latency,
     count_macs,
     count_macs_torch,
+    latency_clock,
     measure_latency,
     measure_latency_ms,
     profile_model,
@@ -265,3 +267,13 @@ def test_measure_latency_keeps_its_signature_and_reports_the_spread():
     assert latency.settled == (latency.spread <= LATENCY_MAX_SPREAD), latency
     assert measure_latency_ms(model, (1, 32, 32), batch_size=2, repeats=2, warmup=1) > 0, "the objective's call"
     assert model.training, "the model's mode is restored"
+
+
+def test_latency_clock_is_the_thread_cpu_time_only_when_the_pass_runs_on_this_thread_alone() -> None:
+    # Linux's thread clock counts nanoseconds; a thread waiting for a core does not advance it.
+    assert latency_clock(threads=1, cuda=False) is time.thread_time, "one CPU thread: its CPU time"
+    assert latency_clock(threads=2, cuda=False) is time.perf_counter, "several threads: wall time"
+    assert latency_clock(threads=1, cuda=True) is time.perf_counter, "a GPU works apart from the thread: wall time"
+    started = time.thread_time()
+    time.sleep(0.05)
+    assert time.thread_time() - started < 0.01, "time spent not running (here: asleep) is not counted"

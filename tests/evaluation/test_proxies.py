@@ -322,3 +322,17 @@ def test_newer_proxies_of_a_network_blind_to_its_input(network, batch) -> None:
     for name in ("meco", "zico", "az_expressivity", "az_trainability"):
         assert math.isfinite(normal[name]) and normal[name] > blind[name], f"{name}: {normal[name]} vs {blind[name]}"
     assert blind["az_trainability"] < -1e3, f"a gain of 1/sqrt(eps) per stage: {blind['az_trainability']}"
+
+
+def test_the_vote_is_cast_by_the_four_proxies_it_was_measured_with() -> None:
+    from search.execution.screening import Candidate, choose
+
+    voters = [name for name, proxy in PROXIES.items() if proxy.votes]
+    assert voters == ["synflow", "naswot", "grad_norm", "snip"], voters
+    newer = [name for name in PROXIES if name not in voters]
+    # The first candidate wins on every newer proxy, the second on the four that vote: across all nine
+    # the first would have the lower mean rank (13 / 9 against 14 / 9); across the four it is the second.
+    first = Candidate("sampler", {}, None, scores={**dict.fromkeys(voters, 1.0), **dict.fromkeys(newer, 9.0)})
+    second = Candidate("random", {}, None, scores={**dict.fromkeys(voters, 2.0), **dict.fromkeys(newer, 0.0)})
+    assert choose([first, second], "vote") == 1, "the newer proxies do not vote"
+    assert choose([first, second], "meco") == 0, "each can still screen on its own"
