@@ -167,13 +167,14 @@ def time_calls(
     max_spread: float = LATENCY_MAX_SPREAD,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Latency:
-    """The wall time of ``run()`` in milliseconds, measured so that an outlier cannot pass.
+    """The time of ``run()`` in milliseconds, measured so that an outlier cannot pass.
 
     ``warmup`` calls first, untimed; then rounds of ``repeats`` timed calls, each
     round reduced to its median. Once ``rounds`` rounds are in, the answer is
     the median of the last ``rounds`` of them if their spread is at most
     ``max_spread``; otherwise one more round, until ``max_rounds``. ``clock``
-    (seconds) is ``time.perf_counter``, as ``timeit``'s timer, replaceable in tests.
+    (seconds) is wall time by default, as ``timeit``'s timer; ``latency_clock``
+    chooses for a forward pass, tests pass a scripted one.
     """
     if repeats < 1 or rounds < 1 or max_rounds < rounds:
         raise ValueError(f"need repeats >= 1 and 1 <= rounds <= max_rounds, got {repeats}, {rounds}, {max_rounds}")

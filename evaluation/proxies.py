@@ -295,7 +295,7 @@ def _meco_pass(model: nn.Module, images: Tensor, labels: Tensor | None = None) -
 
 def meco(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> float:
     """``sum over layers of λ_min(corr(feature map))`` (Jiang et al. 2023), averaged over the first
-    ``MECO_IMAGES`` images of the batch; each image in one forward pass. ``labels`` are not used."""
+    ``MECO_IMAGES`` images of the batch, forwarded together in one pass. ``labels`` are not used."""
     return _meco_pass(model, images)["meco"]
 
 
