@@ -20,9 +20,10 @@ clock matters too (``latency_clock``): when the forward pass runs on the
 calling thread alone (the CPU, one thread, as each of several workers runs)
 it is timed in that thread's CPU time, which does not count the time the
 thread waits for a core another process holds; otherwise (several threads,
-a GPU) in wall time. On the fidelity panel at a load of 12 to 14 on 2 cores
-(``benchmarks/latency_panel.py``), two passes of wall time with the spread
-check differed by up to 4.3 times per model, of thread CPU time by up to 1.4.
+a GPU) in wall time. On the fidelity panel at a load of about 10 on 2 cores
+(``benchmarks/latency_panel.py``), two passes over the 24 models minutes
+apart differed by up to 10.5 times per model in wall time with the spread
+check (8 models by more than 1.5 times), by up to 1.47 in thread CPU time.
 """
 
 from __future__ import annotations
