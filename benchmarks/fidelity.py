@@ -48,7 +48,7 @@ import torch
 
 from evaluation import Architecture, build_model, count, planned_images, train
 from evaluation.data import DataSplits, load_dataset
-from evaluation.proxies import measure_proxies, proxy_batch
+from evaluation.proxies import PROXIES, measure_proxies, proxy_batch
 from search.commands._common import shard
 from search.pareto import kendall, spearman
 from search.storage.records import architecture_key
@@ -132,12 +132,14 @@ def train_budget(
     }
 
 
-def proxy_scores(arch: Architecture, space: Space, data: DataSplits, seed: int) -> dict[str, float | None]:
-    """Zero-cost proxies at initialisation, on the mini-batch a trial of this seed would use."""
+def proxy_scores(
+    arch: Architecture, space: Space, data: DataSplits, seed: int, names: list[str] | None = None
+) -> dict[str, float | None]:
+    """Zero-cost proxies at initialisation (``names``: all), on the mini-batch a trial of this seed would use."""
     torch.manual_seed(seed)
     model = build_model(arch, space.input_size, space.num_classes)
     images, labels = proxy_batch(data, seed=seed)
-    return measure_proxies(model, images, labels)[0]
+    return measure_proxies(model, images, labels, names)[0]
 
 
 # --- the summary ---------------------------------------------------------------------
@@ -276,13 +278,15 @@ def run_panel(args: argparse.Namespace, cache: dict[str, Any], log: Callable[[st
 
 
 def add_proxies(args: argparse.Namespace, cache: dict[str, Any]) -> None:
-    """Score the zero-cost proxies of every member that lacks them (cheap: one batch, no training)."""
+    """Score the zero-cost proxies each member lacks (cheap: one batch, no training); a proxy
+    added to ``PROXIES`` later is scored on its own, the cached scores kept."""
     space = load_space("densenet_hybrid")
     data = load_dataset(space.dataset, validation_size=VALIDATION_SIZE, seed=args.seed)
     for name, arch in draw_panel(space, args.panel, args.seed):
         entry = _entry(cache, name, arch, space)
-        if "proxies" not in entry:
-            entry["proxies"] = proxy_scores(arch, space, data, args.seed)
+        missing = [proxy for proxy in PROXIES if proxy not in entry.get("proxies", {})]
+        if missing:
+            entry["proxies"] = {**entry.get("proxies", {}), **proxy_scores(arch, space, data, args.seed, missing)}
     save_cache(args.out, cache)
 
 

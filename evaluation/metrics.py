@@ -211,6 +211,18 @@ METRICS: dict[str, Metric] = {
         _validation_score("macro_f1", "macro-F1", "validation macro-F1 (mean F1 per class)", _percent, ".1%"),
         _validation_score("roc_auc", "ROC AUC", "validation ROC AUC (two classes)", _fraction, ".3f"),
         *(_proxy_metric(proxy) for proxy in PROXIES.values()),
+        Metric(
+            name="onnx_latency_ms",
+            direction="minimize",
+            label="ONNX latency",
+            axis_title="ONNX Runtime latency per image, CPU (ms)",
+            short_axis_title="ONNX latency (ms)",
+            log_axis=False,
+            formatter=_milliseconds,
+            tick_format=None,
+            source="onnx_latency_ms",  # evaluation.onnx_latency.onnx_latency_ms: exported, timed at batch 1
+            constraint="max_onnx_latency_ms",
+        ),
     )
 }
 

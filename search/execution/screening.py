@@ -8,8 +8,8 @@ built with the weights the trial would train from and scored by every
 zero-cost proxy (``evaluation.proxies``) on the trial's proxy batch; one that
 cannot be built or breaks a constraint known before training is never chosen
 unless all are. The best by ``screen_by``, a proxy or ``vote`` (the lowest
-mean rank across proxies; ties go to the earlier candidate, so to the
-sampler's own), becomes the trial's architecture.
+mean rank across the proxies that vote, ``Proxy.votes``; ties go to the
+earlier candidate, so to the sampler's own), becomes the trial's architecture.
 
 What keeps the samplers learning from what was trained: the sampler's
 proposal is asked without storing it on the trial (``Trial.relative_params``
@@ -134,7 +134,7 @@ def choose(candidates: Sequence[Candidate], by: str) -> int:
     trainable = [i for i, c in enumerate(candidates) if c.reason is None]
     if not trainable:
         return 0
-    names = list(PROXIES) if by == VOTE else [by]
+    names = [name for name, proxy in PROXIES.items() if proxy.votes] if by == VOTE else [by]
     ranks = {i: 0.0 for i in trainable}
     for name in names:
         for i, rank in _ranks([candidates[i].scores.get(name) for i in trainable], PROXIES[name].higher_is_better):

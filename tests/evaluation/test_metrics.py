@@ -15,7 +15,8 @@ def test_get_metric_unknown_name_lists_the_known_ones() -> None:
         get_metric("flops")
     assert str(caught.value) == (
         "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms, balanced_accuracy, macro_f1, "
-        "roc_auc, synflow, naswot, grad_norm, snip"
+        "roc_auc, synflow, naswot, grad_norm, snip, meco, zico, az_expressivity, az_progressivity, az_trainability, "
+        "onnx_latency_ms"
     ), str(caught.value)
 
 
@@ -84,6 +85,12 @@ def test_metric_label_short_names() -> None:
         "naswot": "NASWOT",
         "grad_norm": "grad norm",
         "snip": "SNIP",
+        "meco": "MeCo",
+        "zico": "ZiCo",
+        "az_expressivity": "AZ expressivity",
+        "az_progressivity": "AZ progressivity",
+        "az_trainability": "AZ trainability",
+        "onnx_latency_ms": "ONNX latency",
         "objective0": "objective0",
     }, labels
 

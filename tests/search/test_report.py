@@ -284,5 +284,8 @@ def test_render_report_proxies_section(with_proxies, page) -> None:
     titles = [a["text"] for a in figures["proxies"]["layout"]["annotations"]]
     assert any(t.startswith("<b>NASWOT: ρ = 1.00 (n = ") for t in titles), titles
     lines = {t["name"].split(" (")[0]: t for t in figures["spearman"]["data"]}
-    assert set(lines) == {"synflow", "NASWOT", "grad norm", "SNIP", "parameters", "MACs"}, sorted(lines)
+    assert set(lines) == {
+        *("synflow", "NASWOT", "grad norm", "SNIP", "MeCo", "ZiCo"),
+        *("AZ expressivity", "AZ progressivity", "AZ trainability", "parameters", "MACs"),
+    }, sorted(lines)
     assert lines["MACs"]["line"]["dash"] == "dash" and lines["NASWOT"]["line"]["dash"] == "solid", "costs dashed"
