@@ -17,9 +17,9 @@ infeasible with its reason. So is one whose estimated training memory exceeds
 the machine's (``evaluation.memory``, before building), and one that runs out
 of memory in training anyway. Anything else that raises (model code, data) is
 recorded and left to Optuna as FAIL. Either way the trial's memory is freed
-before the next. A pruner (``search.pruners``) may stop training at a rung of
-the budget: the trial then ends PRUNED with its rung and reason, and a later
-trial of the same architecture is pruned too, without training.
+before the next. The run's stopping rule (``search.pruners``) may stop training
+at a rung of the budget or after an epoch: the trial then ends PRUNED with its
+reason, and a later trial of the same architecture is pruned too, without training.
 """
 
 from __future__ import annotations

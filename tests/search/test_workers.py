@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 import search
 from search.samplers import worker_seed
 from search.storage.leases import HEARTBEAT_ATTR
-from search.storage.studies import busy_seconds, make_storage
+from search.storage.studies import busy_seconds, make_storage, open_study
 
 GRACE_PERIOD = 3
 
@@ -174,7 +174,7 @@ def test_one_and_two_workers_run_the_same_search_with_screening_and_the_same_pru
     for name, workers in (("one", 1), ("two", 2)):
         done = _search(tiny_space_file, name, workers, env)
         assert done.returncode == 0, f"--workers {workers} --screen 2 runs: {done.stderr[-800:]}"
-    one, two = _load(studies_dir, "one"), _load(studies_dir, "two")
+    one, two = open_study("one"), open_study("two")  # SQLite for one worker, the journal file for two
     volatile = ("command", "written")
     settings = [{k: v for k, v in s.user_attrs["settings"].items() if k not in volatile} for s in (one, two)]
     assert settings[0] == settings[1], "both record the same settings"
