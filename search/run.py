@@ -203,6 +203,12 @@ def _plan(
     """Check the request against the space, load the data, open the study: the plan, the data
     splits, the study and what its settings changed. Nothing is created before every check passed."""
     pruning.check(space.objectives)
+    if sampler.name == "grid" and screening.active:
+        # A screened trial trains the best of its candidates, most of them random: the grid's
+        # point would be skipped, and the grid no longer enumerates the space.
+        raise UsageError(
+            f"sampler grid trains every point as it comes; it takes no screening, got screen {screening.count}"
+        )
     devices = worker_devices(workers.device, workers.count)
     name = space.name if study.name is None else study.name  # an empty name is refused, not replaced
     url = storage_url(name, study.storage, workers=workers.count)

@@ -73,10 +73,19 @@ def test_the_grid_sampler_refuses_a_space_too_large_to_enumerate(studies_dir, ca
     assert not (studies_dir / "huge").exists(), "nothing is created"
 
 
-def test_the_grid_sampler_refuses_more_trials_than_points(grid_space_file, studies_dir, capsys) -> None:
-    code = main(["run", "--space", str(grid_space_file), "--sampler", "grid", "--trials", "5", "--study", "over"])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--trials", "5"], "has 4 grid points, fewer than the 5 trials asked; ask for at most 4"),
+        (["--trials", "4", "--screen", "2"], "sampler grid trains every point as it comes; it takes no screening"),
+    ],
+)
+def test_the_grid_sampler_refuses_what_it_cannot_enumerate(
+    grid_space_file, studies_dir, capsys, flags, message
+) -> None:
+    code = main(["run", "--space", str(grid_space_file), "--sampler", "grid", "--study", "over", *flags])
     err = capsys.readouterr().err
-    assert code == 2 and "has 4 grid points, fewer than the 5 trials asked; ask for at most 4" in err, err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (studies_dir / "over").exists(), "nothing is created"
 
 

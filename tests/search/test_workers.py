@@ -16,9 +16,13 @@ import pytest
 from optuna.trial import TrialState
 
 import search
+from evaluation import TrainConfig
+from search.execution.plan import SearchPlan
+from search.execution.workers import prepare_study
 from search.samplers import worker_seed
 from search.storage.leases import HEARTBEAT_ATTR
 from search.storage.studies import busy_seconds, make_storage, open_study
+from spaces import load_space
 
 GRACE_PERIOD = 3
 
@@ -194,3 +198,39 @@ def test_one_and_two_workers_run_the_same_search_with_screening_and_the_same_pru
                 assert decisions and {d["pruner"] for d in decisions} == {"asha"}, (
                     f"{study.study_name} trial {trial.number} is judged by ASHA at its rungs: {trial.user_attrs}"
                 )
+
+
+def test_every_worker_gives_its_study_the_runs_pruner_and_its_own_sampler(tiny_space_file, digits, tmp_path) -> None:
+    """Hyperband's brackets: the pruner the rules ask is the one the study (so its sampler) holds, in every worker."""
+    single = tmp_path / "single.yaml"
+    single.write_text(
+        tiny_space_file.read_text().replace("{accuracy: maximize, macs: minimize}", "{accuracy: maximize}")
+    )
+    space = load_space(single)
+    plan = SearchPlan(
+        study_name="plan",
+        storage_url="journal:unused",
+        space=space,
+        data=search.DataSpec("digits"),
+        seed=0,
+        config=TrainConfig(epochs=1, batch_size=64, device="cpu"),
+        budget=search.Budget(trials=4),
+        sampler=search.SamplerSpec("tpe"),
+        pruning=search.Pruning("hyperband"),
+        leases=search.LeasePolicy(),
+        screening=search.Screening(),
+        devices=("cpu", "cpu"),
+        threads=1,
+        memory_limit=None,
+        existing_trials=0,
+    )
+    proposals = []
+    for worker in range(plan.workers):
+        study = optuna.create_study(direction="maximize")
+        pruner = prepare_study(plan, study, worker, digits)
+        assert isinstance(study.pruner, optuna.pruners.HyperbandPruner) and study.pruner is pruner.optuna, (
+            f"worker {worker}: the study holds the pruner its rules decide with"
+        )
+        assert isinstance(study.sampler, optuna.samplers.TPESampler), study.sampler
+        proposals.append(study.ask().suggest_float("x", 0.0, 1.0))
+    assert proposals[0] != proposals[1], f"each worker's sampler has its own seed: {proposals}"
