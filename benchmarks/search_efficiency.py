@@ -57,7 +57,7 @@ from optuna.trial import FrozenTrial
 from evaluation import Architecture, build_model, train
 from evaluation.data import load_dataset
 from evaluation.errors import differences
-from search import pareto, run_search
+from search import Budget, Pruning, SamplerSpec, Screening, StudySpec, pareto, run_search
 from search.pruners import images_saved_fraction
 from search.storage.records import TrialRecord
 from search.storage.studies import busy_seconds
@@ -135,8 +135,10 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
     if left > 0:
         log(f"{name}: {left / 60:.1f} min of search left ({options})")
         return run_search(
-            space=SPACE, storage=storage, study_name=name, trials=100_000, timeout=left, seed=seed, report=False,
-            command=f"benchmarks/search_efficiency.py {name}", **options,
+            space=SPACE, study=StudySpec(name, storage=storage, report=False, command=f"benchmarks/search_efficiency.py {name}"),
+            budget=Budget(trials=100_000, timeout=left, train_fraction=options.get("train_fraction")), seed=seed,
+            sampler=SamplerSpec(options["sampler"]), pruning=Pruning(options["pruner"]),
+            screening=Screening(options.get("screen", 1)),
         )  # fmt: skip
     return optuna.load_study(study_name=name, storage=_storage(storage))
 

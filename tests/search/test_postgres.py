@@ -21,7 +21,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.cli import main
 from search.execution.runner import is_given_back
-from search.samplers import make_sampler
 from search.storage.studies import create_or_resume
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +75,7 @@ def _create_study(url: str, name: str) -> None:
         storage=url,
         directions=["maximize", "minimize"],
         metric_names=["accuracy", "macs"],
-        sampler=make_sampler("random", seed=0, trials=1),
+        sampler=optuna.samplers.RandomSampler(seed=0),
         settings={"created_by": "test"},
     )
 
