@@ -62,7 +62,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial
 
 from evaluation.atomic import atomic_write
-from search import run_search
+from search import Budget, Pruning, StudySpec, Workers, run_search
 from search.pareto import front_trials
 from search.post.final_results import FINAL_CSV
 from search.post.full_training import RESULT_FILE
@@ -113,9 +113,9 @@ def search(args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study
     log(f"search: {left / 60:.0f} of {args.search_minutes} min left")
     try:
         return run_search(
-            space=headline_space(), study_name=STUDY, storage=url, trials=100_000, timeout=left, seed=args.seed,
-            workers=args.workers, pruner="none", command=shlex.join(sys.argv), enqueue=BASELINES,
-            on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
+            space=headline_space(), study=StudySpec(STUDY, storage=url, enqueue=BASELINES, command=shlex.join(sys.argv)),
+            budget=Budget(trials=100_000, timeout=left), seed=args.seed, workers=Workers(count=args.workers),
+            pruning=Pruning("none"), on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
         )  # fmt: skip
     finally:
         pack_journal(JOURNAL)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from evaluation.errors import ToolkitError
 from search.commands import COMMANDS
+from search.errors import exit_code_of
 
 __all__ = ["main"]
 
@@ -44,6 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (search.errors.Terminated): 130 or 143
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_code_of(stop)

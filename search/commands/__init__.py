@@ -7,10 +7,12 @@ from typing import Protocol
 
 from search.commands.ablate import AblateCommand
 from search.commands.dashboard import DashboardCommand
+from search.commands.data import DataCommand
 from search.commands.export import ExportCommand
 from search.commands.finalize import FinalizeCommand
 from search.commands.list import ListCommand
 from search.commands.onnx import OnnxCommand
+from search.commands.predict import PredictCommand
 from search.commands.profile import ProfileCommand
 from search.commands.report import ReportCommand
 from search.commands.run import RunCommand
@@ -30,6 +32,7 @@ class Command(Protocol):
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
     "list": ListCommand(),
+    "data": DataCommand(),
     "show": ShowCommand(),
     "report": ReportCommand(),
     "dashboard": DashboardCommand(),
@@ -38,5 +41,6 @@ COMMANDS: dict[str, Command] = {
     "finalize": FinalizeCommand(),
     "ablate": AblateCommand(),
     "onnx": OnnxCommand(),
+    "predict": PredictCommand(),
     "profile": ProfileCommand(),
 }

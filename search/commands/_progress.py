@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from evaluation.metrics import format_metric, metric_label
-from search.pareto import front_trials, objective_names
+from search.pareto import objective_names, quality_index, ranked_trials, study_directions
 from search.storage.records import TrialRecord
 
 __all__ = ["Progress", "format_duration"]
@@ -60,13 +60,14 @@ class Progress:
             self.bar.close()
 
     def _summary(self, study: optuna.Study) -> str:
+        # The front and the best trial by search.pareto's rule, as show and export rank: one
+        # trial per architecture, so a duplicate (values copied) is not counted again.
         names = objective_names(study)
-        front = front_trials(study)
-        parts = [f"front {len(front)}"]
-        # The quality objective, as the report's y axes: the first maximised one.
-        quality = next((i for i, d in enumerate(study.directions) if d == optuna.study.StudyDirection.MAXIMIZE), None)
-        if quality is not None and front:
-            best = max(t.values[quality] for t in front)
+        ranked = ranked_trials(study)
+        parts = [f"front {sum(r.rank == 1 for r in ranked)}"]
+        quality = quality_index(study_directions(study))
+        if ranked:
+            best = ranked[0].trial.values[quality]
             parts.insert(0, f"best {metric_label(names[quality])} {format_metric(names[quality], best)}")
         remaining = self.total - self.done
         if self.finished_here and remaining > 0:

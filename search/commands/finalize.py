@@ -16,6 +16,7 @@ from search.commands._common import (
 )
 from search.commands._training import SWA_HELP, JobProgress
 from search.commands.show import format_final
+from search.pareto import study_objectives
 from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, load_final
 from search.post.finalize import DEFAULT_EPOCHS, DEFAULT_SEEDS, finalize_study
 from search.report import write_report
@@ -163,7 +164,7 @@ class FinalizeCommand:
             )
         finally:
             progress.close()
-        results = load_final(args.study, args.folder)
+        results = load_final(args.study, args.folder, objectives=study_objectives(study))
         if results is not None:
             print(format_final(results))
         report = write_report(study)

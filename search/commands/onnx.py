@@ -85,7 +85,7 @@ class OnnxCommand:
             raise UsageError(
                 f"{run_dir / 'weights.pt'} does not fit {run_dir / 'architecture.yaml'}: {problem}"
             ) from None
-        metadata = dataset_metadata(result.get("dataset"))
+        metadata = dataset_metadata(result.get("data") or result.get("dataset"))
         path = export_onnx(model, args.out or run_dir / "model.onnx", shape, opset=args.opset, metadata=metadata)
         difference = onnx_discrepancy(path, model, shape)
         print(path)

@@ -6,6 +6,7 @@ Flags in, one call to ``search.run_search``, progress and the outcome out on std
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from fractions import Fraction
 
@@ -15,11 +16,12 @@ from optuna.trial import FrozenTrial
 from evaluation.data import DATASETS
 from search.commands._common import add_memory_limit_argument, positive_int
 from search.commands._progress import Progress
-from search.errors import SearchInterrupted
-from search.execution.screening import SCREEN_BY, VOTE
-from search.pruners import PRUNERS
+from search.errors import SearchInterrupted, exit_code_of
+from search.execution.plan import Budget, DataSpec, StudySpec, Workers
+from search.execution.screening import SCREEN_BY, VOTE, Screening
+from search.pruners import PRUNERS, Pruning
 from search.run import DEFAULT_PRUNER, DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
-from search.samplers import SAMPLERS
+from search.samplers import GRID_LIMIT, SAMPLERS, SamplerSpec
 from search.storage.leases import LeasePolicy
 from search.storage.studies import finished_trials
 
@@ -40,6 +42,9 @@ a 2-core CPU took about 4 minutes (under 15 is the aim). On a GPU (--device auto
 trial uses the whole training set and {GPU_EPOCH_FACTOR}x the epochs. Scale with
 --trials, --epochs, --train-fraction and --timeout.
 
+Samplers: tpe (default), nsga2, random, gp, and grid: every point of a small
+space once (at most {GRID_LIMIT:,} grid points, and --trials at most that many).
+
 Pruning: --pruner asha stops a trial at a rung of its budget (--min-rung,
 --eta) when its accuracy there and its costs rank outside the top 1/eta of the
 trials recorded at that rung (multi-objective asynchronous successive halving);
@@ -50,6 +55,11 @@ journal file, studies/STUDY/journal.log); on several machines, run the same
 command on each with one --storage postgresql://... URL. --trials is the
 study's total across all of them. A worker killed mid-trial leaves its trial
 to be failed by another after --grace-period seconds without a heartbeat.
+
+Stopping: Ctrl-C, or SIGTERM (what Slurm and Kubernetes send before they
+kill), fails the running trial with its reason and exits (130 after Ctrl-C,
+143 after SIGTERM); every finished trial is kept and nothing is left running.
+A trial cut by SIGTERM has its parameters queued again: the next start trains them.
 
 Zero-cost proxies (synflow, NASWOT, grad_norm, SNIP) are recorded on every
 trained trial. --screen K scores K candidate architectures per trial with
@@ -112,10 +122,10 @@ class RunCommand:
         parser.add_argument("--timeout", type=float, help="Stop starting new trials after this many seconds.")
         parser.add_argument(
             "--sampler",
-            choices=SAMPLERS,
+            choices=tuple(SAMPLERS),
             default="tpe",
             help="Optuna sampler (default: tpe, multivariate, constant liar; gp: Gaussian-process "
-            "Bayesian optimisation, for few and expensive trials).",
+            "Bayesian optimisation, for few and expensive trials; grid: every point of a small space).",
         )
         parser.add_argument(
             "--pruner",
@@ -175,7 +185,8 @@ class RunCommand:
             metavar="K",
             type=positive_int,
             default=1,
-            help="Score K candidate architectures per trial by zero-cost proxies, train the best (default: 1, off).",
+            help="Score K candidate architectures per trial by zero-cost proxies, train the best; "
+            "with --workers too (default: 1, off).",
         )
         parser.add_argument(
             "--screen-by",
@@ -188,49 +199,47 @@ class RunCommand:
     def run(self, args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # Progress reports each trial
         display = _Display(total=args.trials)
-        interrupted = False
+        stopped: SearchInterrupted | None = None
         try:
             study = run_search(
                 space=args.space,
-                storage=args.storage,
-                study_name=args.study,
-                trials=args.trials,
-                timeout=args.timeout,
-                epochs=args.epochs,
-                train_fraction=args.train_fraction,
-                sampler=args.sampler,
-                pruner=args.pruner,
-                min_rung=args.min_rung,
-                eta=args.eta,
+                study=StudySpec(
+                    name=args.study,
+                    storage=args.storage,
+                    enqueue=tuple(args.enqueue_preset),
+                    report=not args.no_report,
+                    command=" ".join(["python -m search", *sys.argv[1:]]),
+                ),
+                budget=Budget(
+                    trials=args.trials, timeout=args.timeout, epochs=args.epochs, train_fraction=args.train_fraction
+                ),
+                data=DataSpec(dataset=args.dataset, root=args.data_root),
+                sampler=SamplerSpec(args.sampler),
+                pruning=Pruning(kind=args.pruner, min_fraction=args.min_rung, eta=args.eta),
+                leases=LeasePolicy(
+                    heartbeat_interval=args.heartbeat_interval,
+                    grace_period=args.grace_period,
+                    retry_failed=args.retry_failed,
+                ),
+                screening=Screening(count=args.screen, by=args.screen_by),
+                workers=Workers(count=args.workers, device=args.device, memory_limit=args.memory_limit),
                 seed=args.seed,
-                device=args.device,
-                workers=args.workers,
-                heartbeat_interval=args.heartbeat_interval,
-                grace_period=args.grace_period,
-                retry_failed=args.retry_failed,
-                dataset=args.dataset,
-                data_root=args.data_root,
-                enqueue=args.enqueue_preset,
-                report=not args.no_report,
-                memory_limit=args.memory_limit,
-                screen=args.screen,
-                screen_by=args.screen_by,
-                command=" ".join(["python -m search", *sys.argv[1:]]),
                 on_start=display.start,
                 on_trial=display.trial,
             )
         except SearchInterrupted as stop:
-            study, interrupted = stop.study, True
+            study, stopped = stop.study, stop
         finally:
             display.close()
-        if interrupted:
-            print("interrupted: finished trials are kept in the study", file=sys.stderr)
+        if stopped is not None:
+            by = "terminated (SIGTERM)" if stopped.signal == signal.SIGTERM else "interrupted"
+            print(f"{by}: finished trials are kept in the study", file=sys.stderr)
         if display.plan is not None and display.plan.report is not None:
             print(f"report: {display.plan.report}", file=sys.stderr)
         print(
             f"{finished_trials(study)} finished trials; see: python -m search show {study.study_name}", file=sys.stderr
         )
-        return 130 if interrupted else 0
+        return 0 if stopped is None else exit_code_of(stopped)
 
 
 class _Display:

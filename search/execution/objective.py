@@ -17,9 +17,9 @@ infeasible with its reason. So is one whose estimated training memory exceeds
 the machine's (``evaluation.memory``, before building), and one that runs out
 of memory in training anyway. Anything else that raises (model code, data) is
 recorded and left to Optuna as FAIL. Either way the trial's memory is freed
-before the next. A pruner (``search.pruners``) may stop training at a rung of
-the budget: the trial then ends PRUNED with its rung and reason, and a later
-trial of the same architecture is pruned too, without training.
+before the next. The run's stopping rule (``search.pruners``) may stop training
+at a rung of the budget or after an epoch: the trial then ends PRUNED with its
+reason, and a later trial of the same architecture is pruned too, without training.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
 from evaluation.proxies import measure_proxies, proxy_batch
 from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
-from search.execution.screening import VOTE, screen_trial
-from search.pruners import Pruner, Pruning
+from search.execution.screening import Screening, screen_trial
+from search.pruners import Pruner, Pruning, RungWatch
 from search.storage.claims import claim_architecture, wait_until_finished
 from search.storage.records import TrialOutcome, TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
@@ -87,11 +87,12 @@ class TrialObjective:
     """The callable given to ``study.optimize``; returns the space's objective values.
 
     ``memory_limit``: bytes a trial's model may be estimated to need in training
-    (``evaluation.memory``); None takes the machine's memory. ``pruning``: how
-    trials are stopped at the rungs of their budget (``search.pruners``); None
-    takes the one the study stores, so worker processes follow their run. ``screen``:
-    candidates scored per trial, the best by ``screen_by`` (a proxy or
-    ``vote``) trained; 1 trains the sampler's proposal as it comes.
+    (``evaluation.memory``); None takes the machine's memory. ``pruner``: the
+    run's pruner (``search.pruners``), which stops trials at the rungs of their
+    budget or after an epoch; None makes one from the pruning the study stores.
+    ``screening``: candidates scored per trial, the best trained
+    (``search.execution.screening``); one candidate trains the sampler's
+    proposal as it comes.
     """
 
     space: Space
@@ -103,10 +104,8 @@ class TrialObjective:
     poll_seconds: float = 1.0
     while_waiting: Callable[[optuna.Study], None] | None = None
     memory_limit: float | None = None
-    screen: int = 1
-    screen_by: str = VOTE
-    pruning: Pruning | None = None
-    _pruner: Pruner | None = dataclasses.field(default=None, init=False, repr=False)
+    screening: Screening = Screening()
+    pruner: Pruner | None = None
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         try:
@@ -124,8 +123,15 @@ class TrialObjective:
     # -- steps --------------------------------------------------------------
 
     def _evaluate(self, trial: optuna.Trial) -> list[float]:
-        if self.screen > 1:
-            screen_trial(trial, self.space, self.data, self._trial_config(trial), count=self.screen, by=self.screen_by)
+        if self.screening.active:
+            screen_trial(
+                trial,
+                self.space,
+                self.data,
+                self._trial_config(trial),
+                count=self.screening.count,
+                by=self.screening.by,
+            )
         try:
             arch = sample_architecture(self.space, trial)
         except ArchitectureError as error:
@@ -203,7 +209,7 @@ class TrialObjective:
             model,
             self.data,
             config,
-            on_epoch=self._epoch_callback(trial, record),
+            on_epoch=self._epoch_callback(trial, record, watch),
             checkpoints=watch.checkpoints,
             on_checkpoint=watch,
         )
@@ -215,8 +221,8 @@ class TrialObjective:
         if result.diverged:
             record.outcome, record.reason = TrialOutcome.DIVERGED, result.stopped_reason
             return self._finish(trial, record, valid=False)
-        if watch.stopped is not None:
-            record.outcome, record.reason = TrialOutcome.PRUNED, watch.stopped.reason
+        if watch.stop_reason is not None:
+            record.outcome, record.reason = TrialOutcome.PRUNED, watch.stop_reason
             self._finish(trial, record, valid=True)
             raise optuna.TrialPruned(record.reason)
         if result.stopped_reason:
@@ -224,11 +230,11 @@ class TrialObjective:
         return self._finish(trial, record, valid=True)
 
     def _pruner_for(self, trial: optuna.Trial) -> Pruner:
-        """The run's pruner over this budget, made once: the given pruning, else the study's."""
-        if self._pruner is None:
-            pruning = self.pruning if self.pruning is not None else Pruning.of_study(trial.study)
-            self._pruner = Pruner(pruning, self.space.objectives, planned_images(self.data, self.config))
-        return self._pruner
+        """The run's pruner: the one given, else one made once from the pruning the study stores."""
+        if self.pruner is None:
+            pruning = Pruning.of_study(trial.study)
+            self.pruner = Pruner(pruning, self.space.objectives, planned_images(self.data, self.config))
+        return self.pruner
 
     def _proxies(self, model: torch.nn.Module, config: TrainConfig) -> tuple[dict[str, float | None], dict[str, str]]:
         """The zero-cost proxies of the untrained ``model`` on the trial's proxy batch."""
@@ -244,13 +250,15 @@ class TrialObjective:
             return None
         return counts.params, counts.macs
 
-    def _epoch_callback(self, trial: optuna.Trial, record: TrialRecord) -> Callable[[EpochReport], bool]:
+    def _epoch_callback(
+        self, trial: optuna.Trial, record: TrialRecord, watch: RungWatch
+    ) -> Callable[[EpochReport], bool]:
         def on_epoch(report: EpochReport) -> bool:
-            # The curve grows here, epoch by epoch, so a report drawn mid-run shows it.
-            # Pruning happens at the rungs (search.pruners), not here.
+            # The curve grows here, epoch by epoch, so a report drawn mid-run shows it;
+            # then a per-epoch stopping rule, if the run's has one, may stop the trial.
             record.val_accuracy_per_epoch.append(report.val_accuracy)
             trial.set_user_attr("val_accuracy_per_epoch", record.val_accuracy_per_epoch)
-            return False
+            return watch.after_epoch(report)
 
         return on_epoch
 

@@ -1,10 +1,12 @@
-"""The ask-and-tell loop of a search, with Ctrl-C that loses nothing.
+"""The ask-and-tell loop of a search, with Ctrl-C and SIGTERM that lose nothing.
 
 ``study.optimize`` leaves a trial RUNNING in the storage when Ctrl-C lands
-between its steps (while a trial is being created, say). Here SIGINT only
-interrupts the objective itself; anywhere else it is noted and the loop stops
-after the step at hand, so every trial this process started ends COMPLETE,
-PRUNED or FAIL, and the interrupted one says why.
+between its steps (while a trial is being created, say). Here SIGINT and
+SIGTERM only interrupt the objective itself; anywhere else they are noted and
+the loop stops after the step at hand, so every trial this process started
+ends COMPLETE, PRUNED or FAIL, and the interrupted one says why. A trial cut
+by SIGTERM (a scheduler taking the machine back, not a user changing their
+mind) has its parameters queued again, so the next start trains them.
 
 Several such loops may share one study (workers, machines): the budget is the
 study's, each running trial holds a lease (``search.storage.leases``), and trials of
@@ -18,33 +20,23 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from types import FrameType
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.execution.interrupts import StopRequest
+from search.storage._optuna import fixed_params
 from search.storage.leases import KeepAlive, LeasePolicy, fail_stale
 from search.storage.records import TrialOutcome, TrialRecord
 
-__all__ = ["GIVEN_BACK", "is_given_back", "run_trials"]
+__all__ = ["GIVEN_BACK", "INTERRUPTED", "REQUEUED_FROM", "TERMINATED", "is_given_back", "run_trials"]
 
 INTERRUPTED = "interrupted by Ctrl-C"
+TERMINATED = "terminated by SIGTERM"
 GIVEN_BACK = "slot given back"
+REQUEUED_FROM = "requeued_from"  # user attribute of a trial queued again: the number of the terminated one
 # Trials that hold a budget slot: finished, running, or queued to run.
 _LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-
-
-class _Interrupt:
-    """SIGINT handler: raises only while the objective runs, else records the request."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.interruptible = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-        if self.interruptible:
-            raise KeyboardInterrupt
 
 
 def run_trials(
@@ -56,7 +48,7 @@ def run_trials(
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     lease: LeasePolicy | None = None,
     poll_seconds: float = 1.0,
-) -> bool:
+) -> signal.Signals | None:
     """Run trials until the study holds ``trials`` finished ones (complete or pruned),
     counting every worker and every earlier run; none starts after ``timeout`` seconds.
 
@@ -67,15 +59,13 @@ def run_trials(
     below it and gives its slot back (FAIL, reason ``GIVEN_BACK``) when they
     already fill the budget: the lowest numbers keep the slots, and the budget
     is met exactly. An exception in the objective fails that trial and the
-    loop goes on (the objective records the reason). Returns True when Ctrl-C
-    stopped the loop.
+    loop goes on (the objective records the reason). Returns the signal that
+    stopped the loop (SIGINT for Ctrl-C, or SIGTERM), None when it ran to its end.
     """
     lease = lease or LeasePolicy()
-    interrupt = _Interrupt()
-    previous = signal.signal(signal.SIGINT, interrupt)
     started = time.monotonic()
-    try:
-        while not interrupt.requested and (timeout is None or time.monotonic() - started <= timeout):
+    with StopRequest() as stop:
+        while not stop.requested and (timeout is None or time.monotonic() - started <= timeout):
             fail_stale(study, lease)
             finished, running = _count(study)
             if finished >= trials:
@@ -88,15 +78,14 @@ def run_trials(
                 _give_back(study, trial, trials)
                 continue
             with KeepAlive(study, trial, lease):
-                state, values = _evaluate(objective, trial, interrupt)
+                state, values = _evaluate(objective, trial, stop)
             # skip_if_finished: another worker may have failed it as stale meanwhile.
             frozen = study.tell(trial, values, state=state, skip_if_finished=True)
+            _requeue_if_terminated(study, frozen)
             gc.collect()  # free the trial's model before the next one is built
             if on_trial is not None:
                 on_trial(study, frozen)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return interrupt.requested
+    return None if stop.signum is None else signal.Signals(stop.signum)
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:
@@ -126,28 +115,42 @@ def _give_back(study: optuna.Study, trial: optuna.Trial, trials: int) -> None:
     """Fail a fresh trial that the budget has no slot for; an enqueued architecture is queued again."""
     reason = f"{GIVEN_BACK}: trials numbered below it already fill the budget of {trials}"
     TrialRecord.save_outcome(trial, TrialOutcome.FAILED, reason)
-    fixed = study._storage.get_trial(trial._trial_id).system_attrs.get("fixed_params")
+    fixed = fixed_params(trial)
     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     if fixed:
         study.enqueue_trial(fixed)
 
 
+def _requeue_if_terminated(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue the parameters of a trial SIGTERM cut mid-run again, once, so the next start trains them.
+
+    Only a trial that had sampled its whole architecture (its ``architecture_key``
+    is recorded) is queued: one cut before has nothing worth keeping.
+    """
+    if trial.user_attrs.get("reason") == TERMINATED and "architecture_key" in trial.user_attrs and trial.params:
+        study.enqueue_trial(trial.params, user_attrs={REQUEUED_FROM: trial.number})
+
+
 def _evaluate(
-    objective: Callable[[optuna.Trial], Sequence[float]], trial: optuna.Trial, interrupt: _Interrupt
+    objective: Callable[[optuna.Trial], Sequence[float]], trial: optuna.Trial, stop: StopRequest
 ) -> tuple[TrialState, Sequence[float] | None]:
-    if interrupt.requested:  # Ctrl-C while the trial was being created
-        TrialRecord.save_outcome(trial, TrialOutcome.FAILED, INTERRUPTED)
+    if stop.requested:  # Ctrl-C or SIGTERM while the trial was being created
+        TrialRecord.save_outcome(trial, TrialOutcome.FAILED, _stop_reason(stop))
         return TrialState.FAIL, None
-    interrupt.interruptible = True
+    stop.interruptible = True
     try:
         return TrialState.COMPLETE, objective(trial)
     except optuna.TrialPruned:
         return TrialState.PRUNED, None
     except KeyboardInterrupt:
-        interrupt.interruptible = False
-        TrialRecord.save_outcome(trial, TrialOutcome.FAILED, INTERRUPTED)
+        stop.interruptible = False
+        TrialRecord.save_outcome(trial, TrialOutcome.FAILED, _stop_reason(stop))
         return TrialState.FAIL, None
     except Exception:  # noqa: BLE001 - the objective recorded the reason on the trial
         return TrialState.FAIL, None
     finally:
-        interrupt.interruptible = False
+        stop.interruptible = False
+
+
+def _stop_reason(stop: StopRequest) -> str:
+    return TERMINATED if stop.signum == signal.SIGTERM else INTERRUPTED

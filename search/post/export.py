@@ -12,20 +12,19 @@ import yaml
 from evaluation import Architecture, build_model, export_onnx
 from evaluation.deploy import dataset_metadata
 from evaluation.standalone import standalone_source
-from search.pareto import front_trials, objective_names, recorded_metrics, trials_frame
+from search.pareto import front_frame, objective_names, ranked_trials, recorded_metrics, trials_frame
 from search.storage.records import TrialRecord
 
 __all__ = ["export_study", "standalone_source"]
 
 
-def ranked_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Front members, best first by the first objective (ties: lower trial number)."""
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return sorted(front_trials(study), key=lambda t: (sign * t.values[0], t.number))
-
-
 def export_study(study: optuna.Study, out: Path, *, top: int | None, python: bool, onnx: bool = False) -> list[Path]:
     """Write ``best-K.yaml`` (and ``best-K.py``, ``best-K.onnx``) per chosen front member, plus CSVs.
+
+    The front and its order are ``search.pareto``'s rule (one member per
+    architecture, best first by the quality objective), as ``search show`` and
+    ``search finalize`` rank; pareto.csv lists the members in that order, so
+    its row K is best-K. trials.csv is the table ``search show --format csv`` prints.
 
     A study holds no trained weights, so ``best-K.onnx`` is the network as
     initialised with seed 0: a graph to check that a runtime takes it
@@ -34,7 +33,9 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
     out.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = study.user_attrs.get("settings", {})
     written = []
-    for rank, trial in enumerate(ranked_front(study)[:top], start=1):
+    ranked = ranked_trials(study)
+    front = [r.trial for r in ranked if r.rank == 1]
+    for rank, trial in enumerate(front[:top], start=1):
         record = TrialRecord.load(trial)
         path = out / f"best-{rank}.yaml"
         names = objective_names(study)
@@ -66,7 +67,7 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
             model = build_model(Architecture.from_dict(record.architecture), input_size, num_classes)
             metadata = {**dataset_metadata(settings.get("dataset")), "weights": "untrained (seed 0)"}
             written.append(export_onnx(model, out / f"best-{rank}.onnx", input_size, metadata=metadata))
-    frame = trials_frame(study)
+    frame = trials_frame(study, ranked)
     frame.to_csv(out / "trials.csv", index=False)
-    frame[frame["front"]].to_csv(out / "pareto.csv", index=False)
+    front_frame(frame, ranked).to_csv(out / "pareto.csv", index=False)
     return [*written, out / "pareto.csv", out / "trials.csv"]

@@ -12,12 +12,10 @@ architecture.yaml, result.json); ``final/final.csv`` holds one row per model and
 whose result.json exists is not repeated, so an interrupted run resumes and a
 later run with more seeds or a larger ``top`` trains only what is new.
 
-Which trials, ``select_trials``: the candidates are the completed trials
-within every constraint that recorded an architecture, one per architecture
-(a duplicate stands for its original). They are ranked by non-dominated
-sorting: rank 1 is the Pareto front, rank 2 the front of the rest, and so on;
-within a rank by the quality objective (the first maximised one, accuracy),
-best first, then by trial number. Without ``top`` the front is finalized;
+Which trials, ``select_trials``: the study's trials ranked by the rule of
+``search.pareto`` (completed, within every constraint, one per architecture;
+non-dominated rank first, then the quality objective, accuracy, best first),
+those that recorded an architecture. Without ``top`` the front is finalized;
 with it, the first ``top`` of that order (past the front when it is smaller).
 """
 
@@ -29,17 +27,17 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from evaluation import Architecture, TrainConfig
 from evaluation.atomic import atomic_write
 from evaluation.data import load_dataset
 from evaluation.metrics import METRICS
 from search.errors import UsageError
-from search.pareto import is_feasible, rank_by_fronts
+from search.pareto import ranked_trials
 from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, final_rows
 from search.post.full_training import WEIGHTS_FILE, Job, JobReporter, run_jobs
-from search.storage.records import TrialOutcome, TrialRecord
+from search.storage.records import TrialRecord
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_SEEDS", "final_config", "finalize_study", "plan_final", "select_trials"]
 
@@ -49,31 +47,10 @@ DEFAULT_SEEDS = 3  # the fewest that give a standard deviation with one degree o
 
 def select_trials(study: optuna.Study, top: int | None = None) -> list[FrozenTrial]:
     """The trials to finalize, best first: the front, or the first ``top`` by the rule above."""
-    ranked = _ranked_candidates(study)
+    ranked = [r for r in ranked_trials(study) if TrialRecord.load(r.trial).architecture is not None]
     if top is None:
-        return [trial for rank, trial in ranked if rank == 1]
-    return [trial for _, trial in ranked[:top]]
-
-
-def _ranked_candidates(study: optuna.Study) -> list[tuple[int, FrozenTrial]]:
-    """(non-dominated rank, trial) for every candidate, in the order of the rule above."""
-    return rank_by_fronts(_candidates(study), [d.name.lower() for d in study.directions])
-
-
-def _candidates(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed feasible trials with an architecture, the first of each architecture only."""
-    seen: set[str] = set()
-    chosen = []
-    for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
-        record = TrialRecord.load(trial)
-        if trial.values is None or not is_feasible(trial) or record.architecture is None:
-            continue
-        key = record.architecture_key or str(record.architecture)
-        if record.outcome is TrialOutcome.DUPLICATE or key in seen:
-            continue
-        seen.add(key)
-        chosen.append(trial)
-    return chosen
+        return [r.trial for r in ranked if r.rank == 1]
+    return [r.trial for r in ranked[:top]]
 
 
 def final_config(

@@ -5,8 +5,8 @@
 mean the same whichever command wrote them. ``run_jobs`` trains a list of
 (architecture, seed) jobs, skipping those whose result.json exists: how
 finalize and ablate resume. Within a job, the training's state is saved to
-``training-state.pt`` after every epoch, so a training cut short by a crash or
-Ctrl-C continues after its last whole epoch when the command runs again.
+``training-state.pt`` after every epoch, so a training cut short by a crash,
+Ctrl-C or SIGTERM continues after its last whole epoch when the command runs again.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from evaluation.memory import check_memory
 from evaluation.profile import measure_latency_ms
 from evaluation.training import with_defaults
 from search.errors import UsageError
+from search.execution.interrupts import sigterm_as_interrupt
 
 __all__ = [
     "RECIPE_FIELDS",
@@ -263,7 +264,9 @@ def run_jobs(
     trained otherwise is refused with a ``UsageError`` before anything trains,
     since mixing it in would make means and comparisons meaningless.
     ``after_job`` runs after each trained job (to rewrite a summary table);
-    ``onnx`` writes each model's model.onnx too.
+    ``onnx`` writes each model's model.onnx too. Ctrl-C or SIGTERM stops it
+    with a KeyboardInterrupt (``search.errors.Terminated`` for SIGTERM) once
+    the last whole epoch is saved; the command line exits 130 or 143.
     """
     for job in jobs:
         if job.done:
@@ -272,28 +275,31 @@ def run_jobs(
             _check_init(job, held_out=len(data.val[1]))
     if reporter is not None:
         reporter.begin(jobs)
-    for job in jobs:
-        if job.done:
-            continue
-        if reporter is not None:
-            reporter.job_started(job)
-        training = train_and_test(
-            job.arch,
-            data,
-            dataclasses.replace(config, seed=job.seed),
-            job.out,
-            label=job.name,
-            memory_limit=memory_limit,
-            measure_latency=True,
-            onnx=onnx,
-            extra={**job.extra, "seed": job.seed},
-            on_epoch=None if reporter is None else reporter.on_epoch,
-            init=job.init,
-        )
-        if reporter is not None:
-            reporter.job_finished(job, training)
-        if after_job is not None:
-            after_job()
+    # SIGTERM (Slurm, Kubernetes) stops the trainings as Ctrl-C does: the job at hand
+    # keeps its last whole epoch in its training state, and the next run resumes it.
+    with sigterm_as_interrupt():
+        for job in jobs:
+            if job.done:
+                continue
+            if reporter is not None:
+                reporter.job_started(job)
+            training = train_and_test(
+                job.arch,
+                data,
+                dataclasses.replace(config, seed=job.seed),
+                job.out,
+                label=job.name,
+                memory_limit=memory_limit,
+                measure_latency=True,
+                onnx=onnx,
+                extra={**job.extra, "seed": job.seed},
+                on_epoch=None if reporter is None else reporter.on_epoch,
+                init=job.init,
+            )
+            if reporter is not None:
+                reporter.job_finished(job, training)
+            if after_job is not None:
+                after_job()
     return [read_result(job.out) for job in jobs]
 
 

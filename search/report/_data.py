@@ -16,7 +16,16 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluation.metrics import METRICS
 from evaluation.proxies import PROXIES
 from search.errors import UsageError
-from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
+from search.pareto import (
+    front_size_history,
+    is_feasible,
+    objective_names,
+    quality_index,
+    rank_trials,
+    spearman,
+    study_directions,
+    study_objectives,
+)
 from search.post.final_results import FinalResults, load_final
 from search.pruners import BudgetSpent, RungDecision, recorded_decisions, recorded_rungs
 from search.storage.records import TrialOutcome, TrialRecord
@@ -38,8 +47,6 @@ IMPORTANCE_MIN_TRIALS = 10
 # Set beside the proxies' rank correlations with accuracy: a proxy is worth screening
 # with only where it ranks accuracy better than size alone (about 0.75 on NAS-Bench-201).
 CORRELATED_COSTS = ("params", "macs")
-# Fewer trials than this give no rank correlation.
-CORRELATION_MIN_TRIALS = 3
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,8 @@ class Correlation:
     """A metric against final validation accuracy over the trained trials, with Spearman's rho so far.
 
     ``running[k]`` is the rank correlation over the first ``k + 1`` trials (by
-    number); None while there are fewer than three, or the values do not vary.
+    number); None while ``search.pareto.spearman`` has none (fewer than three,
+    or values that do not vary).
     """
 
     metric: str
@@ -137,7 +145,7 @@ class ReportData:
     @property
     def quality(self) -> int:
         """Index of the objective drawn on the y axes: the first maximised one (accuracy)."""
-        return next((i for i, d in enumerate(self.directions) if d == "maximize"), 0)
+        return quality_index(self.directions)
 
     @property
     def budget(self) -> BudgetSpent:
@@ -165,10 +173,10 @@ class ReportData:
 def collect_report(study: optuna.Study) -> ReportData:
     """Read ``study`` into a ``ReportData``; safe while other processes add trials."""
     names = tuple(objective_names(study))
-    directions = tuple(d.name.lower() for d in study.directions)
-    front = tuple(t.number for t in front_trials(study))
-    on_front = set(front)
+    directions = study_directions(study)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    front = tuple(sorted(r.trial.number for r in rank_trials(trials, directions) if r.rank == 1))
+    on_front = set(front)
     settings = dict(study.user_attrs.get("settings") or {})
     epochs = (settings.get("training") or {}).get("epochs")
     points = tuple(_trial_point(t, on_front, epochs) for t in trials)
@@ -178,20 +186,20 @@ def collect_report(study: optuna.Study) -> ReportData:
         directions=directions,
         trials=points,
         front=front,
-        front_size_history=_front_size_history(points, directions),
+        front_size_history=tuple(front_size_history(trials, directions)),
         knobs=_knobs(trials),
         importances=_importances(study, names, directions),
         settings=settings,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        final=_final(study.study_name),
+        final=_final(study),
         correlations=_correlations(points),
     )
 
 
-def _final(name: str) -> FinalResults | None:
+def _final(study: optuna.Study) -> FinalResults | None:
     """The study's finalized models; a study whose name is no folder name (made elsewhere) has none."""
     try:
-        return load_final(name)
+        return load_final(study.study_name, objectives=study_objectives(study))
     except UsageError:
         return None
 
@@ -209,16 +217,6 @@ def _correlations(points: Sequence[TrialPoint]) -> tuple[Correlation, ...]:
         running = tuple(spearman(xs[: k + 1], ys[: k + 1]) for k in range(len(xs)))
         found.append(Correlation(name, numbers, xs, ys, running))
     return tuple(found)
-
-
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (scipy's, ties sharing their mean rank); None for fewer
-    than three pairs or values that do not vary."""
-    if len(xs) < CORRELATION_MIN_TRIALS or len(set(xs)) < 2 or len(set(ys)) < 2:
-        return None
-    from scipy.stats import spearmanr  # 1.5 s to import: only reports with proxies pay it
-
-    return float(spearmanr(xs, ys).statistic)
 
 
 def _trial_point(trial: FrozenTrial, on_front: set[int], epochs: int | None) -> TrialPoint:
@@ -251,16 +249,6 @@ def _trial_point(trial: FrozenTrial, on_front: set[int], epochs: int | None) -> 
         progress=tuple(progress),
         rung_epochs=rung_epochs,
     )
-
-
-def _front_size_history(points: Sequence[TrialPoint], directions: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    """(trial number, size of the front among trials up to it), for every trial.
-
-    Counts like ``Study.best_trials``: feasible completed trials only, equal
-    value vectors do not dominate each other.
-    """
-    sizes = running_front_sizes((p.values if p.finished else None for p in points), directions)
-    return tuple(zip((p.number for p in points), sizes))
 
 
 def _knobs(trials: list[FrozenTrial]) -> tuple[ParamAxis, ...]:

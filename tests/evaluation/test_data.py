@@ -208,3 +208,15 @@ def test_batch_pipeline_resizes_to_the_asked_side() -> None:
     images = torch.full((3, 1, 8, 8), 255, dtype=torch.uint8)
     out = _pipeline(resize=20)(images, augment=True)
     assert out.shape == (3, 1, 20, 20), f"resize 20 must give 20x20 images, got {tuple(out.shape)}"
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_batch_pipeline_crops_by_slices_and_by_gather_agree(flip: bool) -> None:
+    """The CPU's slice per image and CUDA's one gather cut the same windows (both run here, on the CPU)."""
+    padded = torch.randint(0, 256, (24, 3, 14, 14), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(3)
+    offsets = torch.randint(0, 5, (2, 24), generator=generator)
+    flips = torch.rand(24, generator=generator) < 0.5 if flip else None
+    by_slices = data_module._crop_by_slices(padded, offsets, flips, (10, 10))
+    by_gather = data_module._crop_by_gather(padded, offsets, flips, (10, 10))
+    assert by_slices.shape == (24, 3, 10, 10) and torch.equal(by_slices, by_gather), "the same windows either way"

@@ -190,7 +190,9 @@ def test_load_space_unknown_name_is_one_line() -> None:
         ),
         pytest.param(
             STAGES + "objectives: {accuracy: maximize, flops: minimize}\n",
-            "objectives.flops: unknown key; expected one of accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip",
+            "objectives.flops: unknown key; expected one of accuracy, macs, params, latency_ms, balanced_accuracy, "
+            "macro_f1, roc_auc, synflow, naswot, grad_norm, snip, meco, zico, az_expressivity, az_progressivity, "
+            "az_trainability, onnx_latency_ms",
             id="unknown-metric",
         ),
         pytest.param(
