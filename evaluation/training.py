@@ -22,6 +22,7 @@ epoch, and the next call with the same file continues after the last one.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 from torch.optim import swa_utils
 
-from evaluation.atomic import atomic_write
+from evaluation.atomic import write_bytes
 from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError, differences
 
@@ -513,8 +514,9 @@ class _Trainer:
                 "checkpoints": [dataclasses.asdict(checkpoint) for checkpoint in result.checkpoints],
             },
         }
-        with atomic_write(path) as temporary:
-            torch.save(state, temporary)
+        buffer = io.BytesIO()  # torch.save to a file says "unexpected pos" for a full disk; this names the file
+        torch.save(state, buffer)
+        write_bytes(path, buffer.getvalue())
 
     def restore(self, path: Path, result: TrainResult) -> None:
         """Continue from the state ``save`` wrote to ``path``: the model, the loop and ``result``."""
