@@ -16,12 +16,14 @@ import resource
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -278,6 +280,25 @@ def test_disk_full_export_leaves_only_whole_files(small_disk: SmallDisk, tmp_pat
             compile(path.read_text(), str(path), "exec")
 
 
+def test_disk_full_training_leaves_no_partial_weights(small_disk: SmallDisk, tmp_path: Path) -> None:
+    """``search train``: its state, weights and result.json are each written whole or not at all."""
+    config = tmp_path / "wide.yaml"
+    config.write_text("stem: {style: small, width: 64}\nstages:\n  - {block: residual, depth: 2}\ntransitions: []\n")
+    out = small_disk.folder / "run"
+    out.mkdir()
+    small_disk.limit(64 * 1024)  # the model's weights alone are 600 kB
+    argv = ["train", str(config), "--dataset", "digits", "--epochs", "1", "--train-fraction", "0.2"]
+    argv += ["--device", "cpu", "--out", str(out)]
+    done = small_disk.run(*argv, env=environment(tmp_path / "studies"))
+    line = assert_one_line_error(done, f"cannot write {out}/")
+    assert any(words in line for words in NO_ROOM_WORDS), line
+    small_disk.make_room()
+    assert not list(out.glob(".*")), "no temporary file is left"
+    assert not (out / "result.json").exists(), "a training that could not save is not marked finished"
+    for weights in out.glob("*.pt"):
+        torch.load(weights, weights_only=True)  # a state or weights file present is whole
+
+
 # --- a storage that cannot be opened, or holds no study -----------------------------------------
 
 
@@ -363,16 +384,44 @@ def test_corrupt_study_db_is_one_line_from_a_real_process(tmp_path: Path) -> Non
         assert_one_line_error(done, str(studies / "wrecked" / "study.db"), "file is not a database")
 
 
+def test_dashboard_serves_a_journal_study_from_its_journal(tmp_path: Path) -> None:
+    """A study of --workers lives in journal.log; the dashboard reads it there (it used to open an empty study.db)."""
+    studies = tmp_path / "studies"
+    (studies / "shared").mkdir(parents=True)
+    make_study(6, seed=2, storage=JournalStorage(JournalFile(studies / "shared" / "journal.log")), name="shared")
+    command = [sys.executable, "-m", "search", "dashboard", "shared", "--port", "0"]
+    process = subprocess.Popen(command, cwd=ROOT, env=environment(studies), stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert " at http://127.0.0.1:" in line, f"no URL announced: {line!r}"
+        base = line.split(" at ")[1].split()[0].removesuffix("/dashboard")
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=20) as response:
+            summaries = json.load(response)["study_summaries"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert [s["study_name"] for s in summaries] == ["shared"], summaries
+    assert not (studies / "shared" / "study.db").exists(), "no empty SQLite study is made beside the journal"
+
+
 # --- numbers and devices on the command line ------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["nan", "-5", "0", "inf"])
+@pytest.mark.parametrize("value", ["nan", "-5"])
 def test_run_refuses_a_timeout_that_is_not_a_positive_number(value: str, tmp_path: Path) -> None:
     done = search("run", "--space", "densenet", "--trials", "1", "--timeout", value, env=environment(tmp_path))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and "Traceback" not in done.stderr, f"--timeout {value}: exit {done.returncode}"
     assert lines[-1].endswith(f"argument --timeout: expected a positive number, got {value!r}"), lines[-1]
     assert not (tmp_path / "densenet").exists(), "no study is created"
+
+
+@pytest.mark.parametrize("value", ["0", "inf", "1e999"])
+def test_run_refuses_a_zero_or_endless_timeout(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "--timeout", value])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == 2 and err.endswith(f"expected a positive number, got {value!r}"), err
 
 
 def _typed_options() -> Iterator[tuple[str, str, Callable[[str], object]]]:
