@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluation.atomic import atomic_write
 from evaluation.data import DATASETS, DataSplits, describe_data
 from evaluation.errors import ExportError
 from evaluation.images import Decoding
@@ -132,7 +133,7 @@ def export_onnx(
     what the graph does not say (the input normalisation, where the weights
     come from). ``ExportError`` when ``opset`` is not one of ``OPSETS``, or when
     onnxruntime's logits differ from PyTorch's beyond ATOL/RTOL (the file is
-    then removed, so no unchecked file is left to be mistaken for a good one).
+    then not written, so no unchecked file is left to be mistaken for a good one).
     """
     if opset not in OPSETS:
         raise ExportError(f"ONNX opset must be {OPSETS.start}-{OPSETS.stop - 1}, got {opset}")
@@ -149,12 +150,10 @@ def export_onnx(
         verbose=False,
     )
     program.model.metadata_props.update(metadata or {})
-    program.save(path, external_data=False)
-    try:
-        onnx_discrepancy(path, model, input_shape)
-    except ExportError:
-        path.unlink()
-        raise
+    # Checked before it takes the name, so no partial or unchecked file is left under it.
+    with atomic_write(path) as temporary:
+        program.save(temporary, external_data=False)
+        onnx_discrepancy(temporary, model, input_shape)
     return path
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ import torch
 from torch import nn
 from torch.optim import swa_utils
 
-from evaluation.atomic import atomic_write
+from evaluation.atomic import write_bytes
 from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError, differences
 from evaluation.feeding import HostImages, batches_of, place_images
@@ -552,8 +553,9 @@ class _Trainer:
                 "checkpoints": [dataclasses.asdict(checkpoint) for checkpoint in result.checkpoints],
             },
         }
-        with atomic_write(path) as temporary:
-            torch.save(state, temporary)
+        buffer = io.BytesIO()  # torch.save to a file says "unexpected pos" for a full disk; this names the file
+        torch.save(state, buffer)
+        write_bytes(path, buffer.getvalue())
 
     def restore(self, path: Path, result: TrainResult) -> None:
         """Continue from the state ``save`` wrote to ``path``: the model, the loop and ``result``."""

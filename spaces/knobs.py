@@ -19,12 +19,16 @@ from evaluation.errors import show
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
 
-__all__ = ["Choice", "Distribution", "Fixed", "FloatRange", "IntRange", "Knob", "KnobType", "parse_knob"]
+__all__ = ["MAX_CHOICES", "Choice", "Distribution", "Fixed", "FloatRange", "IntRange", "Knob", "KnobType", "parse_knob"]
 
 Scalar = bool | int | float | str
 # A float range without a step has no finite size; counted as this many values
 # (about two significant digits) so that size() can still give an estimate.
 CONTINUOUS_RESOLUTION = 100
+# The longest choice list. Optuna stores a categorical's whole list with every
+# trial's parameters (a 200,000-value list: 1.5 MB per trial); a longer run of
+# numbers is a range, {low, high, step}, which Optuna stores as three numbers.
+MAX_CHOICES = 10_000
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 _RANGE_KEYS = ("low", "high", "step", "log")
 
@@ -234,10 +238,17 @@ def parse_knob(value: Any, knob_type: KnobType) -> tuple[Distribution, bool]:
 def _parse_choice(values: Any, knob_type: KnobType) -> Choice:
     if not isinstance(values, list) or not values:
         raise KnobError(f"choice must be a non-empty list, got {show(values)}")
+    if len(values) > MAX_CHOICES:
+        raise KnobError(
+            f"choice lists {len(values):,} values, at most {MAX_CHOICES:,} are allowed (Optuna stores the list "
+            "with every trial); write a run of numbers as {low, high, step}"
+        )
     converted = tuple(knob_type.convert(v, "choice") for v in values)
-    for i, v in enumerate(converted):
-        if v in converted[:i]:
+    seen: set[Any] = set()  # a set, not a scan of the values before: a long list loads in linear time
+    for v in converted:
+        if v in seen:
             raise KnobError(f"choice lists {v!r} twice; each value must appear once")
+        seen.add(v)
     return Choice(converted)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from evaluation.data import DATASETS, load_dataset
 from evaluation.images import RESIZE_POLICIES, ImageCache, SourceOptions, is_source, list_source, open_cache
 from evaluation.images.decode import CHANNELS
-from search.commands._common import checked_number, positive_int
+from search.commands._common import checked_number, positive_int, random_seed
 
 __all__ = ["DataCommand", "add_source_arguments", "source_options", "summary_lines"]
 
@@ -42,7 +42,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--channels",
-        type=int,
+        type=positive_int,
         choices=CHANNELS,
         default=None,
         help="1 (grey) or 3 (RGB); every image is converted (default: the majority of the files' modes).",
@@ -83,7 +83,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--split-seed",
-        type=int,
+        type=random_seed,
         default=defaults.split_seed,
         metavar="N",
         help=f"Seed of the split the source does not give (default: {defaults.split_seed}).",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
+from evaluation.training import PRECISIONS, SCHEDULES
 from search.commands._common import (
+    add_device_argument,
     add_memory_limit_argument,
     add_study_arguments,
     non_negative_int,
@@ -14,7 +15,7 @@ from search.commands._common import (
     positive_int,
     shard,
 )
-from search.commands._training import SWA_HELP, JobProgress
+from search.commands._training import SWA_HELP, JobProgress, use_training_device
 from search.commands.show import format_final
 from search.pareto import study_objectives
 from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, load_final
@@ -127,7 +128,7 @@ class FinalizeCommand:
             help="Hold N training images out of every training and record each model's accuracy on them, "
             "to choose among final models without the test set (default: 0, train on all).",
         )
-        parser.add_argument("--device", choices=DEVICES, default="auto", help="Where to train (default: auto).")
+        add_device_argument(parser)
         parser.add_argument(
             "--precision",
             choices=PRECISIONS,
@@ -141,6 +142,7 @@ class FinalizeCommand:
         check_folder_name(args.folder, "final folder")  # before any study is opened: a path is refused outright
         if args.init_from is not None:
             check_folder_name(args.init_from, "--init-from folder")
+        device = use_training_device(args.device)
         stage = ("lr", "schedule", "swa_epochs")
         overrides = {name: getattr(args, name) for name in stage if getattr(args, name) is not None}
         study = open_study(args.study, storage=args.storage)
@@ -151,7 +153,7 @@ class FinalizeCommand:
                 top=args.top,
                 epochs=args.epochs,
                 seeds=args.seeds,
-                device=args.device,
+                device=device,
                 precision=args.precision,
                 data_root=args.data_root,
                 memory_limit=args.memory_limit,

@@ -14,7 +14,16 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from evaluation.data import DATASETS
-from search.commands._common import add_memory_limit_argument, positive_int
+from search.commands._common import (
+    add_memory_limit_argument,
+    checked_number,
+    device_name,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    random_seed,
+    unit_fraction,
+)
 from search.commands._progress import Progress
 from search.errors import SearchInterrupted, exit_code_of
 from search.execution.plan import Budget, DataSpec, StudySpec, Workers
@@ -109,7 +118,7 @@ class RunCommand:
         parser.add_argument(
             "--retry-failed",
             metavar="N",
-            type=int,
+            type=non_negative_int,
             default=0,
             help="Queue a stale trial's parameters again, up to N times (default: 0).",
         )
@@ -119,7 +128,7 @@ class RunCommand:
             default=DEFAULT_TRIALS,
             help=f"Total finished trials wanted, counting earlier runs (default: {DEFAULT_TRIALS}).",
         )
-        parser.add_argument("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+        parser.add_argument("--timeout", type=positive_float, help="Stop starting new trials after this many seconds.")
         parser.add_argument(
             "--sampler",
             choices=tuple(SAMPLERS),
@@ -140,7 +149,7 @@ class RunCommand:
         parser.add_argument(
             "--min-rung",
             metavar="FRACTION",
-            type=_fraction,
+            type=_rung_fraction,
             default=Fraction(1, 9),
             help="The first rung, as a fraction of a trial's training budget, e.g. 1/9 or 0.25 (default: 1/9).",
         )
@@ -160,13 +169,15 @@ class RunCommand:
         parser.add_argument(
             "--epochs", type=positive_int, help="Training epochs per trial instead of the space's budget."
         )
-        parser.add_argument("--train-fraction", type=float, help="Fraction of the training set per trial, in (0, 1].")
         parser.add_argument(
-            "--seed", type=int, default=0, help="Seed of the sampler and of each trial's training (default: 0)."
+            "--train-fraction", type=unit_fraction, help="Fraction of the training set per trial, in (0, 1]."
+        )
+        parser.add_argument(
+            "--seed", type=random_seed, default=0, help="Seed of the sampler and of each trial's training (default: 0)."
         )
         parser.add_argument(
             "--device",
-            type=_device,
+            type=device_name,
             default="auto",
             help="Training device: auto, cpu, cuda or cuda:N (default: auto, CUDA when available).",
         )
@@ -275,17 +286,11 @@ class _Display:
             self.progress.close()
 
 
-def _fraction(text: str) -> Fraction:
-    """A fraction such as 1/9 or 0.25; whether it lies in (0, 1) is checked with the other settings."""
-    try:
-        return Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 1/9 or 0.25, got {text!r}") from None
+def _as_fraction(text: str) -> Fraction:
+    """``1/9`` as the ratio of its integers, anything else (``0.25``, ``1e-3``) through float:
+    ``Fraction("1e-999999999")`` would compute that power of ten for minutes."""
+    numerator, slash, denominator = text.partition("/")
+    return Fraction(int(numerator), int(denominator)) if slash else Fraction(float(text))
 
 
-def _device(text: str) -> str:
-    """auto, cpu, cuda or cuda:N; whether device N exists is checked when the run starts."""
-    index = text.removeprefix("cuda:")
-    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and index.isdigit()):
-        return text
-    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+_rung_fraction = checked_number(_as_fraction, lambda v: 0 < v < 1, "a fraction in (0, 1) such as 1/9 or 0.25")

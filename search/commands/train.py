@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evaluation import load_architecture
 from evaluation.data import load_dataset
+from search.commands._common import random_seed
 from search.commands._training import add_training_arguments, print_epoch, print_progress, train_config
 from search.post.full_training import STATE_FILE, needed_resize, train_and_test
 
@@ -33,7 +34,7 @@ class TrainCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("architecture", metavar="CONFIG_OR_PRESET", help="A preset name or a YAML file.")
         add_training_arguments(parser)
-        parser.add_argument("--seed", type=int, default=0, help="Seed (default: 0).")
+        parser.add_argument("--seed", type=random_seed, default=0, help="Seed (default: 0).")
         parser.add_argument(
             "--out", type=Path, default=None, metavar="DIR", help="Output folder (default: runs/<name>)."
         )

@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from evaluation import Architecture, build_model, export_onnx
+from evaluation.atomic import atomic_write, write_text
 from evaluation.deploy import dataset_metadata
 from evaluation.standalone import standalone_source
 from search.pareto import front_frame, objective_names, ranked_trials, recorded_metrics, trials_frame
@@ -54,20 +55,22 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
                 "num_classes": settings.get("num_classes"),
             },
         }
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        write_text(path, yaml.safe_dump(document, sort_keys=False))
         written.append(path)
         input_size = tuple(settings.get("input_size") or (3, 224, 224))
         num_classes = settings.get("num_classes") or 1000
         if python:
             source = standalone_source(record.architecture, input_size[0], num_classes)
             written.append(out / f"best-{rank}.py")
-            written[-1].write_text(source)
+            write_text(written[-1], source)
         if onnx:
             torch.manual_seed(0)
             model = build_model(Architecture.from_dict(record.architecture), input_size, num_classes)
             metadata = {**dataset_metadata(settings.get("dataset")), "weights": "untrained (seed 0)"}
             written.append(export_onnx(model, out / f"best-{rank}.onnx", input_size, metadata=metadata))
     frame = trials_frame(study, ranked)
-    frame.to_csv(out / "trials.csv", index=False)
-    front_frame(frame, ranked).to_csv(out / "pareto.csv", index=False)
+    with atomic_write(out / "trials.csv") as temporary:
+        frame.to_csv(temporary, index=False)
+    with atomic_write(out / "pareto.csv") as temporary:
+        front_frame(frame, ranked).to_csv(temporary, index=False)
     return [*written, out / "pareto.csv", out / "trials.csv"]

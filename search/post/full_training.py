@@ -12,6 +12,7 @@ Ctrl-C or SIGTERM continues after its last whole epoch when the command runs aga
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,7 @@ from evaluation import (
     smallest_input_side,
     train,
 )
-from evaluation.atomic import atomic_write
+from evaluation.atomic import atomic_write, write_bytes
 from evaluation.data import DataSplits
 from evaluation.deploy import dataset_metadata, export_onnx
 from evaluation.errors import differences
@@ -164,7 +165,9 @@ def train_and_test(
     seconds = time.perf_counter() - started + result.resumed_seconds
 
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    torch.save(weights, out / WEIGHTS_FILE)
+    buffer = io.BytesIO()  # torch.save to a file says "unexpected pos" for a full disk; this names the file
+    torch.save(weights, buffer)
+    write_bytes(out / WEIGHTS_FILE, buffer.getvalue())
     save_architecture(arch, out / "architecture.yaml")
     if onnx:
         export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data.name))
