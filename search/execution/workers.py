@@ -27,6 +27,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from evaluation.data import DataSplits
+from evaluation.errors import ToolkitError
 from evaluation.training import planned_images
 from search.errors import UsageError, exit_code_of
 from search.execution.interrupts import STOP_SIGNALS, sigterm_as_interrupt
@@ -37,6 +38,8 @@ from search.pruners import Pruner
 from search.storage.leases import fail_stale
 
 __all__ = ["prepare_study", "run_worker", "run_workers", "use_device", "worker_devices"]
+
+USER_ERROR_EXIT = 2  # a worker stopped by a ToolkitError, printed as one line
 
 
 def worker_devices(device: str, workers: int) -> tuple[str, ...]:
@@ -129,6 +132,8 @@ def run_workers(
     _report_new(study, reported, on_trial)
     codes = [p.exitcode for p in processes]
     stopped = forward.signum or _stopped_by(codes)
+    if stopped is None and codes and all(code == USER_ERROR_EXIT for code in codes):
+        raise UsageError(f"every worker of study {study.study_name!r} stopped on the error it printed above")
     if stopped is None and all(code != 0 for code in codes):
         raise RuntimeError(f"every worker of study {study.study_name!r} exited abnormally, exit codes {codes}")
     return None if stopped is None else signal.Signals(stopped)
@@ -145,6 +150,9 @@ def _worker_process(plan: SearchPlan, worker: int) -> None:
             stopped = run_worker(plan, worker)
         except KeyboardInterrupt as stop:
             sys.exit(exit_code_of(stop))
+        except ToolkitError as error:  # a full disk, a broken storage: one line, as the CLI prints it
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(USER_ERROR_EXIT)
     sys.exit(0 if stopped is None else 128 + stopped)
 
 
