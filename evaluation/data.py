@@ -295,11 +295,12 @@ def _candidates(spec: DatasetSpec, root: str | None, search_dir: str | None) -> 
 
 
 @functools.lru_cache(maxsize=8)
-def _load_raw(name: str, root: str | None, search_dir: str | None) -> tuple[Pair, Pair]:
+def _load_raw(name: str, root: str | None, search_dir: str | None, download: bool = True) -> tuple[Pair, Pair]:
     """Train and test pairs of ``name``, read once per process and per place.
 
     ``search_dir`` is ``$SEARCH_DATA_DIR`` at call time, passed in so that it
-    is part of the cache key.
+    is part of the cache key. Without ``download``, files found nowhere are a
+    ``DataError`` at once.
     """
     spec = DATASETS[name]
     places = _candidates(spec, root, search_dir)
@@ -308,6 +309,9 @@ def _load_raw(name: str, root: str | None, search_dir: str | None) -> tuple[Pair
         if found is not None:
             return found
     assert spec.torchvision_class is not None, f"{name}: a reader without files never returns None"
+    if not download:
+        looked = "; ".join(f"{label} {directory}" for label, directory in places)
+        raise DataError(f"{spec.title} not found (looked in: {looked})")
     cache = torchvision_cache()
     try:
         _download(spec, cache)
@@ -342,6 +346,7 @@ def load_dataset(
     cache_dir: Path | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    download: bool = True,
 ) -> DataSplits:
     """``name`` split into train, validation and test sets.
 
@@ -356,7 +361,9 @@ def load_dataset(
     a progress bar when ``progress``. A source's split is its own, fixed by its
     options rather than by ``seed``, so every run and finalize of a study sees
     the same images: ``validation_size`` 0 trains on its validation images
-    too, any other value keeps them for validation. ``root`` is for built-ins.
+    too, any other value keeps them for validation. ``root`` is for built-ins,
+    and so is ``download``: False where fetching a missing data set would be
+    wrong (the report only shows data that is there).
     """
     if is_source(name):
         return _load_source(name, options or SourceOptions(), validation_size, cache_dir, workers, progress)
@@ -371,7 +378,9 @@ def load_dataset(
             f"apply to folder:, csv: and npz: sources"
         )
     spec = DATASETS[name]
-    (train_x, train_y), test = _load_raw(name, None if root is None else str(root), os.environ.get("SEARCH_DATA_DIR"))
+    (train_x, train_y), test = _load_raw(
+        name, None if root is None else str(root), os.environ.get("SEARCH_DATA_DIR"), download
+    )
     count = round(validation_size * len(train_y)) if isinstance(validation_size, float) else validation_size
     if not 0 <= count < len(train_y):
         raise DataError(
@@ -409,7 +418,7 @@ def _load_source(
     # Read into memory when it fits comfortably (a gather from memory is faster than from a mapping);
     # else the splits stay views of the mapped file, and training pages from disk.
     fits = cache.images.nbytes <= HOST_SHARE * available_memory()
-    images = torch.from_numpy(np.array(cache.images) if fits else cache.images)
+    images = torch.from_numpy(cache.read_images() if fits else cache.images)
     labels = torch.from_numpy(cache.labels)
     ranges = cache.ranges
     train_end = ranges["train"][1] if validation_size else ranges["val"][1]

@@ -13,6 +13,8 @@ model's work instead of stalling it.
 A subset of the training images (``train_fraction`` below 1) is a ``RowSubset``:
 the rows are looked up when a batch asks for them, never copied out at once,
 so a subset of a mapped cache larger than memory pages as the whole set does.
+Batches read from a mapped cache ask the kernel for the next batch's rows
+while the current one trains (``evaluation.images.mapping.will_need``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
+
+from evaluation.images.mapping import will_need
 
 __all__ = [
     "DEVICE_SHARE",
@@ -70,6 +74,9 @@ class RowSubset:
 
     def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
         return self.images[self.rows[index]]
+
+    def will_need(self, index: torch.Tensor) -> None:
+        will_need(self.images, self.rows[index])
 
 
 def _row_bytes(images: torch.Tensor | RowSubset) -> int:
@@ -123,7 +130,8 @@ class HostImages:
 
         def gather() -> None:
             try:
-                for index in indices:
+                for k, index in enumerate(indices):
+                    _ask_ahead(self.images, indices, k)
                     if not put(self._staged(index)):
                         return
             except BaseException as error:  # handed to the consumer, which raises it
@@ -164,8 +172,22 @@ def batches_of(
     if isinstance(images, HostImages):
         yield from images.batches(indices)
         return
-    for index in indices:
+    for k, index in enumerate(indices):
+        _ask_ahead(images, indices, k)
         yield images[index]
+
+
+def _ask_ahead(images: torch.Tensor | RowSubset, indices: Sequence[torch.Tensor], k: int) -> None:
+    """Before batch ``k`` is read from a mapped cache: ask for its rows (the first) and the next batch's.
+
+    The next batch's rows are then read from disk while batch ``k`` trains.
+    """
+    for ahead in (k, k + 1) if k == 0 else (k + 1,):
+        if ahead < len(indices) and indices[ahead].device.type == "cpu":
+            if isinstance(images, RowSubset):
+                images.will_need(indices[ahead])
+            else:
+                will_need(images, indices[ahead])
 
 
 def _read_int(path: Path) -> int | None:

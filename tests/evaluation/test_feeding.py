@@ -5,6 +5,7 @@ The CUDA tests are marked ``cuda`` and skip without a device; benchmarks/gpu_che
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from image_files import fashion_folder
 from evaluation import Architecture, TrainConfig, build_model, feeding, train
 from evaluation.data import load_dataset
 from evaluation.feeding import HostImages, RowSubset, available_memory, batches_of, cgroup_headroom, place_images
+from evaluation.images import mapping
+from evaluation.images.mapping import map_images, will_need
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 TINY = {
@@ -71,6 +74,54 @@ def test_cgroup_headroom_reads_v2_memory_max_and_current(tmp_path: Path) -> None
     _write(tmp_path / "user", {"memory.max": "max", "memory.current": str(2**30)})
     assert cgroup_headroom(tmp_path, "0::/user/job\n") == 200 * 2**20
     assert cgroup_headroom(tmp_path, "0::/user\n") is None, "memory.max 'max' is no limit"
+
+
+def test_map_images_maps_a_npy_file_copy_on_write(tmp_path: Path) -> None:
+    array = np.random.default_rng(4).integers(0, 256, (30, 3, 5, 7), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", array)
+    mapped = map_images(tmp_path / "images.npy")
+    assert mapped.shape == array.shape and mapped.dtype == np.uint8 and np.array_equal(mapped, array)
+    mapped[0] = 0  # copy-on-write: the process's own page changes, the file does not
+    assert np.array_equal(np.load(tmp_path / "images.npy"), array), "the cache file is never written through"
+    tensor = torch.from_numpy(mapped)
+    assert mapping._mapping_of(tensor[10:].data_ptr()) is not None, "a view of the mapping is recognised"
+    assert mapping._mapping_of(torch.from_numpy(array).data_ptr()) is None, "memory is not a mapping"
+    will_need(tensor[10:], torch.tensor([0, 19]))  # advice only: nothing to see but no error
+    will_need(tensor, torch.tensor([10**6]))  # past the end: the gather reports it, not the advice
+    will_need(torch.from_numpy(array), torch.tensor([1]))
+
+
+def _storage_reads() -> int | None:
+    try:
+        lines = Path("/proc/self/io").read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in lines if line.startswith("read_bytes:")), None)
+
+
+def test_batches_from_a_cold_mapping_read_their_rows_not_the_device_read_ahead(tmp_path: Path) -> None:
+    """Random batches from a mapped cache that is not in the page cache: the process reads about the rows
+    it uses. Without MADV_RANDOM a fault reads ahead read_ahead_kb around it (8 MiB on some virtual disks):
+    20 rows of 12 KiB would cost tens of MiB here."""
+    path = tmp_path / "images.npy"
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(2000, 3, 64, 64))
+    rows[:] = np.random.default_rng(5).integers(0, 256, rows.shape, dtype=np.uint8)
+    rows.flush()
+    del rows
+    descriptor = os.open(path, os.O_RDONLY)
+    os.fsync(descriptor)
+    os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)  # this file's clean pages only
+    os.close(descriptor)
+    before = _storage_reads()
+    if before is None:
+        pytest.skip("/proc/self/io is not readable here")
+    images = torch.from_numpy(map_images(path))
+    indices = [torch.randperm(2000, generator=torch.Generator().manual_seed(k))[:5] for k in range(4)]
+    batches = list(batches_of(images, indices))
+    read = _storage_reads() - before
+    used = 20 * images[0].numel()
+    assert all(torch.equal(b, images[i]) for b, i in zip(batches, indices))
+    assert read <= 2 * used + 64 * 1024, f"read {read:,} bytes from storage for {used:,} bytes of rows"
 
 
 def test_on_the_cpu_images_stay_where_they_are_and_batches_are_gathers() -> None:
