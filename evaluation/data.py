@@ -295,11 +295,12 @@ def _candidates(spec: DatasetSpec, root: str | None, search_dir: str | None) -> 
 
 
 @functools.lru_cache(maxsize=8)
-def _load_raw(name: str, root: str | None, search_dir: str | None) -> tuple[Pair, Pair]:
+def _load_raw(name: str, root: str | None, search_dir: str | None, download: bool = True) -> tuple[Pair, Pair]:
     """Train and test pairs of ``name``, read once per process and per place.
 
     ``search_dir`` is ``$SEARCH_DATA_DIR`` at call time, passed in so that it
-    is part of the cache key.
+    is part of the cache key. Without ``download``, files found nowhere are a
+    ``DataError`` at once.
     """
     spec = DATASETS[name]
     places = _candidates(spec, root, search_dir)
@@ -308,6 +309,9 @@ def _load_raw(name: str, root: str | None, search_dir: str | None) -> tuple[Pair
         if found is not None:
             return found
     assert spec.torchvision_class is not None, f"{name}: a reader without files never returns None"
+    if not download:
+        looked = "; ".join(f"{label} {directory}" for label, directory in places)
+        raise DataError(f"{spec.title} not found (looked in: {looked})")
     cache = torchvision_cache()
     try:
         _download(spec, cache)
@@ -342,6 +346,7 @@ def load_dataset(
     cache_dir: Path | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    download: bool = True,
 ) -> DataSplits:
     """``name`` split into train, validation and test sets.
 
@@ -356,7 +361,9 @@ def load_dataset(
     a progress bar when ``progress``. A source's split is its own, fixed by its
     options rather than by ``seed``, so every run and finalize of a study sees
     the same images: ``validation_size`` 0 trains on its validation images
-    too, any other value keeps them for validation. ``root`` is for built-ins.
+    too, any other value keeps them for validation. ``root`` is for built-ins,
+    and so is ``download``: False where fetching a missing data set would be
+    wrong (the report only shows data that is there).
     """
     if is_source(name):
         return _load_source(name, options or SourceOptions(), validation_size, cache_dir, workers, progress)
@@ -371,7 +378,9 @@ def load_dataset(
             f"apply to folder:, csv: and npz: sources"
         )
     spec = DATASETS[name]
-    (train_x, train_y), test = _load_raw(name, None if root is None else str(root), os.environ.get("SEARCH_DATA_DIR"))
+    (train_x, train_y), test = _load_raw(
+        name, None if root is None else str(root), os.environ.get("SEARCH_DATA_DIR"), download
+    )
     count = round(validation_size * len(train_y)) if isinstance(validation_size, float) else validation_size
     if not 0 <= count < len(train_y):
         raise DataError(
@@ -409,7 +418,7 @@ def _load_source(
     # Read into memory when it fits comfortably (a gather from memory is faster than from a mapping);
     # else the splits stay views of the mapped file, and training pages from disk.
     fits = cache.images.nbytes <= HOST_SHARE * available_memory()
-    images = torch.from_numpy(np.array(cache.images) if fits else cache.images)
+    images = torch.from_numpy(cache.read_images() if fits else cache.images)
     labels = torch.from_numpy(cache.labels)
     ranges = cache.ranges
     train_end = ranges["train"][1] if validation_size else ranges["val"][1]
@@ -453,6 +462,8 @@ def describe_data(data: DataSplits) -> dict[str, Any]:
 
 # --- batches on the device -------------------------------------------------------
 
+_RESIZE_BLOCK = 32 * 2**20  # bytes of float images resized at once
+
 
 class BatchPipeline:
     """uint8 batch -> float input on the device: resize, augment, normalise.
@@ -490,8 +501,7 @@ class BatchPipeline:
     def __call__(self, images: torch.Tensor, *, augment: bool) -> torch.Tensor:
         x = images
         if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
-            # Bilinear, as torchvision's Resize on PIL images in the d2l book.
-            x = F.interpolate(x.float(), size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+            x = _resized(x, self.resize)
         if augment:
             x = self._augment(x)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -507,6 +517,25 @@ class BatchPipeline:
         padded = F.pad(x, (pad, pad, pad, pad))
         crop = _crop_by_slices if x.device.type == "cpu" else _crop_by_gather
         return crop(padded, offsets, flips, (h, w))
+
+
+def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
+    """``images`` resized to ``side`` px, bilinear as torchvision's Resize on PIL images in the d2l book.
+
+    Converted to float and resized ``_RESIZE_BLOCK`` bytes of float input at
+    a time: each image is resized alone, so the result is the same to the bit,
+    and a 512-image evaluation batch at 224 px does not need 300 MB of floats
+    at once (what broke a run under a 1 GiB memory limit).
+    """
+    n, channels = images.shape[:2]
+    step = max(1, _RESIZE_BLOCK // max(1, images[:1].numel() * 4))
+    if step >= n:
+        return F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False)
+    out = torch.empty((n, channels, side, side), dtype=torch.float32, device=images.device)
+    for start in range(0, n, step):
+        block = images[start : start + step].float()
+        out[start : start + step] = F.interpolate(block, size=(side, side), mode="bilinear", align_corners=False)
+    return out
 
 
 def _crop_by_slices(

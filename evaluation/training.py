@@ -39,7 +39,7 @@ from torch.optim import swa_utils
 from evaluation.atomic import write_bytes
 from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError, differences
-from evaluation.feeding import HostImages, batches_of, place_images
+from evaluation.feeding import HostImages, RowSubset, batches_of, place_images
 
 __all__ = [
     "Checkpoint",
@@ -238,7 +238,7 @@ def _schedule(
 
 def _accuracy(
     model: nn.Module,
-    images: torch.Tensor | HostImages,
+    images: torch.Tensor | RowSubset | HostImages,
     labels: torch.Tensor,
     pipeline: BatchPipeline,
     batch_size: int,
@@ -618,14 +618,19 @@ def _subset_size(images: int, fraction: float) -> int:
 
 def _training_images(
     data: DataSplits, fraction: float, order: torch.Generator, device: torch.device
-) -> tuple[torch.Tensor | HostImages, torch.Tensor]:
+) -> tuple[torch.Tensor | RowSubset | HostImages, torch.Tensor]:
     """The training split, or a seeded subset of ``fraction`` of it in its original order, where
-    training reads it (``evaluation.feeding``: on the device when it fits)."""
+    training reads it (``evaluation.feeding``: on the device when it fits).
+
+    A subset's images are not copied out: a ``RowSubset`` looks its rows up
+    batch by batch, so a subset of a mapped cache pages from disk as the
+    whole split does (only the labels, 8 bytes an image, are copied).
+    """
     images, labels = data.train
     if fraction < 1.0:
         keep = _subset_size(len(labels), fraction)
         subset = torch.randperm(len(labels), generator=order)[:keep].sort().values
-        images, labels = images[subset], labels[subset]
+        images, labels = RowSubset(images, subset), labels[subset]
     return place_images(images, device), _to_device(labels, device)
 
 

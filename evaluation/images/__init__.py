@@ -6,7 +6,14 @@ one a previous run made); ``evaluation.data.load_dataset`` turns that into
 ``DataSplits`` as for the built-in data sets.
 """
 
-from evaluation.images.cache import AUTO_RESOLUTION_LIMIT, ImageCache, cache_key, cache_root, open_cache
+from evaluation.images.cache import (
+    AUTO_RESOLUTION_LIMIT,
+    ImageCache,
+    cache_key,
+    cache_root,
+    find_cache,
+    open_cache,
+)
 from evaluation.images.decode import RESIZE_POLICIES, Decoding, ImageUnreadable, decode_file, read_header
 from evaluation.images.sources import (
     SOURCE_KINDS,
@@ -38,6 +45,7 @@ __all__ = [
     "cache_key",
     "cache_root",
     "decode_file",
+    "find_cache",
     "fingerprint",
     "is_source",
     "list_source",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import glob
 import hashlib
 import io
 import json
@@ -57,10 +58,20 @@ from evaluation.images.decode import (
     read_header,
     to_channels,
 )
+from evaluation.images.mapping import map_images
 from evaluation.images.sources import SPLITS, Listing, SourceOptions
 from evaluation.images.splits import assign_splits, fingerprint
 
-__all__ = ["AUTO_RESOLUTION_LIMIT", "CACHE_FORMAT", "CHUNK_ROWS", "ImageCache", "cache_key", "cache_root", "open_cache"]
+__all__ = [
+    "AUTO_RESOLUTION_LIMIT",
+    "CACHE_FORMAT",
+    "CHUNK_ROWS",
+    "ImageCache",
+    "cache_key",
+    "cache_root",
+    "find_cache",
+    "open_cache",
+]
 
 CACHE_FORMAT = 1  # bump when the decoding or the layout changes: every cache is then rebuilt
 CHUNK_ROWS = 256  # rows per decoding task: the unit of progress and of what a Ctrl-C keeps
@@ -81,9 +92,13 @@ class ImageCache:
     """An opened cache: the memory-mapped images, the labels, and what ``meta.json`` says."""
 
     directory: Path
-    images: np.ndarray  # (N, C, side, side) uint8, memory-mapped copy-on-write
+    images: np.ndarray  # (N, C, side, side) uint8, memory-mapped copy-on-write, advised for random access
     labels: np.ndarray  # (N,) int64
     meta: dict[str, Any]
+
+    def read_images(self) -> np.ndarray:
+        """Every image read into memory: one sequential read of the file, not page faults through the mapping."""
+        return np.load(self.directory / "images.npy")
 
     @property
     def ranges(self) -> dict[str, tuple[int, int]]:
@@ -120,11 +135,42 @@ def cache_key(listing: Listing, options: SourceOptions) -> str:
     return digest.hexdigest()
 
 
+def _folder_prefix(source: str) -> str:
+    """``<kind>-<last path part>-``: how every cache folder of ``source`` (``kind:/abs/path``) begins."""
+    kind, _, path = source.partition(":")
+    tail = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).name)[:40] or "root"
+    return f"{kind}-{tail}-"
+
+
 def _folder_name(listing: Listing, options: SourceOptions) -> str:
     """``<kind>-<last path part>-<hash of source and options>``: one folder per source and options."""
-    tail = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(listing.source.partition(":")[2]).name)[:40] or "root"
     identity = json.dumps([listing.source, options.key_fields()], sort_keys=True)
-    return f"{listing.kind}-{tail}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+    return f"{_folder_prefix(listing.source)}{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
+def find_cache(source: str, fingerprint: str, *, cache_dir: Path | None = None) -> ImageCache | None:
+    """The published cache of ``source`` (``kind:/abs/path``) whose fingerprint is ``fingerprint``, or None.
+
+    What a study recorded (``describe_data``'s ``dataset`` and ``fingerprint``)
+    is enough to find its images again without listing the source or decoding
+    anything (the report's data panel). None when no cache holds them: deleted,
+    under another cache root, or rebuilt since the files changed.
+    """
+    root = cache_dir or cache_root()
+    for meta_file in sorted(root.glob(f"{glob.escape(_folder_prefix(source))}*/*/meta.json")):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("fingerprint") != fingerprint or meta.get("source") != source:
+            continue
+        try:
+            images = map_images(meta_file.parent / "images.npy")
+            labels = np.load(meta_file.parent / "labels.npy")
+        except (OSError, ValueError):
+            return None
+        return ImageCache(meta_file.parent, images, labels, meta)
+    return None
 
 
 def open_cache(
@@ -183,7 +229,7 @@ def _open_published(directory: Path, key: str, options: SourceOptions, source: s
         meta = json.loads((directory / "meta.json").read_text())
         if meta.get("key") != key:
             return None
-        images = np.load(directory / "images.npy", mmap_mode="c")
+        images = map_images(directory / "images.npy")
         labels = np.load(directory / "labels.npy")
     except (FileNotFoundError, ValueError):
         return None

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import os
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,7 +152,7 @@ class Listing:
     entries: list[Entry]
     user_split: bool  # the entries carry the user's split
     ignored: int = 0  # files passed over: hidden, or no image extension
-    arrays: dict[str, np.ndarray] | None = None  # npz: the arrays, rows as images
+    arrays: Mapping[str, np.ndarray] | None = None  # npz: the arrays, rows as images (read when first used)
     identity: str = ""  # what else identifies the content (a manifest's or an array file's size and mtime)
     notes: list[str] = field(default_factory=list)
 
@@ -379,32 +381,104 @@ def _list_csv(manifest: Path, source: str, options: SourceOptions) -> Listing:
 # --- npz arrays ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ArrayHeader:
+    """An array of an .npz archive known by its header (shape and dtype), its data not read."""
+
+    archive: Path
+    key: str
+
+    @functools.cached_property
+    def _header(self) -> tuple[tuple[int, ...], np.dtype]:
+        with zipfile.ZipFile(self.archive) as stored, stored.open(f"{self.key}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(member)
+        return shape, dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._header[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._header[1]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+class _NpzImages(Mapping[str, np.ndarray]):
+    """An archive's image arrays, each read (and put channels last) when decoding first asks for it.
+
+    Listing a source happens on every run, also when its cache exists; reading
+    every image of a large archive into memory then would cost what the cache saves.
+    """
+
+    def __init__(self, archive: Path, headers: dict[str, _ArrayHeader]) -> None:
+        self.archive = archive
+        self.headers = headers
+        self.loaded: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.loaded:
+            if key not in self.headers:
+                raise KeyError(key)
+            with np.load(self.archive, allow_pickle=False) as stored:
+                self.loaded[key] = _as_images(stored[key], key, self.archive)
+        return self.loaded[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.headers)
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+
+def _image_layout(shape: tuple[int, ...], key: str, archive: Path) -> str:
+    """Where an array of ``shape`` keeps its channels: "none" (N, H, W), "last" (N, H, W, C) with C 1, 3
+    or 4, "first" (N, C, H, W) with C 1 or 3; any other shape is a ``DataError``."""
+    if len(shape) == 3:
+        return "none"
+    if len(shape) == 4 and shape[3] in (1, 3, 4):
+        return "last"
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return "first"
+    raise DataError(
+        f"{archive}: {key} has shape {shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1, 3 or 4"
+    )
+
+
 def _as_images(array: np.ndarray, key: str, archive: Path) -> np.ndarray:
     """``array`` as (N, H, W) or (N, H, W, C): channels last when C is last (1, 3, 4), first when second (1, 3)."""
-    if array.ndim == 3:
-        return array
-    if array.ndim == 4 and array.shape[3] in (1, 3, 4):
+    layout = _image_layout(array.shape, key, archive)
+    if layout == "last":
         return array[..., 0] if array.shape[3] == 1 else array
-    if array.ndim == 4 and array.shape[1] in (1, 3):
+    if layout == "first":
         return array[:, 0] if array.shape[1] == 1 else array.transpose(0, 2, 3, 1)
-    raise DataError(
-        f"{archive}: {key} has shape {array.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1, 3 or 4"
-    )
+    return array
 
 
 @source_kind("npz", "NumPy arrays x_train, y_train (optional x_test, y_test, x_val, y_val, classes)")
 def _list_npz(archive: Path, source: str, options: SourceOptions) -> Listing:
     try:
         with np.load(archive, allow_pickle=False) as stored:
-            arrays = {key: stored[key] for key in stored.files}
+            # Labels and class names are read; images only their headers, until decoding needs them.
+            arrays = {
+                key: stored[key] if not key.startswith("x_") else _ArrayHeader(archive, key) for key in stored.files
+            }
     except FileNotFoundError:
         raise DataError(f"{source}: no such file") from None
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{archive}: not a readable .npz file ({type(error).__name__}: {error})") from None
     for needed in ("x_train", "y_train"):
         if needed not in arrays:
             raise DataError(f"{archive}: no {needed} array (found: {', '.join(sorted(arrays)) or 'none'})")
-    images: dict[str, np.ndarray] = {}
+    images: dict[str, _ArrayHeader] = {}
     labels: dict[str, np.ndarray] = {}
     for split, suffix in (("train", "train"), ("val", "val"), ("test", "test")):
         x, y = arrays.get(f"x_{suffix}"), arrays.get(f"y_{suffix}")
@@ -418,7 +492,8 @@ def _list_npz(archive: Path, source: str, options: SourceOptions) -> Listing:
             )
         if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
             raise DataError(f"{archive}: x_{suffix} holds {x.dtype}; expected integers or floats")
-        images[split], labels[split] = _as_images(x, f"x_{suffix}", archive), y
+        _image_layout(x.shape, f"x_{suffix}", archive)
+        images[split], labels[split] = x, y
     names = {split: [str(v) for v in y.tolist()] for split, y in labels.items()}
     if "classes" in arrays:
         classes = tuple(str(c) for c in arrays["classes"].tolist())
@@ -446,6 +521,6 @@ def _list_npz(archive: Path, source: str, options: SourceOptions) -> Listing:
         classes,
         entries,
         user_split=True,
-        arrays={f"x_{split}": array for split, array in images.items()},
+        arrays=_NpzImages(archive, {f"x_{split}": header for split, header in images.items()}),
         identity=_identity(archive),
     )

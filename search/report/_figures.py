@@ -14,7 +14,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from evaluation.metrics import METRICS, Metric, format_metric, metric_label
-from search.report._data import CORRELATED_COSTS, Correlation, Importance, ParamAxis, ReportData, TrialPoint
+from search.report._data import (
+    CORRELATED_COSTS,
+    Correlation,
+    DataPanel,
+    Importance,
+    ModelErrors,
+    ParamAxis,
+    ReportData,
+    TrialPoint,
+)
 from search.storage.records import TrialOutcome, describe_architecture
 
 __all__ = [
@@ -22,6 +31,8 @@ __all__ = [
     "PARCOORDS_MAX_KNOBS",
     "PLOT_CONFIG",
     "SLICES_MAX_KNOBS",
+    "class_counts_figure",
+    "confusion_figure",
     "curves_figure",
     "history_figure",
     "importance_figure",
@@ -647,6 +658,68 @@ def spearman_figure(data: ReportData) -> dict[str, Any]:
         margin={"l": 70, "r": 20, "t": 70, "b": 60},
     )
     return {"data": traces, "layout": layout}
+
+
+_SPLIT_COLOURS = {"train": _TRAINED, "val": _PRUNED, "test": _FRONT}
+_SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def class_counts_figure(panel: DataPanel) -> dict[str, Any]:
+    """Images per class in each split, as grouped bars: a skewed class or an empty split shows at a glance."""
+    traces = [
+        {
+            "type": "bar",
+            "name": f"{_SPLIT_NAMES[split]} ({sum(counts):,})",
+            "x": list(panel.classes),
+            "y": list(counts),
+            "marker": {"color": _SPLIT_COLOURS.get(split, _GREY)},
+            "hovertemplate": f"%{{x}}: %{{y:,}} {_SPLIT_NAMES[split]} images<extra></extra>",
+        }
+        for split, counts in panel.counts.items()
+    ]
+    layout = _layout(
+        title={"text": "Images per class and split", "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        barmode="group",
+        xaxis={"title": {"text": "class"}, "type": "category", "automargin": True},
+        yaxis={"title": {"text": "images"}},
+        height=380,
+        margin={"l": 70, "r": 20, "t": 80, "b": 60},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+    )
+    return {"data": traces, "layout": layout}
+
+
+def confusion_figure(errors: ModelErrors, classes: tuple[str, ...]) -> dict[str, Any]:
+    """The model's test confusion matrix: cells coloured by the share of each true class, labelled by count."""
+    size = len(errors.confusion)
+    names = list(classes) if len(classes) == size else [str(i) for i in range(size)]
+    shares = [[n / max(1, sum(row)) for n in row] for row in errors.confusion]
+    trace = {
+        "type": "heatmap",
+        "x": names,
+        "y": names,
+        "z": shares,
+        "zmin": 0,
+        "zmax": 1,
+        "text": [[f"{n:,}" for n in row] for row in errors.confusion],
+        "texttemplate": "%{text}" if size <= 20 else None,
+        "colorscale": "Blues",
+        "reversescale": True,  # plotly's Blues runs dark to light: empty cells light, the diagonal dark
+        "colorbar": {"title": {"text": "share of the true class"}, "tickformat": ".0%"},
+        "hovertemplate": "true %{y}, predicted %{x}: %{text} images (%{z:.1%} of the class)<extra></extra>",
+    }
+    title = (
+        f"Trial #{errors.trial}: test confusion matrix ({errors.test_images:,} images"
+        f"{f' over {errors.seeds} seeds' if errors.seeds > 1 else ''}, accuracy {errors.accuracy:.1%})"
+    )
+    layout = _layout(
+        title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        xaxis={"title": {"text": "predicted class"}, "type": "category", "automargin": True},
+        yaxis={"title": {"text": "true class"}, "type": "category", "autorange": "reversed", "automargin": True},
+        height=max(380, 120 + 28 * size),
+        margin={"l": 90, "r": 20, "t": 60, "b": 60},
+    )
+    return _drop_none({"data": [trace], "layout": layout})
 
 
 def _axis_ref(key: str) -> str:

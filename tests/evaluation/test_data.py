@@ -210,6 +210,16 @@ def test_batch_pipeline_resizes_to_the_asked_side() -> None:
     assert out.shape == (3, 1, 20, 20), f"resize 20 must give 20x20 images, got {tuple(out.shape)}"
 
 
+def test_batch_pipeline_resizes_a_large_batch_block_by_block_to_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big batch is converted to float and resized a block at a time (an evaluation batch of 512 at 224 px
+    would otherwise hold 300 MB of floats at once): the same images as torch's resize of the whole batch."""
+    images = torch.randint(0, 256, (37, 3, 40, 40), dtype=torch.uint8)
+    monkeypatch.setattr(data_module, "_RESIZE_BLOCK", 5 * 3 * 40 * 40 * 4)  # 5 images a block: 8 blocks
+    out = _pipeline(resize=24)(images, augment=False)
+    whole = torch.nn.functional.interpolate(images.float(), size=(24, 24), mode="bilinear", align_corners=False)
+    assert torch.equal(out, whole.sub(0.5 * 255).mul(1 / (0.25 * 255))), "block by block, bit for bit the same"
+
+
 @pytest.mark.parametrize("flip", [True, False])
 def test_batch_pipeline_crops_by_slices_and_by_gather_agree(flip: bool) -> None:
     """The CPU's slice per image and CUDA's one gather cut the same windows (both run here, on the CPU)."""

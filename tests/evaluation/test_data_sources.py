@@ -86,6 +86,22 @@ def test_npz_source_keeps_its_test_arrays_and_carves_validation(tmp_path: Path) 
     assert data.class_names == tuple(str(i) for i in range(10)), data.class_names
 
 
+def test_npz_listing_reads_image_headers_only_and_decoding_reads_the_arrays(tmp_path: Path) -> None:
+    """Every run lists its source, also when the cache exists: an archive's images are read only to decode."""
+    x, y, _, _ = fashion_arrays()
+    archive = tmp_path / "channels.npz"
+    np.savez(archive, x_train=x[:200, None], y_train=y[:200])  # (N, 1, H, W): channels first
+    listing = list_source(f"npz:{archive}", SourceOptions())
+    assert listing.arrays is not None and dict(listing.arrays.loaded) == {}, "no image array read by the listing"
+    assert len(listing.entries) == 200
+    data = _load(f"npz:{archive}", tmp_path / "cache")
+    originals = {image.tobytes() for image in x[:200]}
+    assert data.input_size == (1, 28, 28) and all(i[0].numpy().tobytes() in originals for i in data.train[0])
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros((4, 2, 5, 5), np.uint8), y_train=np.arange(4))
+    with pytest.raises(DataError, match=r"x_train has shape \(4, 2, 5, 5\); expected"):
+        list_source(f"npz:{tmp_path / 'bad.npz'}", SourceOptions())
+
+
 def test_user_split_folders_are_kept(tmp_path: Path) -> None:
     root = fashion_split_folder(tmp_path / "split", train=8, val=3, test=4)
     data = _load(f"folder:{root}", tmp_path / "cache")
