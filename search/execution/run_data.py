@@ -93,8 +93,9 @@ def open_run_data(space: Space, data: DataSpec, *, seed: int) -> tuple[Space, Da
 
 def _resolve(space: Space, data: DataSpec) -> DataSpec:
     """Which data set, read with which options: ``data``'s, else the space's (its input fills a source's resolution)."""
-    if data.dataset is not None:
-        return data
+    if data.dataset is not None:  # a source's options are recorded whole, the defaults included
+        options = data.options or (SourceOptions() if is_source(data.dataset) else None)
+        return dataclasses.replace(data, options=options)
     if space.dataset is None:
         raise UsageError(
             f"space {space.name} names no data set: pass --data folder:PATH (one sub-folder per class), "

@@ -14,20 +14,26 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import optuna
 import pytest
+import torch
 from image_files import CLASSES, fashion_arrays, first_per_class, write_images, write_manifest
 from PIL import Image
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
+from evaluation.data import DataError
 from evaluation.images import SourceOptions
 from evaluation.scores import SCORE_NAMES
 from search.cli import main
+from search.execution.run_data import DataSpec, load_run_data, open_run_data
 from search.storage.studies import open_study
+from spaces import load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -187,6 +193,11 @@ def test_two_classes_at_224_px_search_with_the_imagenet_stem(folders: Path, caps
     assert attrs["architecture"]["stem"] == {"style": "imagenet", "width": 8}, "224 px takes the ImageNet stem"
     assert study.user_attrs["settings"]["input_size"] == [3, 224, 224], study.user_attrs["settings"]
     assert 0 <= attrs["val_scores"]["roc_auc"] <= 1, f"two classes have a ROC AUC: {attrs['val_scores']}"
+    out = folders / "export"
+    _run(capsys, "export", "photos", "--top", "1", "--out", str(out), "--format", "onnx")
+    metadata = {p.key: p.value for p in onnx.load(out / "best-1.onnx").metadata_props}
+    assert json.loads(metadata["classes"]) == [CLASSES[8], CLASSES[1]], "the source's classes, sorted"
+    assert json.loads(metadata["data"])["decoding"] == {"side": 224, "channels": 3, "resize": "crop", "background": 255}
 
 
 def _cache_rows_of(path: Path) -> list[list[str]]:
@@ -266,3 +277,41 @@ def test_a_space_that_disagrees_with_its_data_is_one_line(folders: Path, capsys:
     message = _one_line_error(capsys, "run", "--space", "images", "--trials", "1", "--no-report")
     assert message.startswith("space images names no data set: pass --data folder:PATH"), message
     assert not (folders / "studies").exists() or not any((folders / "studies").iterdir()), "nothing created"
+
+
+def test_train_and_ablate_take_a_source_and_its_flags(folders: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--data and the source flags on train and ablate (--fit: the resize policy; --resize PX stays the input side)."""
+    root = _small_folder(folders / "two", per_class=10)
+    arch = folders / "tiny.yaml"
+    arch.write_text(
+        "stem: {style: small, width: 8}\nstages:\n  - {block: dense, depth: 1, growth_rate: 8, bn_size: 0}\n"
+    )
+    run = folders / "run"
+    flags = ["--data", f"folder:{root}", "--resolution", "20", "--fit", "pad", "--channels", "3", "--epochs", "1"]
+    _run(capsys, "train", str(arch), *flags, "--resize", "24", "--out", str(run))
+    result = json.loads((run / "result.json").read_text())
+    assert result["data"]["decoding"] == {"side": 20, "channels": 3, "resize": "pad", "background": 255}, result
+    assert result["input_size"] == [3, 24, 24] and result["test_images"] == 4, result
+    assert len(result["confusion_matrix"]) == 2 and sum(map(sum, result["confusion_matrix"])) == 4, result
+    out = folders / "ablation"
+    _run(capsys, "ablate", str(arch), "--vary", "stem.width=4,8", "--seeds", "1", *flags, "--out", str(out))
+    for variant in ("stem.width=4", "stem.width=8"):
+        recorded = json.loads((out / variant / "seed-0" / "result.json").read_text())
+        assert recorded["data"]["dataset"] == f"folder:{root}" and recorded["input_size"] == [3, 20, 20], recorded
+    message = _one_line_error(capsys, "train", str(arch), "--data", "digits", "--resolution", "20")
+    assert message.startswith("digits is a built-in data set of fixed images; resolution"), message
+
+
+def test_workers_reopen_the_parents_cache_and_notice_a_change(folders: Path) -> None:
+    """What a worker process receives (the resolved DataSpec, pickled) opens the finished cache; a changed file refuses."""
+    root = _small_folder(folders / "two")
+    space, spec, splits = open_run_data(load_space("images"), DataSpec(f"folder:{root}"), seed=0)
+    assert space.input_size == (1, 28, 28) and space.num_classes == 2 and spec.fingerprint == splits.fingerprint
+    assert spec.options == SourceOptions() and spec.dataset == f"folder:{root}", spec
+    built = (splits.cache / "images.npy").stat().st_mtime_ns
+    reopened = load_run_data(pickle.loads(pickle.dumps(spec)), seed=0)
+    assert reopened.cache == splits.cache and (reopened.cache / "images.npy").stat().st_mtime_ns == built
+    assert torch.equal(reopened.val[0], splits.val[0]) and torch.equal(reopened.test[1], splits.test[1])
+    shutil.copy(next((root / CLASSES[0]).iterdir()), root / CLASSES[0] / "new.png")
+    with pytest.raises(DataError, match=rf"^folder:{root} changed since the run began \(fingerprint "):
+        load_run_data(spec, seed=0)
