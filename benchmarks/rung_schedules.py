@@ -37,9 +37,9 @@ import torch
 
 from evaluation import Architecture, TrainConfig, build_model, count, planned_images, train
 from evaluation.data import load_dataset
+from search.execution.run_data import VALIDATION_SIZE
 from search.pareto import kendall
 from search.pruners import Pruning
-from search.run import VALIDATION_SIZE
 from spaces import load_space, precheck, sample_architecture
 
 SCHEDULES = ("onecycle", "cosine")

@@ -31,7 +31,8 @@ from evaluation.data import DataSplits
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
 from search.execution.interrupts import sigterm_as_interrupt
-from search.execution.plan import DEFAULT_TRIALS, Budget, DataSpec, SearchPlan, StudySpec, Workers, load_run_data
+from search.execution.plan import DEFAULT_TRIALS, Budget, DataSpec, SearchPlan, StudySpec, Workers
+from search.execution.run_data import data_settings, open_run_data
 from search.execution.screening import Screening
 from search.execution.workers import run_worker, run_workers, worker_devices
 from search.pruners import Pruning
@@ -73,6 +74,7 @@ class RunPlan:
     workers: int = 1  # processes running trials
     settings_changed: str | None = None  # what differs from the settings the study was created with
     pruner: str = ""  # the pruner in use, in words (Pruning.describe)
+    data: DataSplits | None = None  # the data trials train on (a source's skipped files: data.skipped)
 
 
 def run_search(
@@ -107,7 +109,10 @@ def run_search(
             first, whether the report is written, the command recorded.
         budget: Finished trials wanted in all (earlier runs and every worker
             included), a timeout, each trial's epochs and training fraction.
-        data: A data set instead of the space's, and the folder it is in.
+        data: A data set instead of the space's (a built-in name, or a source:
+            ``folder:PATH``, ``csv:FILE``, ``npz:FILE``), how a source is read
+            (``SourceOptions``), where its decoded images are cached, and the
+            folder a built-in is in (``search.execution.run_data``).
         sampler: The sampler by name (``search.samplers.SAMPLERS``): ``tpe``
             (multivariate, constant liar), ``nsga2``, ``random``, ``gp``
             (Gaussian-process Bayesian optimisation) or ``grid`` (every point
@@ -167,6 +172,7 @@ def run_search(
             report=study_dir(plan.study_name) / "report.html" if study.report else None,
             workers=plan.workers,
             settings_changed=changed,
+            data=splits,
             pruner=pruning.describe()
             + (
                 f", schedule {plan.config.schedule} instead of {space.training.schedule}"
@@ -216,10 +222,7 @@ def _plan(
     # Worker 0's sampler, made once before the study exists: a factory that refuses
     # the space (a grid too large) creates nothing. Each worker makes its own later.
     sampler.make(SamplerContext(space=space, seed=seed, trials=budget.trials))
-    dataset = data.dataset or space.dataset
-    splits = load_run_data(DataSpec(dataset, data.root), seed=seed)
-    if data.dataset:
-        space = space.with_input(dataset=data.dataset, input_size=splits.input_size, num_classes=splits.num_classes)
+    space, data, splits = open_run_data(space, data, seed=seed)  # a source is decoded here, once
     config = _train_config(space, splits, budget=budget, device=workers.device, seed=seed, pruning=pruning)
     settings = _settings(
         space,
@@ -231,6 +234,7 @@ def _plan(
         command=study.command
         or f"search.run_search(space={space.name!r}, study=StudySpec(name={name!r}), budget={budget!r})",
     )
+    settings.update(data_settings(data, splits))
     opened, changed = create_or_resume(
         name=name,
         storage=make_storage(
@@ -245,6 +249,7 @@ def _plan(
         settings=settings,
         pruner=pruning.optuna_pruner(planned_images(splits, config)),
     )
+    _check_same_data(opened, settings)
     pruning.store_in(opened)  # what a worker of another command on this storage prunes with
     existing = len(opened.trials)
     for arch in first:
@@ -253,7 +258,7 @@ def _plan(
         study_name=name,
         storage_url=url,
         space=space,
-        data=DataSpec(dataset, data.root),
+        data=data,
         seed=seed,
         config=config,
         budget=budget,
@@ -267,6 +272,19 @@ def _plan(
         existing_trials=existing,
     )
     return plan, splits, opened, changed
+
+
+def _check_same_data(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Refuse to resume a study on a source whose images or split changed since it was created:
+    its trials would compare models trained and validated on different images."""
+    recorded = study.user_attrs.get("settings", {}).get("data_fingerprint")
+    now = settings["data_fingerprint"]
+    if recorded is not None and recorded != now:
+        raise UsageError(
+            f"study {study.study_name} searched {settings['dataset']} with data fingerprint {recorded[:12]}; "
+            f"it now reads {(now or 'none')[:12]} (files added, removed or changed, or other options): one study, "
+            f"one data set; restore the files or options, or start another --study"
+        )
 
 
 def _train_config(

@@ -11,6 +11,7 @@ accepts assembles into an Architecture; whether it fits the input and the constr
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,12 +29,14 @@ from evaluation.architecture import (
     Transition,
 )
 from evaluation.blocks import BLOCKS, BlockFamily, field_bounds, field_types
-from evaluation.errors import show
+from evaluation.errors import DataError, show
+from evaluation.images import SourceOptions, is_source
 from evaluation.metrics import DIRECTIONS, METRICS
 from evaluation.training import SCHEDULES
 from spaces.errors import SpaceError
 from spaces.knobs import Fixed, Knob, KnobError, KnobType, parse_knob
 from spaces.space import (
+    AUTO_STEM,
     PARAMETERISATIONS,
     Constraints,
     Objective,
@@ -41,6 +44,7 @@ from spaces.space import (
     StageKnobs,
     TrainingBudget,
     TransitionKnobs,
+    stem_style_for,
 )
 
 __all__ = ["builtin_space_names", "load_space"]
@@ -101,7 +105,22 @@ _TOP_KEYS = (
     "conv_bias",
     "baselines",
 )
-_REQUIRED = ("description", "dataset", "input", "num_classes", "objectives", "stages")
+_REQUIRED = ("description", "objectives", "stages")
+# A space whose data set is a built-in states its input and class count; a source's
+# images (folder:, csv:, npz:), or the run's --data, give them when the space does not.
+_FROM_BUILTIN = ("input", "num_classes")
+# ``dataset`` as a mapping: a source and how it is read (evaluation.images.SourceOptions).
+DATA_OPTION_TYPES = {
+    "resolution": _POSITIVE,
+    "channels": _POSITIVE,
+    "resize": KnobType(str),
+    "background": KnobType(int, minimum=0, maximum=255),
+    "val_fraction": KnobType(float),
+    "test_fraction": KnobType(float),
+    "split_seed": KnobType(int),
+    "flip": _BOOL,
+    "strict": _BOOL,
+}
 
 
 def builtin_space_names() -> list[str]:
@@ -178,9 +197,22 @@ class _Loader:
         if not isinstance(data, Mapping):
             raise SpaceError(f"{self.source}: expected a mapping of {', '.join(_REQUIRED)}, ..., got {_show(data)}")
         data = self.mapping(data, "", _TOP_KEYS, _REQUIRED)
+        dataset, data_options = self.dataset(data.get("dataset"), path)
+        if dataset is not None and not is_source(dataset):
+            for key in _FROM_BUILTIN:
+                if key not in data:
+                    raise self.error(
+                        key,
+                        f"is required with the built-in data set {dataset} (a folder:, csv: or npz: source gives it)",
+                    )
+        input_size = self.input_size(data["input"]) if "input" in data else None
+        stem_given = dict(self.mapping(data.get("stem"), "stem", STEM_KNOBS))
+        auto_stem = stem_given.get("style") == AUTO_STEM
+        if auto_stem:  # resolved now when the input is stated, else by with_input once the data is known
+            stem_given["style"] = stem_style_for(input_size[1]) if input_size else Stem().style
         stem = {
             key: self.knob(value, f"stem.{key}", STEM_KNOBS[key], f"stem.{key}")
-            for key, value in self._with_defaults(data.get("stem"), "stem", STEM_KNOBS, Stem()).items()
+            for key, value in self._with_defaults(stem_given, "stem", STEM_KNOBS, Stem()).items()
         }
         num_stages, stages = self.stages(data["stages"])
         head = {
@@ -192,9 +224,13 @@ class _Loader:
             path=path,
             source=self.source,
             description=self.text(data["description"], "description"),
-            dataset=self.text(data["dataset"], "dataset"),
-            input_size=self.input_size(data["input"]),
-            num_classes=self.scalar(data["num_classes"], "num_classes", KnobType(int, minimum=2)),
+            dataset=dataset,
+            input_size=input_size,
+            num_classes=(
+                self.scalar(data["num_classes"], "num_classes", KnobType(int, minimum=2))
+                if "num_classes" in data
+                else None
+            ),
             objectives=self.objectives(data["objectives"]),
             constraints=self.constraints(data.get("constraints")),
             training=self.training(data.get("training")),
@@ -205,6 +241,8 @@ class _Loader:
             transitions=self.transitions(data.get("transitions"), len(stages) - 1),
             head=head,
             conv_bias=self.knob(data.get("conv_bias", False), "conv_bias", _BOOL, "conv_bias"),
+            data_options=data_options,
+            auto_stem=auto_stem,
         )
         return dataclasses.replace(space, baselines=self.baselines(data.get("baselines"), space))
 
@@ -216,6 +254,47 @@ class _Loader:
         if not isinstance(value, str) or not value.strip():
             raise self.error(path, f"must be a non-empty string, got {_show(value)}")
         return value.strip()
+
+    def dataset(self, value: Any, path: Path) -> tuple[str | None, SourceOptions | None]:
+        """The data set (a built-in name or a source) and, when written as a mapping, the source's options."""
+        if value is None:
+            return None, None
+        if not isinstance(value, Mapping):
+            return self.data_source(value, "dataset", path), None
+        value = self.mapping(value, "dataset", ("source", *DATA_OPTION_TYPES, "classes"), ("source",))
+        source = self.data_source(value["source"], "dataset.source", path)
+        if not is_source(source):
+            raise self.error(
+                "dataset.source",
+                f"options apply to folder:, csv: and npz: sources; {show(source)} is not one "
+                f"(a built-in data set is written as dataset: NAME)",
+            )
+        options: dict[str, Any] = {
+            key: self.scalar(v, f"dataset.{key}", DATA_OPTION_TYPES[key])
+            for key, v in value.items()
+            if key in DATA_OPTION_TYPES
+        }
+        if "classes" in value:
+            classes = value["classes"]
+            if not isinstance(classes, list) or not all(isinstance(c, str | int) for c in classes):
+                raise self.error("dataset.classes", f"must be a list of class names, got {_show(classes)}")
+            options["classes"] = tuple(str(c) for c in classes)
+        try:
+            return source, SourceOptions(**options)
+        except DataError as error:
+            raise self.error("dataset", str(error)) from None
+
+    def data_source(self, value: Any, key: str, path: Path) -> str:
+        """A built-in name, or ``KIND:PATH`` with PATH made absolute: a relative one is taken
+        from the space file's folder (``~`` expanded), so the file means the same from anywhere."""
+        text = self.text(value, key)
+        if not is_source(text):
+            return text
+        kind, _, rest = text.partition(":")
+        if not rest:
+            raise self.error(key, f"{text}: the source needs a path after '{kind}:'")
+        where = Path(rest).expanduser()
+        return f"{kind}:{os.path.abspath(where if where.is_absolute() else path.parent / where)}"
 
     def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
         return self.scalar(value, path, KnobType(str, choices=choices))

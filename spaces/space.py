@@ -18,14 +18,37 @@ from typing import Any, Literal
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
+from evaluation.images import SourceOptions
 from evaluation.metrics import Direction
 from evaluation.training import TrainConfig
 from spaces.errors import SpaceError
-from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
+from spaces.knobs import CONTINUOUS_RESOLUTION, Fixed, Knob, Scalar
 
-__all__ = ["Constraints", "Objective", "Space", "StageKnobs", "TrainingBudget", "TransitionKnobs"]
+__all__ = [
+    "AUTO_STEM",
+    "IMAGENET_STEM_SIDE",
+    "Constraints",
+    "Objective",
+    "Space",
+    "StageKnobs",
+    "TrainingBudget",
+    "TransitionKnobs",
+    "stem_style_for",
+]
 
 PARAMETERISATIONS = ("static", "conditional")
+# ``stem: {style: auto}``: the stem follows the input's side. The ImageNet stem
+# (7x7/2 conv, 3x3/2 max pool) divides the side by 4: from 128 px it leaves at
+# least 32x32 for the stages, as CIFAR networks start with; below, the small
+# stem (3x3/1) keeps the full side (at 28 px the ImageNet stem would leave 7x7).
+AUTO_STEM = "auto"
+IMAGENET_STEM_SIDE = 128
+
+
+def stem_style_for(side: int) -> str:
+    """The stem ``auto`` stands for at an input of ``side`` pixels."""
+    return "imagenet" if side >= IMAGENET_STEM_SIDE else "small"
+
 
 Choose = Callable[[Knob], Scalar]
 
@@ -98,15 +121,21 @@ class Space:
 
     ``stages`` and ``transitions`` run to the largest stage count the space
     allows; a sample with fewer stages ignores the rest.
+
+    ``dataset`` is a built-in name or a source (``folder:/abs/path``), None when
+    the space names none (the run's ``--data`` gives it); ``data_options`` how a
+    source's images are read. ``input_size`` and ``num_classes`` are None where
+    a space leaves them to its data: ``with_input`` fills them before a search.
+    ``auto_stem``: the stem's style follows the input's side (``stem_style_for``).
     """
 
     name: str
     path: Path
     source: str  # how messages name the file: "spaces/resnet.yaml" or the user's path
     description: str
-    dataset: str
-    input_size: tuple[int, int, int]
-    num_classes: int
+    dataset: str | None
+    input_size: tuple[int, int, int] | None
+    num_classes: int | None
     objectives: tuple[Objective, ...]
     constraints: Constraints
     training: TrainingBudget
@@ -119,6 +148,8 @@ class Space:
     head: Mapping[str, Knob] = field(hash=False)
     conv_bias: Knob
     baselines: Mapping[str, Architecture] = field(default_factory=dict, hash=False)
+    data_options: SourceOptions | None = None
+    auto_stem: bool = False
 
     def error(self, path: str, what: str) -> SpaceError:
         return SpaceError(f"{self.source}: {path}: {what}")
@@ -193,16 +224,25 @@ class Space:
         input_size: tuple[int, int, int] | None = None,
         num_classes: int | None = None,
     ) -> Space:
-        """This space for another data set or input shape (the command line's overrides)."""
+        """This space for another data set or input shape (the command line's overrides, or the
+        data's own where the space leaves them out). Another data set drops the space's source
+        options; a stem ``auto`` takes the style of the new input's side."""
         if input_size is not None and (len(input_size) != 3 or min(input_size) < 1):
             raise self.error("input", f"must be 3 positive integers (C, H, W), got {input_size!r}")
         if num_classes is not None and num_classes < 2:
             raise self.error("num_classes", f"must be >= 2, got {num_classes}")
+        shape = self.input_size if input_size is None else tuple(input_size)
+        stem = self.stem
+        if self.auto_stem and shape is not None:
+            stem = {**self.stem, "style": Knob("stem.style", None, Fixed(stem_style_for(shape[1])))}
+        other_data = dataset is not None and dataset != self.dataset
         return dataclasses.replace(
             self,
             dataset=self.dataset if dataset is None else dataset,
-            input_size=self.input_size if input_size is None else tuple(input_size),
+            input_size=shape,
             num_classes=self.num_classes if num_classes is None else num_classes,
+            stem=stem,
+            data_options=None if other_data else self.data_options,
         )
 
     # -- the inverse: an Architecture to knob values -----------------------------------

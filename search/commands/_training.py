@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from evaluation import EpochReport, TrainConfig, resolve_device
-from evaluation.data import DATASETS
+from evaluation.data import DATASETS, DataSplits, load_dataset
 from evaluation.training import PRECISIONS, SCHEDULES
 from search.commands._common import (
     add_device_argument,
@@ -31,6 +31,7 @@ from search.commands._common import (
     unit_fraction,
 )
 from search.commands._progress import format_duration
+from search.commands.data import add_source_arguments, source_options
 from search.errors import UsageError
 from search.execution.workers import use_device, worker_devices
 from search.post.full_training import STATE_FILE, FullTraining, Job
@@ -40,6 +41,7 @@ __all__ = [
     "SWA_HELP",
     "JobProgress",
     "add_training_arguments",
+    "load_training_data",
     "print_epoch",
     "print_progress",
     "recipe_settings",
@@ -96,9 +98,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The data set, the budget, the recipe and its flags, the device, the data folder and --memory-limit."""
     defaults = TrainConfig()
     parser.add_argument(
+        "--data",
         "--dataset",
+        dest="data",
         default="fashion_mnist",
-        help=f"One of {', '.join(DATASETS)} (default: fashion_mnist).",
+        metavar="SOURCE",
+        help=f"A built-in ({', '.join(DATASETS)}) or your images: folder:PATH, csv:FILE or npz:FILE, "
+        "trained on the training and validation images, tested on the test images (default: fashion_mnist).",
     )
     parser.add_argument(
         "--epochs", type=positive_int, default=defaults.epochs, help=f"Epochs (default: {defaults.epochs})."
@@ -151,6 +157,19 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data-root", default=None, metavar="DIR", help="Look for the dataset here first.")
     add_memory_limit_argument(parser)
+    add_source_arguments(parser, resize_is_policy=False)  # --resize PX is the network's input side here
+
+
+def load_training_data(args: argparse.Namespace, *, seed: int = 0) -> DataSplits:
+    """The data of ``add_training_arguments``' flags, its validation images trained on (``validation_size=0``)."""
+    return load_dataset(
+        args.data,
+        root=args.data_root,
+        validation_size=0,
+        seed=seed,
+        options=source_options(args),
+        cache_dir=args.cache_dir,
+    )
 
 
 def recipe_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -29,8 +29,12 @@ _RESIZE_HELP = {
 }
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """How a source is read: resolution, channels, resize policy, split, strictness, cache."""
+def add_source_arguments(parser: argparse.ArgumentParser, *, resize_is_policy: bool = True) -> None:
+    """How a source is read: resolution, channels, resize policy, split, strictness, cache.
+
+    The policy's flag is ``--fit``, also ``--resize`` unless ``resize_is_policy``
+    is False (``train`` and ``ablate``, where ``--resize PX`` is the network's input side).
+    """
     defaults = SourceOptions()
     group = parser.add_argument_group("image sources (folder:, csv:, npz:)")
     group.add_argument(
@@ -48,7 +52,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         help="1 (grey) or 3 (RGB); every image is converted (default: the majority of the files' modes).",
     )
     group.add_argument(
-        "--resize",
+        *(("--resize", "--fit") if resize_is_policy else ("--fit",)),
+        dest="fit",
         choices=RESIZE_POLICIES,
         default=defaults.resize,
         help="How an image becomes square: "
@@ -108,7 +113,7 @@ def source_options(args: argparse.Namespace) -> SourceOptions:
     return SourceOptions(
         resolution=args.resolution,
         channels=args.channels,
-        resize=args.resize,
+        resize=args.fit,
         background=args.background,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,

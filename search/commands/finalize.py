@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from evaluation.training import PRECISIONS, SCHEDULES
 from search.commands._common import (
@@ -60,6 +61,12 @@ of a finished 80-epoch finalisation, at a constant rate for 20 epochs:
 
     python -m search finalize STUDY --folder final-swa --init-from final \
         --epochs 20 --schedule constant --lr 0.01 --swa-epochs 20
+
+The data: the study's own, read as the search read it; each model is tested on
+the test images the search never saw, and its result.json records the test
+split's confusion matrix (rows: the true class) and its most confident mistakes.
+A data set that changed since the search (a file added, removed or edited) is
+refused with what changed, before anything trains.
 
 Defaults: --epochs {DEFAULT_EPOCHS}, --seeds {DEFAULT_SEEDS}. On a 2-core CPU one Fashion-MNIST
 epoch of a front model takes minutes: the default budget for a 4-model front is
@@ -136,6 +143,22 @@ class FinalizeCommand:
             help="Autocast precision (default: auto).",
         )
         parser.add_argument("--data-root", default=None, metavar="DIR", help="Look for the dataset here first.")
+        parser.add_argument(
+            "--data",
+            "--dataset",
+            dest="data",
+            default=None,
+            metavar="SOURCE",
+            help="The study's images at another path (moved, or mounted elsewhere), read with the study's "
+            "options; accepted when the same files fall in the same splits (default: the study's own).",
+        )
+        parser.add_argument(
+            "--cache-dir",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="Where decoded images are cached (default: $SEARCH_CACHE_DIR, else ~/.cache/densenet-search/images).",
+        )
         add_memory_limit_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -163,6 +186,8 @@ class FinalizeCommand:
                 overrides=overrides,
                 init_from=args.init_from,
                 validation_size=args.validation_size,
+                data=args.data,
+                cache_dir=args.cache_dir,
             )
         finally:
             progress.close()

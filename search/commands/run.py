@@ -13,7 +13,8 @@ from fractions import Fraction
 import optuna
 from optuna.trial import FrozenTrial
 
-from evaluation.data import DATASETS
+from evaluation.data import DATASETS, DataSplits
+from evaluation.images import SourceOptions
 from search.commands._common import (
     add_memory_limit_argument,
     checked_number,
@@ -25,6 +26,7 @@ from search.commands._common import (
     unit_fraction,
 )
 from search.commands._progress import Progress
+from search.commands.data import add_source_arguments, source_options
 from search.errors import SearchInterrupted, exit_code_of
 from search.execution.plan import Budget, DataSpec, StudySpec, Workers
 from search.execution.screening import SCREEN_BY, VOTE, Screening
@@ -69,6 +71,21 @@ Stopping: Ctrl-C, or SIGTERM (what Slurm and Kubernetes send before they
 kill), fails the running trial with its reason and exits (130 after Ctrl-C,
 143 after SIGTERM); every finished trial is kept and nothing is left running.
 A trial cut by SIGTERM has its parameters queued again: the next start trains them.
+
+Your own images: --data folder:PATH (one sub-folder per class, or train/,
+val/ and test/ folders of them), csv:FILE (path, label, optional split
+columns) or npz:FILE, with the space made for them:
+
+    python -m search run --space images --data folder:PATH
+
+Its input (side, channels) and class count come from the images, its stem
+from the side. The files are decoded once into a cache (progress on a
+terminal; a second run opens it at once); a file that cannot be decoded is
+skipped, counted on the run's first lines and listed beside the cache
+(--strict refuses the data set instead). The split (train, validation, test)
+is the data set's own and recorded in the study: trials validate on the
+validation images, and only finalize tests, on the test images.
+'python -m search data SOURCE' shows what the toolkit sees first.
 
 Zero-cost proxies (synflow, NASWOT, grad_norm, SNIP) are recorded on every
 trained trial. --screen K scores K candidate architectures per trial with
@@ -160,7 +177,14 @@ class RunCommand:
             help="Each rung is ETA times the last, and 1/ETA of the trials at a rung continue (default: 3).",
         )
         parser.add_argument(
-            "--dataset", choices=sorted(DATASETS), help="Data set instead of the space's (the input size follows it)."
+            "--data",
+            "--dataset",
+            dest="data",
+            metavar="SOURCE",
+            help="The images to search on instead of the space's: folder:PATH (one sub-folder per class, or "
+            "train/, val/, test/ folders of them), csv:FILE (path and label columns, optional split), npz:FILE, "
+            f"or a built-in ({', '.join(DATASETS)}); the input size and class count follow it. "
+            "See: python -m search data SOURCE.",
         )
         parser.add_argument(
             "--data-root",
@@ -206,6 +230,7 @@ class RunCommand:
             help=f"The proxy that picks the candidate to train, or vote: the best mean rank (default: {VOTE}).",
         )
         add_memory_limit_argument(parser)
+        add_source_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # Progress reports each trial
@@ -224,7 +249,7 @@ class RunCommand:
                 budget=Budget(
                     trials=args.trials, timeout=args.timeout, epochs=args.epochs, train_fraction=args.train_fraction
                 ),
-                data=DataSpec(dataset=args.dataset, root=args.data_root),
+                data=_data_spec(args),
                 sampler=SamplerSpec(args.sampler),
                 pruning=Pruning(kind=args.pruner, min_fraction=args.min_rung, eta=args.eta),
                 leases=LeasePolicy(
@@ -253,6 +278,16 @@ class RunCommand:
         return 0 if stopped is None else exit_code_of(stopped)
 
 
+def _data_spec(args: argparse.Namespace) -> DataSpec:
+    """--data and the source flags: options only where --data is given or a flag was changed
+    (otherwise the space's own options stand)."""
+    options = source_options(args)
+    given = args.data is not None or options != SourceOptions()
+    return DataSpec(
+        dataset=args.data, root=args.data_root, options=options if given else None, cache_dir=args.cache_dir
+    )
+
+
 class _Display:
     """What the command shows of a run: the plan, then a bar or one line per trial."""
 
@@ -263,6 +298,8 @@ class _Display:
 
     def start(self, plan: RunPlan) -> None:
         self.plan = plan
+        for line in data_lines(plan.data):
+            print(line, file=sys.stderr)
         if plan.settings_changed:
             print(
                 f"warning: study {plan.study.study_name} was created with other settings, going on with these: "
@@ -284,6 +321,24 @@ class _Display:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
+
+
+def data_lines(data: DataSplits | None) -> list[str]:
+    """The run's first lines for a source: what it trains on, and the files skipped with where they are listed."""
+    if data is None or data.cache is None:
+        return []
+    channels, side, _ = data.input_size
+    counts = "/".join(f"{len(labels):,}" for _, labels in (data.train, data.val, data.test))
+    lines = [
+        f"data {data.name}: {data.num_classes} classes, {counts} train/val/test images, "
+        f"{side}x{side} px, {channels} channel{'s' if channels > 1 else ''}; cache {data.cache}"
+    ]
+    if data.skipped:
+        lines.append(
+            f"skipped {data.skipped:,} file{'s' if data.skipped > 1 else ''} that cannot be decoded; "
+            f"the list, with reasons: {data.cache / 'skipped.csv'}"
+        )
+    return lines
 
 
 def _as_fraction(text: str) -> Fraction:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from evaluation.memory import MemoryRefused, check_memory
 from evaluation.metrics import METRICS, get_metric
 from evaluation.profile import count_macs, measure_latency_ms
 from evaluation.proxies import measure_proxies, proxy_batch
+from evaluation.scores import score_model
 from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
 from search.execution.screening import Screening, screen_trial
 from search.pruners import Pruner, Pruning, RungWatch
@@ -227,7 +229,20 @@ class TrialObjective:
             raise optuna.TrialPruned(record.reason)
         if result.stopped_reason:
             record.reason = result.stopped_reason
+        self._score(model, record, config)
         return self._finish(trial, record, valid=True)
+
+    def _score(self, model: torch.nn.Module, record: TrialRecord, config: TrainConfig) -> None:
+        """The trained model's class-balanced scores (``val_scores``: balanced accuracy, macro-F1,
+        ROC AUC for two classes) and each class's accuracy, on the validation split (``evaluation.scores``)."""
+        images, labels = self.data.val
+        if len(labels) == 0:
+            return
+        started = time.perf_counter()
+        scores = score_model(model, images, labels, config, mean=self.data.mean, std=self.data.std)
+        record.val_scores = scores.metrics()
+        record.per_class_accuracy = scores.per_class_accuracy
+        record.eval_seconds += time.perf_counter() - started
 
     def _pruner_for(self, trial: optuna.Trial) -> Pruner:
         """The run's pruner: the one given, else one made once from the pruning the study stores."""

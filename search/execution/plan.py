@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 
 from evaluation import Architecture, TrainConfig
-from evaluation.data import DataSplits, load_dataset
+from evaluation.data import DataSplits
 from search.errors import UsageError
+from search.execution.run_data import VALIDATION_SIZE, DataSpec, load_run_data
 from search.execution.screening import Screening
 from search.pruners import Pruning
 from search.samplers import SamplerContext, SamplerSpec
@@ -45,8 +45,6 @@ __all__ = [
 ]
 
 DEFAULT_TRIALS = 12
-# A tenth of the training set validates every trial; the test set is never touched.
-VALIDATION_SIZE = 0.1
 
 
 @dataclass(frozen=True)
@@ -105,15 +103,6 @@ class StudySpec:
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    """The data a run trains on: ``dataset`` instead of the space's (its input size and class
-    count follow it), and ``root``, a folder holding the data set files, searched first."""
-
-    dataset: str | None = None
-    root: str | Path | None = None
-
-
-@dataclass(frozen=True)
 class Workers:
     """Processes on this machine running trials of the study, and where they train.
 
@@ -146,7 +135,7 @@ class SearchPlan:
     study_name: str
     storage_url: str
     space: Space  # shaped by the data set (its input size and class count)
-    data: DataSpec  # the data set resolved (never None), and its folder
+    data: DataSpec  # the data set resolved (never None), its options and fingerprint (search.execution.run_data)
     seed: int
     config: TrainConfig  # every trial's training (its seed is the run's; trial n trains with seed + n)
     budget: Budget
@@ -184,12 +173,6 @@ class SearchPlan:
             worker=worker,
             existing_trials=self.existing_trials,
         )
-
-
-def load_run_data(data: DataSpec, *, seed: int) -> DataSplits:
-    """A run's data splits: ``data.dataset`` (resolved, not None), the validation split drawn with ``seed``."""
-    assert data.dataset is not None, "the plan resolves the data set before it loads it"
-    return load_dataset(data.dataset, root=data.root, validation_size=VALIDATION_SIZE, seed=seed)
 
 
 def _is_int(value: object) -> bool:

@@ -66,7 +66,8 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
         if onnx:
             torch.manual_seed(0)
             model = build_model(Architecture.from_dict(record.architecture), input_size, num_classes)
-            metadata = {**dataset_metadata(settings.get("dataset")), "weights": "untrained (seed 0)"}
+            described = settings.get("data") or settings.get("dataset")  # a source's classes and decoding
+            metadata = {**dataset_metadata(described), "weights": "untrained (seed 0)"}
             written.append(export_onnx(model, out / f"best-{rank}.onnx", input_size, metadata=metadata))
     frame = trials_frame(study, ranked)
     with atomic_write(out / "trials.csv") as temporary:

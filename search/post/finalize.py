@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -31,12 +32,12 @@ from optuna.trial import FrozenTrial
 
 from evaluation import Architecture, TrainConfig
 from evaluation.atomic import atomic_write
-from evaluation.data import load_dataset
 from evaluation.metrics import METRICS
 from search.errors import UsageError
 from search.pareto import ranked_trials
 from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, final_rows
 from search.post.full_training import WEIGHTS_FILE, Job, JobReporter, run_jobs
+from search.post.study_data import open_study_data
 from search.storage.records import TrialRecord
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_SEEDS", "final_config", "finalize_study", "plan_final", "select_trials"]
@@ -121,6 +122,8 @@ def finalize_study(
     overrides: Mapping[str, Any] | None = None,
     init_from: str | None = None,
     validation_size: int = 0,
+    data: str | None = None,
+    cache_dir: Path | None = None,
 ) -> pd.DataFrame:
     """Train and test the chosen trials (see the module's doc); return final.csv's table.
 
@@ -133,6 +136,13 @@ def finalize_study(
     final.csv is rewritten after every training, from every result.json under
     the folder (also those of models an earlier run, or another shard, trained),
     so it is whole even when the run is interrupted.
+
+    The data is the study's, read again as the search read it
+    (``search.post.study_data``): ``data`` names the same data set at another
+    path, ``cache_dir`` where its decoded images are cached. Data that is not
+    the search's (a file added, removed or changed since) is refused before
+    anything trains. Each result.json records the test split's confusion
+    matrix and most confident mistakes.
     """
     if seeds < 1 or epochs < 1 or (top is not None and top < 1):
         raise UsageError(f"seeds, epochs and top must be >= 1, got {seeds}, {epochs} and {top}")
@@ -142,13 +152,10 @@ def finalize_study(
     trials = select_trials(study, top)
     if not trials:
         raise UsageError(f"study {study.study_name} has no completed feasible trial to finalize")
-    dataset = study.user_attrs.get("settings", {}).get("dataset")
-    if dataset is None:
-        raise UsageError(f"study {study.study_name} records no dataset in its settings; it was not made by search run")
     if init_from == folder:
         raise UsageError(f"--init-from {init_from} is the folder being trained; name the finished one")
     config = final_config(study, epochs=epochs, device=device, precision=precision, overrides=overrides)
-    data = load_dataset(dataset, root=data_root, validation_size=validation_size)
+    splits = open_study_data(study, dataset=data, root=data_root, cache_dir=cache_dir, validation_size=validation_size)
     where = final_dir(study.study_name, folder)
 
     def write_table() -> None:
@@ -157,6 +164,6 @@ def finalize_study(
             final_rows(where).to_csv(temporary, index=False)
 
     jobs = plan_final(study, trials, seeds=seeds, folder=folder, init_from=init_from)[index::count]
-    run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)
+    run_jobs(jobs, splits, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)
     write_table()
     return pd.read_csv(where / FINAL_CSV)

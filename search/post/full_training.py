@@ -37,16 +37,18 @@ from evaluation import (
     train,
 )
 from evaluation.atomic import atomic_write, write_bytes
-from evaluation.data import DataSplits
+from evaluation.data import DataSplits, describe_data
 from evaluation.deploy import dataset_metadata, export_onnx
 from evaluation.errors import differences
 from evaluation.memory import check_memory
 from evaluation.profile import measure_latency_ms
-from evaluation.training import with_defaults
+from evaluation.scores import ClassScores, class_scores
+from evaluation.training import predict_probabilities, with_defaults
 from search.errors import UsageError
 from search.execution.interrupts import sigterm_as_interrupt
 
 __all__ = [
+    "MISCLASSIFIED_KEPT",
     "RECIPE_FIELDS",
     "RESULT_FILE",
     "STATE_FILE",
@@ -63,6 +65,8 @@ __all__ = [
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "weights.pt"  # a CPU state_dict, for torch.load(weights_only=True)
 STATE_FILE = "training-state.pt"  # an unfinished training's last epoch (evaluation.train's state_file)
+# Misclassified test images a result.json lists (the most confident mistakes first): a report's grid, not a dump.
+MISCLASSIFIED_KEPT = 64
 # The settings that make two runs comparable: a finished job is kept only when these match.
 # Device, precision and the seed are not among them (the seed is the job's own).
 RECIPE_FIELDS = (
@@ -124,7 +128,9 @@ def train_and_test(
 
     ``out`` receives weights.pt (a CPU state_dict, for ``torch.load(weights_only=True)``),
     architecture.yaml and result.json: ``label`` as its ``architecture``, the test
-    accuracy, params, MACs, times, every setting and the per-epoch history, then
+    accuracy, params, MACs, times, every setting and the per-epoch history, the
+    test split's class-balanced scores, confusion matrix and most confident
+    mistakes (``_test_scores``), the data's description (``describe_data``), then
     ``extra``'s entries. ``measure_latency`` adds ``latency_ms`` measured as a
     search trial does (batch 1, on the CPU, before training), so final and search
     costs compare. ``onnx`` adds model.onnx, checked in onnxruntime
@@ -157,7 +163,10 @@ def train_and_test(
     state_file = out / STATE_FILE
     result = train(model, data, config, on_epoch=on_epoch, on_progress=on_progress, state_file=state_file)
     eval_started = time.perf_counter()
-    test_accuracy = evaluate(model, *data.test, config, mean=data.mean, std=data.std)
+    # One pass over the test images gives the accuracy, the class-balanced scores and the confusion matrix.
+    probabilities = predict_probabilities(model, data.test[0], config, mean=data.mean, std=data.std).numpy()
+    labels = data.test[1].numpy()
+    scores = class_scores(labels, probabilities)
     test_seconds = time.perf_counter() - eval_started
     # The trained model's (after weight averaging too) on images held out of training, if any:
     # what a choice among final models may read, since the test accuracy must choose nothing.
@@ -170,8 +179,9 @@ def train_and_test(
     write_bytes(out / WEIGHTS_FILE, buffer.getvalue())
     save_architecture(arch, out / "architecture.yaml")
     if onnx:
-        export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data.name))
-    record = _record(label, arch, data, config, result, shape, test_accuracy, seconds, test_seconds, model)
+        export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data))
+    record = _record(label, arch, data, config, result, shape, scores.accuracy, seconds, test_seconds, model)
+    record.update(_test_scores(scores, labels, probabilities))
     record.update(val_accuracy=val_accuracy, val_images=len(data.val[1]))
     if latency_ms is not None:
         record["latency_ms"] = latency_ms
@@ -216,6 +226,31 @@ def _record(
         "resumed_after_epoch": result.resumed_after_epoch,
         "settings": dataclasses.asdict(config),
         "history": [dataclasses.asdict(report) for report in result.epochs],
+        "data": describe_data(data),  # what search predict and search onnx prepare new images by
+    }
+
+
+def _test_scores(scores: ClassScores, labels: Any, probabilities: Any) -> dict[str, Any]:
+    """The test split's class-balanced scores, each class's accuracy, the confusion matrix (row: the
+    true class, column: the predicted one) and the most confident mistakes: ``index`` is the image's
+    position in the test split (``data.test``; a source's cache row ``ranges["test"][0] + index``),
+    ``true`` and ``predicted`` class indices, ``probability`` the predicted class's."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = [int(i) for i in (predicted != labels).nonzero()[0]]
+    wrong.sort(key=lambda i: -float(probabilities[i, predicted[i]]))  # stable: ties keep the split's order
+    return {
+        "test_scores": scores.metrics(),
+        "test_per_class_accuracy": scores.per_class_accuracy,
+        "confusion_matrix": scores.confusion,
+        "misclassified": [
+            {
+                "index": i,
+                "true": int(labels[i]),
+                "predicted": int(predicted[i]),
+                "probability": round(float(probabilities[i, predicted[i]]), 6),
+            }
+            for i in wrong[:MISCLASSIFIED_KEPT]
+        ],
     }
 
 

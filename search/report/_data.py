@@ -77,9 +77,9 @@ MISCLASSIFIED_SHOWN = 24  # test images shown per finalised model, the most conf
 ERROR_FIELDS = {
     "confusion_matrix": "list of C lists of C ints: [true class][predicted class] counts over the whole test split",
     "misclassified": (
-        'list of {"index": int, "label": int, "predicted": int, "confidence": float}: every misclassified '
+        'list of {"index": int, "true": int, "predicted": int, "probability": float}: every misclassified '
         "test image (or at least the most confident ones), index = its position in the test split as "
-        "load_dataset orders it (DataSplits.test), confidence = the predicted class's softmax probability"
+        "load_dataset orders it (DataSplits.test), probability = the predicted class's softmax probability"
     ),
 }
 
@@ -472,7 +472,7 @@ def _source_panel(source: str, described: dict[str, Any]) -> tuple[DataPanel, Te
 
 def _builtin_panel(name: str, settings: dict[str, Any]) -> tuple[DataPanel, TestImage | None]:
     """A built-in data set split as the search split it: its validation size and seed."""
-    from search.run import VALIDATION_SIZE  # search.run writes the report: imported here, not at the top
+    from search.execution.run_data import VALIDATION_SIZE  # the run writes the report: imported here, not at the top
 
     validation_size = settings.get("validation_size", VALIDATION_SIZE)
     spec = DATASETS[name]
@@ -520,13 +520,13 @@ def model_errors(folder: Path, test_image: TestImage | None) -> tuple[ModelError
     for trial, records in sorted(by_trial.items()):
         records.sort(key=lambda r: r.get("seed", 0))
         matrix = np.sum([np.asarray(r["confusion_matrix"], dtype=np.int64) for r in records], axis=0)
-        mistakes = sorted(records[0].get("misclassified") or [], key=lambda m: -(m.get("confidence") or 0.0))
+        mistakes = sorted(records[0].get("misclassified") or [], key=lambda m: -(m.get("probability") or 0.0))
         shown = tuple(
             Misclassified(
                 index=int(m["index"]),
-                label=int(m["label"]),
+                label=int(m["true"]),
                 predicted=int(m["predicted"]),
-                confidence=None if m.get("confidence") is None else float(m["confidence"]),
+                confidence=None if m.get("probability") is None else float(m["probability"]),
                 image=_test_image(test_image, int(m["index"])),
             )
             for m in mistakes[:MISCLASSIFIED_SHOWN]

@@ -64,6 +64,10 @@ class TrialRecord:
     proxies: dict[str, float | None] | None = None
     proxy_failures: dict[str, str] | None = None
     val_accuracy_per_epoch: list[float] = field(default_factory=list)
+    # The trained model on the validation split (evaluation.scores): balanced accuracy, macro-F1
+    # and ROC AUC (two classes) by name, and each class's accuracy, None for a class without images.
+    val_scores: dict[str, float | None] | None = None
+    per_class_accuracy: list[float | None] | None = None
     epochs_run: int = 0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0

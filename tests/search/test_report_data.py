@@ -25,10 +25,11 @@ from PIL import Image
 
 from evaluation import data as data_module
 from evaluation.data import describe_data, load_dataset
+from search import Budget, DataSpec, StudySpec, Workers, run_search
+from search.execution.run_data import VALIDATION_SIZE
 from search.post.final_results import FINAL_CSV, final_dir, final_rows
 from search.report import collect_report, render_report
 from search.report._data import MISCLASSIFIED_SHOWN, SAMPLES_PER_CLASS, data_panel, model_errors
-from search.run import VALIDATION_SIZE, run_search
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -62,11 +63,16 @@ def searched(tmp_path_factory: pytest.TempPathFactory):
         (work / "space.yaml").write_text(SPACE)
         source = f"folder:{root}"
         study = run_search(
-            space=work / "space.yaml", study_name="folder", trials=2, dataset=source, device="cpu", report=False
+            space=work / "space.yaml",
+            study=StudySpec("folder", report=False),
+            budget=Budget(trials=2),
+            data=DataSpec(source),
+            workers=Workers(device="cpu"),
         )
         data = load_dataset(source, validation_size=VALIDATION_SIZE, progress=False)
-        # The data record a search writes into its settings: what describe_data says of the data set.
-        study.set_user_attr("settings", {**study.user_attrs["settings"], "data": describe_data(data)})
+        assert study.user_attrs["settings"]["data"] == json.loads(json.dumps(describe_data(data))), (
+            "the search records what describe_data says of its data set"
+        )
         yield study, data, root
 
 
@@ -149,12 +155,12 @@ def finalised(searched):
     test_labels = data.test[1].tolist()
     first = [i for i, label in enumerate(test_labels) if label in (0, 3, 7)][::2]  # one test image each of 3 classes
     mistakes = [
-        {"index": index, "label": test_labels[index], "predicted": (test_labels[index] + 1) % 10, "confidence": c}
+        {"index": index, "true": test_labels[index], "predicted": (test_labels[index] + 1) % 10, "probability": c}
         for index, c in zip(first, (0.4, 0.9, 0.6))
     ]
     records = [
-        _final_record(0, 0, _confusion({m["label"]: m["predicted"] for m in mistakes}), mistakes),
-        _final_record(0, 1, _confusion({5: 6}), [{"index": 10, "label": 5, "predicted": 6, "confidence": 0.7}]),
+        _final_record(0, 0, _confusion({m["true"]: m["predicted"] for m in mistakes}), mistakes),
+        _final_record(0, 1, _confusion({5: 6}), [{"index": 10, "true": 5, "predicted": 6, "probability": 0.7}]),
     ]
     for record in records:
         out = folder / "trial-0" / f"seed-{record['seed']}"
@@ -171,7 +177,7 @@ def test_finalised_errors_sum_confusion_over_seeds_and_show_the_most_confident_m
     assert report.final is not None and len(report.errors) == 1, report.errors
     errors = report.errors[0]
     assert errors.trial == 0 and errors.seeds == 2 and errors.test_images == 40, errors
-    expected = np.array(_confusion({m["label"]: m["predicted"] for m in mistakes})) + np.array(_confusion({5: 6}))
+    expected = np.array(_confusion({m["true"]: m["predicted"] for m in mistakes})) + np.array(_confusion({5: 6}))
     assert np.array_equal(np.array(errors.confusion), expected), "the confusion matrices of both seeds, summed"
     assert errors.accuracy == pytest.approx(36 / 40)
     assert [m.confidence for m in errors.misclassified] == [0.9, 0.6, 0.4], "first seed's, most confident first"
@@ -195,12 +201,12 @@ def test_the_page_draws_each_confusion_matrix_and_the_misclassified_images(final
     block = re.search(r'<div class="mistakes">(.*?)</div>', page, re.S).group(1)
     assert block.count("<img ") == 3 and block.count("<figcaption>") == 3, "each recorded mistake, with its image"
     names = sorted(CLASSES)
-    top = max(mistakes, key=lambda m: m["confidence"])
-    assert f"{names[top['label']]} → {names[top['predicted']]} (90%)" in block.split("</figure>")[0], "most sure first"
+    top = max(mistakes, key=lambda m: m["probability"])
+    assert f"{names[top['true']]} → {names[top['predicted']]} (90%)" in block.split("</figure>")[0], "most sure first"
 
 
 def test_model_errors_keeps_at_most_the_shown_mistakes_and_skips_records_without_a_matrix(tmp_path: Path) -> None:
-    many = [{"index": i, "label": 0, "predicted": 1, "confidence": i / 100} for i in range(40)]
+    many = [{"index": i, "true": 0, "predicted": 1, "probability": i / 100} for i in range(40)]
     for trial, fields in ((0, {"confusion_matrix": _confusion({0: 1}), "misclassified": many}), (1, {})):
         out = tmp_path / f"trial-{trial}" / "seed-0"
         out.mkdir(parents=True)
