@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from evaluation.blocks import has_type
 from evaluation.errors import show
@@ -19,9 +19,21 @@ from evaluation.errors import show
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
 
-__all__ = ["MAX_CHOICES", "Choice", "Distribution", "Fixed", "FloatRange", "IntRange", "Knob", "KnobType", "parse_knob"]
+__all__ = [
+    "MAX_CHOICES",
+    "Choice",
+    "Distribution",
+    "Fixed",
+    "FloatRange",
+    "IntRange",
+    "Knob",
+    "KnobType",
+    "as_field_type",
+    "parse_knob",
+]
 
 Scalar = bool | int | float | str
+_T = TypeVar("_T", bool, int, float, str)
 # A float range without a step has no finite size; counted as this many values
 # (about two significant digits) so that size() can still give an estimate.
 CONTINUOUS_RESOLUTION = 100
@@ -194,6 +206,10 @@ class Knob:
             return d.high - d.low + 1 if d.log else (d.high - d.low) // d.step + 1
         return d.points
 
+    def values_as(self, expected: type[_T]) -> list[_T]:
+        """Every value (``values``), as the field type the loader checked the knob against."""
+        return [as_field_type(value, expected, self.path) for value in self.values()]
+
     def values(self) -> Iterator[Scalar]:
         """Every value, in order; only for knobs with a finite count."""
         d = self.distribution
@@ -207,6 +223,14 @@ class Knob:
             assert d.step is not None and d.points is not None, "values() of a continuous range"
             for i in range(d.points):
                 yield d.low + i * d.step
+
+
+def as_field_type(value: Scalar | None, expected: type[_T], path: str) -> _T:
+    """A knob's ``value`` as the field type the loader checked the knob against (``has_type``: an
+    int is a float, a bool is no int); a value of another type is a bug, not a user's mistake."""
+    if not has_type(value, expected):
+        raise TypeError(f"{path}: expected {expected.__name__}, got {value!r}")
+    return cast(_T, value)
 
 
 def _same(a: Any, b: Any) -> bool:

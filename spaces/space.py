@@ -14,18 +14,19 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
-from evaluation.blocks import BLOCKS, has_type
+from evaluation.blocks import BLOCKS
 from evaluation.metrics import Direction
 from evaluation.training import TrainConfig
 from spaces.errors import SpaceError
-from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
+from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar, as_field_type
 
 __all__ = ["Constraints", "Objective", "Space", "StageKnobs", "TrainingBudget", "TransitionKnobs"]
 
-PARAMETERISATIONS = ("static", "conditional")
+Parameterisation = Literal["static", "conditional"]
+PARAMETERISATIONS: tuple[Parameterisation, ...] = ("static", "conditional")
 
 Choose = Callable[[Knob], Scalar]
 _T = TypeVar("_T", bool, int, float, str)
@@ -111,7 +112,7 @@ class Space:
     objectives: tuple[Objective, ...]
     constraints: Constraints
     training: TrainingBudget
-    parameterisation: Literal["static", "conditional"]
+    parameterisation: Parameterisation
     # Dicts cannot be hashed: the mappings count in equality only.
     stem: Mapping[str, Knob] = field(hash=False)
     num_stages: Knob
@@ -155,8 +156,8 @@ class Space:
                         choose(knob)  # asked and ignored, so that every trial has the same parameters
             if active:
                 where = f"stages.stage{i + 1}"
-                stride = _checked(values.pop("stride", 1), int, f"{where}.stride")
-                depth = _checked(values.pop("depth", depth), int, f"{where}.depth")
+                stride = as_field_type(values.pop("stride", 1), int, f"{where}.stride")
+                depth = as_field_type(values.pop("depth", depth), int, f"{where}.depth")
                 stages.append(Stage(block=BLOCKS[kind].spec(**values), depth=depth, stride=stride))
         transitions: list[Transition | None] = []
         for i, transition_knobs in enumerate(self.transitions):
@@ -303,7 +304,7 @@ class Space:
         """
         shared_counts = {k.param: _count(k) for k in self.knobs() if k.shared}
         total = 0
-        for count in _values(self.num_stages, int):
+        for count in self.num_stages.values_as(int):
             slots = [self._stage_options(k) for k in self.stages[:count]]
             slots += [self._transition_options(k) for k in self.transitions[: count - 1]]
             states: Counter[frozenset[str]] = Counter({frozenset(): 1})
@@ -320,7 +321,7 @@ class Space:
     def _stage_options(self, knobs: StageKnobs) -> list[tuple[int, frozenset[str]]]:
         return [
             _options([knobs.depth_knob(kind), *(k for n, k in knobs.blocks[kind].items() if n != "depth")])
-            for kind in _values(knobs.block, str)
+            for kind in knobs.block.values_as(str)
         ]
 
     def _transition_options(self, knobs: TransitionKnobs) -> list[tuple[int, frozenset[str]]]:
@@ -337,22 +338,9 @@ def _chosen(choose: Choose, knobs: Mapping[str, Knob]) -> dict[str, Any]:
     return {name: choose(knob) for name, knob in knobs.items()}
 
 
-def _checked(value: Scalar | None, expected: type[_T], path: str) -> _T:
-    """``value`` as the field type the loader checked its knob against (``has_type``: an int is a
-    float, a bool is no int); a value of another type is a bug, not a user's mistake."""
-    if not has_type(value, expected):
-        raise TypeError(f"{path}: expected {expected.__name__}, got {value!r}")
-    return cast(_T, value)
-
-
 def _choose_as(choose: Choose, knob: Knob, expected: type[_T]) -> _T:
     """The value ``choose`` picks for ``knob``, as its field's type."""
-    return _checked(choose(knob), expected, knob.path)
-
-
-def _values(knob: Knob, expected: type[_T]) -> list[_T]:
-    """Every value of a finite ``knob``, as its field's type."""
-    return [_checked(value, expected, knob.path) for value in knob.values()]
+    return as_field_type(choose(knob), expected, knob.path)
 
 
 def _count(knob: Knob) -> int:
