@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	bash scripts/ensure_fashion_mnist.sh $(PY)
 
-# ruff's lint and format checks (settings in pyproject.toml), then the tests.
+# ruff's lint and format checks, then mypy's type check of the packages (settings of
+# both in pyproject.toml); `make test` runs this before the tests.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # The documentation site (mkdocs.yml, docs/) with warnings as errors: a broken link or an
 # API name that no longer exists fails here. The result is site/index.html.
@@ -37,4 +39,4 @@ run: install data
 	$(PY) -m search export densenet_hybrid --top 3
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis site
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache site

@@ -149,6 +149,7 @@ def export_onnx(
         opset_version=opset,
         verbose=False,
     )
+    assert program is not None, "the dynamo exporter (torch's default) returns its program"
     program.model.metadata_props.update(metadata or {})
     # Checked before it takes the name, so no partial or unchecked file is left under it.
     with atomic_write(path) as temporary:

@@ -34,7 +34,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -312,7 +312,15 @@ def _peak_train_mb(model: nn.Module, input_size: tuple[int, int, int], batch_siz
     return torch.cuda.max_memory_allocated(parameter.device) / 2**20
 
 
-def _rounds_of(repeats: int) -> dict[str, int]:
+class _Rounds(TypedDict):
+    """``measure_latency``'s keywords that spread its timed passes over rounds."""
+
+    repeats: int
+    rounds: int
+    max_rounds: int
+
+
+def _rounds_of(repeats: int) -> _Rounds:
     """``repeats`` timed passes spread over up to ``LATENCY_ROUNDS`` rounds, and the cap on rounds."""
     rounds = max(1, min(LATENCY_ROUNDS, repeats))
     return {

@@ -176,11 +176,11 @@ def _loss_gradient_pass(model: nn.Module, images: Tensor, labels: Tensor) -> dic
     with _scratch_copy(model, images.device) as net:
         net.train()
         F.cross_entropy(net(_channels_last(net, images)), labels).backward()
-        weights = [w for w in _weights(net) if w.grad is not None]
+        graded = [(w, w.grad) for w in _weights(net) if w.grad is not None]
         with torch.no_grad():
             return {
-                "grad_norm": float(sum(w.grad.norm() for w in weights)),
-                "snip": float(sum((w * w.grad).abs().sum() for w in weights)),
+                "grad_norm": float(sum(grad.norm() for _, grad in graded)),
+                "snip": float(sum((w * grad).abs().sum() for w, grad in graded)),
             }
 
 
@@ -414,8 +414,8 @@ def _az_pass(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> 
         entropies = [spectrum_entropy(f) for f in features]
         steps = [b - a for a, b in zip(entropies, entropies[1:])]
         # Last stage first, as the reference: each call frees the graph of its own stage.
-        jacobians = [jacobian_score(f_in, f_out) for f_in, f_out in reversed(list(zip(features, features[1:])))]
-        jacobians = [j for j in jacobians if j is not None]
+        scores = [jacobian_score(f_in, f_out) for f_in, f_out in reversed(list(zip(features, features[1:])))]
+        jacobians = [j for j in scores if j is not None]
     return {
         "az_expressivity": float(sum(entropies)),
         "az_progressivity": min(steps) if steps else -math.inf,

@@ -21,8 +21,14 @@ from search.commands.train import TrainCommand
 
 
 class Command(Protocol):
-    help: str
-    description: str | None
+    """A subcommand: its one-line ``help``, its ``--help`` text (None: the one line), its
+    arguments and what it does with them. Read-only, so a class attribute of type str fits."""
+
+    @property
+    def help(self) -> str: ...
+
+    @property
+    def description(self) -> str | None: ...
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 

@@ -18,7 +18,7 @@ def input_size(text: str) -> tuple[int, int, int]:
         values = ()
     if len(values) != 3 or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected C,H,W with positive integers, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def checked_number(convert: Callable[[str], N], ok: Callable[[N], bool], expected: str) -> Callable[[str], N]:

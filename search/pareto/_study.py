@@ -20,8 +20,10 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from evaluation.metrics import Direction
 from search.pareto._sorting import non_dominated_ranks, running_front_sizes, to_losses
 from search.storage.records import TrialOutcome, TrialRecord
 from spaces import Objective
@@ -41,6 +43,13 @@ __all__ = [
 ]
 
 
+# A study's directions as its objectives write them (a study always has one of the two).
+_DIRECTIONS: dict[StudyDirection, Direction] = {
+    StudyDirection.MAXIMIZE: "maximize",
+    StudyDirection.MINIMIZE: "minimize",
+}
+
+
 class RankedTrial(NamedTuple):
     """A candidate and its non-dominated rank (1: on the Pareto front)."""
 
@@ -54,7 +63,7 @@ def study_objectives(study: optuna.Study) -> tuple[Objective, ...]:
     A study made elsewhere, without metric names, gets ``objective0``, ``objective1``, ...
     """
     names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
-    return tuple(Objective(name, d.name.lower()) for name, d in zip(names, study.directions))
+    return tuple(Objective(name, _DIRECTIONS[d]) for name, d in zip(names, study.directions))
 
 
 def objective_names(study: optuna.Study) -> list[str]:

@@ -129,11 +129,11 @@ def summarize_final(frame: pd.DataFrame, source: Path, objectives: Sequence[Obje
     """Per model: mean and sample standard deviation of test accuracy over its seeds; the final
     front by ``objectives`` (the study's)."""
     models = []
-    for trial, rows in frame.groupby("trial", sort=True):
+    for _, rows in frame.groupby("trial", sort=True):
         std = rows["test_accuracy"].std() if len(rows) > 1 else None
         models.append(
             FinalModel(
-                trial=int(trial),
+                trial=int(rows["trial"].iloc[0]),
                 seeds=len(rows),
                 test_mean=float(rows["test_accuracy"].mean()),
                 test_std=None if std is None else float(std),
@@ -146,8 +146,8 @@ def summarize_final(frame: pd.DataFrame, source: Path, objectives: Sequence[Obje
         )
     on_front = _front(models, objectives)
     models = [dataclasses.replace(m, on_final_front=m.trial in on_front) for m in models]
-    searched = [m for m in models if m.val_accuracy is not None]
-    rho = spearman([m.val_accuracy for m in searched], [m.test_mean for m in searched])
+    searched = [(m.val_accuracy, m.test_mean) for m in models if m.val_accuracy is not None]
+    rho = spearman([val for val, _ in searched], [test for _, test in searched])
     return FinalResults(models=tuple(models), rank_correlation=rho, source=source, objectives=tuple(objectives))
 
 

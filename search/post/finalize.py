@@ -99,6 +99,8 @@ def plan_final(
         }
         if init_from is not None:
             extra["initialised_from"] = init_from
+        if record.architecture is None:
+            raise UsageError(f"trial {trial.number} of study {study.study_name!r} records no architecture to train")
         arch = Architecture.from_dict(record.architecture)
         for seed in range(seeds):
             init = None if start is None else start / model / f"seed-{seed}" / WEIGHTS_FILE

@@ -107,6 +107,13 @@ def _architecture_lines(architecture: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _value(trial: TrialPoint, index: int) -> float:
+    """Objective ``index`` of a drawn trial, which finished with values (``TrialPoint.drawn``)."""
+    if trial.values is None:
+        raise ValueError(f"trial #{trial.number} has no values to draw")
+    return trial.values[index]
+
+
 def _hover(data: ReportData, trial: TrialPoint) -> str:
     """The trial's numbers and architecture in words, one fact per line."""
     lines = [f"<b>trial #{trial.number}</b> ({trial.record.outcome}{', on the front' if trial.on_front else ''})"]
@@ -227,7 +234,7 @@ def history_figure(data: ReportData) -> dict[str, Any]:
             }
         else:
             i = data.objectives.index(name)
-            values = [t.values[i] for t in drawn]
+            values = [_value(t, i) for t in drawn]
             best = max if data.directions[i] == "maximize" else min
             title = (
                 f"{metric_label(name)} of each feasible trial, and the {'highest' if best is max else 'lowest'} so far"
@@ -415,10 +422,10 @@ def _knob_codes(knob: ParamAxis, values: list[Any]) -> tuple[list[float], list[f
     if knob.kind == "categorical":
         labels = [str(c) for c in knob.choices]
         codes = [float(knob.choices.index(v)) if v in knob.choices else -1.0 for v in values]
-        ticks = list(range(len(labels)))
+        positions = list(range(len(labels)))
         if any(c < 0 for c in codes):
-            return codes, [-1.0, *ticks], [ABSENT, *labels]
-        return codes, [float(t) for t in ticks], labels
+            return codes, [-1.0, *positions], [ABSENT, *labels]
+        return codes, [float(p) for p in positions], labels
     scale = (lambda v: math.log10(float(v))) if knob.log else float
     present = [scale(v) for v in values if v is not None]
     if not present:
@@ -476,7 +483,7 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
             )
         )
     for i, name in enumerate(data.objectives):
-        values = [t.values[i] for t in trials]
+        values = [_value(t, i) for t in trials]
         dimensions.append(
             _drop_none(
                 {
@@ -486,7 +493,7 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
                 }
             )
         )
-    quality = [t.values[data.quality] for t in trials]
+    quality = [_value(t, data.quality) for t in trials]
     quality_name = data.objectives[data.quality]
     return {
         "data": [
@@ -520,7 +527,7 @@ def _grid(titles: list[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     from plotly.subplots import make_subplots  # heavy; only needed to draw
 
     rows = max(1, math.ceil(len(titles) / _SLICE_COLUMNS))
-    cells = [{} if k < len(titles) else None for k in range(rows * _SLICE_COLUMNS)]
+    cells: list[dict[str, Any] | None] = [{} if k < len(titles) else None for k in range(rows * _SLICE_COLUMNS)]
     grid = make_subplots(
         rows=rows,
         cols=_SLICE_COLUMNS,
@@ -548,7 +555,7 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
     y_name = data.objectives[data.quality]
     layout, axes = _grid([knob.name for knob in knobs])
     traces: list[dict[str, Any]] = []
-    y_values = [t.values[data.quality] for t in trials]
+    y_values = [_value(t, data.quality) for t in trials]
     first_y = _axis_ref(axes[0][1]) if axes else None
     for k, (knob, (x_key, y_key)) in enumerate(zip(knobs, axes)):
         # Trials without the knob (a stage their network lacks) sit at ABSENT.
@@ -565,11 +572,11 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
                     "xaxis": _axis_ref(x_key),
                     "yaxis": _axis_ref(y_key),
                     "x": [c + jitter * (((t.number * 0.6180339) % 1.0) - 0.5) for t, c in group],
-                    "y": [t.values[data.quality] for t, _ in group],
+                    "y": [_value(t, data.quality) for t, _ in group],
                     "customdata": [t.number for t, _ in group],
                     "text": [
                         f"trial #{t.number}: {knob.name} = {t.knobs.get(knob.name, 'absent')}<br>"
-                        f"{metric_label(y_name)} {format_metric(y_name, t.values[data.quality])}"
+                        f"{metric_label(y_name)} {format_metric(y_name, _value(t, data.quality))}"
                         for t, _ in group
                     ],
                     "hovertemplate": "%{text}<extra></extra>",

@@ -1,15 +1,17 @@
 """The one module that touches Optuna's private API, each use a small named function.
 
 Ask-and-tell with leases, screening and requeues needs a few things Optuna
-keeps behind underscores: a trial's storage id, the study's storage, and the
-``fixed_params`` an enqueued trial is made with. They are reached here only,
+keeps behind underscores: a trial's storage id, the study's storage, the
+``fixed_params`` an enqueued trial is made with, and the heartbeat interface of
+the storages that keep heartbeats (``BaseHeartbeat``). They are reached here only,
 so an Optuna release that moves one breaks one module (``pyproject.toml`` pins
 ``optuna`` below its next major version for the same reason). Checked against
 Optuna 5.1: ``optuna/study/study.py`` (``Study._storage``),
 ``optuna/trial/_trial.py`` (``Trial._trial_id``, ``Trial._fixed_params``, read
-once in ``__init__``), ``optuna/trial/_frozen.py`` (``FrozenTrial._trial_id``)
-and ``optuna/study/study.py`` ``enqueue_trial`` (the ``fixed_params`` system
-attribute).
+once in ``__init__``), ``optuna/trial/_frozen.py`` (``FrozenTrial._trial_id``),
+``optuna/study/study.py`` ``enqueue_trial`` (the ``fixed_params`` system
+attribute) and ``optuna/storages/_heartbeat.py`` (``BaseHeartbeat``, a base of
+``RDBStorage`` and of the cache Optuna wraps it in).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
@@ -74,13 +77,16 @@ def fix_params(trial: optuna.Trial, params: dict[str, Any]) -> None:
 
 def heartbeat_interval(study: optuna.Study) -> int | None:
     """Seconds between the heartbeats the study's storage records itself (RDB storages); None without."""
-    interval = getattr(storage_of(study), "get_heartbeat_interval", None)
-    return None if interval is None else interval()
+    storage = storage_of(study)
+    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
 
 
 def record_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
     """One heartbeat of running ``trial`` in a storage that keeps them (``heartbeat_interval`` not None)."""
-    storage_of(study).record_heartbeat(trial_id(trial))
+    storage = storage_of(study)
+    if not isinstance(storage, BaseHeartbeat):
+        raise TypeError(f"{type(storage).__name__} keeps no heartbeats")
+    storage.record_heartbeat(trial_id(trial))
 
 
 def set_trial_state(study: optuna.Study, trial: optuna.Trial | FrozenTrial, state: TrialState) -> bool:

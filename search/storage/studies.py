@@ -28,6 +28,7 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluation.atomic import write_text
+from evaluation.metrics import Direction
 from search.errors import UsageError
 from search.storage.backends import check_sqlite, open_journal, open_rdb, shown_url
 from search.storage.leases import HEARTBEAT_ATTR, last_beat
@@ -145,7 +146,7 @@ def create_or_resume(
     *,
     name: str,
     storage: str | BaseStorage | None,
-    directions: list[str],
+    directions: list[Direction],
     metric_names: list[str],
     sampler: optuna.samplers.BaseSampler,
     settings: dict[str, Any],
@@ -245,7 +246,11 @@ def finished_trials(study: optuna.Study) -> int:
 def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
     """Wall seconds ``trials`` ran, over every start of their study: the union of their spans,
     so a pause between two runs does not count and trials of workers side by side count once."""
-    spans = sorted((t.datetime_start, _stopped_at(t)) for t in trials if t.datetime_start and t.datetime_complete)
+    spans = sorted(
+        (t.datetime_start, _stopped_at(t, t.datetime_complete))
+        for t in trials
+        if t.datetime_start and t.datetime_complete
+    )
     total, end = 0.0, None
     for start, stop in spans:
         if end is None or start > end:
@@ -257,14 +262,15 @@ def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
     return total
 
 
-def _stopped_at(trial: FrozenTrial) -> datetime:
-    """When ``trial`` stopped running: a failed one at its last lease beat (journal storage).
+def _stopped_at(trial: FrozenTrial, complete: datetime) -> datetime:
+    """When ``trial``, which Optuna finished at ``complete``, stopped running: a failed one at
+    its last lease beat (journal storage).
 
     A trial whose worker was killed is failed by the next worker that looks,
     maybe a day later, and that is when Optuna sets its end; its last beat is
     when it really stopped.
     """
-    stop = trial.datetime_complete
+    stop = complete
     if trial.state == TrialState.FAIL and HEARTBEAT_ATTR in trial.user_attrs:
         stop = min(stop, datetime.fromtimestamp(last_beat(trial)))
     return stop
