@@ -92,6 +92,11 @@ class StudySpec:
     enqueued again. ``report``: write ``studies/<name>/report.html`` at the
     end, also after an interruption. ``command``: how the run was started,
     recorded in the study's settings; None records the library call.
+    ``warm_start``: another study of the same space, ``NAME`` under
+    ``studies/`` or ``NAME@URL`` in any storage, whose finished trials the
+    study starts from (``search.storage.warm_start``): its sampler models
+    them and their architectures are not trained again, but they count
+    toward no budget.
     """
 
     name: str | None = None
@@ -99,6 +104,7 @@ class StudySpec:
     enqueue: tuple[str | Architecture, ...] = ()
     report: bool = True
     command: str | None = None
+    warm_start: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
