@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from evaluation.data import DATASETS
-from search.commands._common import add_memory_limit_argument, positive_int
+from search.commands._common import add_memory_limit_argument, non_negative_int, positive_int
 from search.commands._progress import Progress
 from search.errors import SearchInterrupted, exit_code_of
 from search.execution.distinct import REPEATS_BEFORE_FALLBACK, counted_trials
@@ -154,7 +154,7 @@ class RunCommand:
         parser.add_argument(
             "--fallback-after",
             metavar="K",
-            type=int,
+            type=non_negative_int,
             default=REPEATS_BEFORE_FALLBACK,
             help="After K proposals in a row of architectures the study already holds, explore a random "
             f"architecture instead; 0: never (default: {REPEATS_BEFORE_FALLBACK}).",

@@ -51,11 +51,14 @@ VALIDATION_SIZE = 0.1
 
 @dataclass(frozen=True)
 class Budget:
-    """How much a run does: finished trials wanted in all, a time limit, and each trial's training.
+    """How much a run does: distinct architectures to evaluate in all, a time limit, and each trial's training.
 
     ``trials`` counts earlier runs of the same study and every worker (also
     those of other commands on the same storage): resuming with a larger
-    number adds the difference. ``timeout``: seconds after which no new trial
+    number adds the difference. A trial that proposed an architecture the
+    study already holds takes its recorded values and counts nothing; one
+    refused before training counts; trials handed over by a warm start count
+    toward no budget (``search.execution.distinct``). ``timeout``: seconds after which no new trial
     starts; None for no limit. ``epochs`` and ``train_fraction``: each
     trial's training; None takes the space's budget (more on a GPU).
     """
