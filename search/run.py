@@ -30,7 +30,7 @@ from evaluation import Architecture, TrainConfig, planned_images, preset, resolv
 from evaluation.data import DataSplits
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
-from search.execution.distinct import STOPPED_ATTR, WARM_START_ATTR, converged_line, counted_trials, stop_reason
+from search.execution.distinct import STOPPED_ATTR, converged_line, counted_trials, stop_reason
 from search.execution.interrupts import sigterm_as_interrupt
 from search.execution.plan import DEFAULT_TRIALS, Budget, DataSpec, SearchPlan, StudySpec, Workers, load_run_data
 from search.execution.screening import Screening
@@ -40,7 +40,7 @@ from search.report import write_report
 from search.samplers import SamplerContext, SamplerSpec
 from search.storage.leases import LeasePolicy
 from search.storage.studies import create_or_resume, make_storage, storage_url, study_dir
-from search.storage.warm_start import check_target, hand_over, open_warm_start
+from search.storage.warm_start import WARM_START_ATTR, check_target, hand_over, open_warm_start
 from spaces import Space, enqueue_architecture, load_space
 
 __all__ = [
