@@ -30,6 +30,7 @@ from evaluation import Architecture, TrainConfig, planned_images, preset, resolv
 from evaluation.data import DataSplits
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
+from search.execution.distinct import STOPPED_ATTR, converged_line, counted_trials, stop_reason
 from search.execution.interrupts import sigterm_as_interrupt
 from search.execution.plan import DEFAULT_TRIALS, Budget, DataSpec, SearchPlan, StudySpec, Workers
 from search.execution.run_data import data_settings, open_run_data
@@ -39,7 +40,8 @@ from search.pruners import Pruning
 from search.report import write_report
 from search.samplers import SamplerContext, SamplerSpec
 from search.storage.leases import LeasePolicy
-from search.storage.studies import create_or_resume, finished_trials, make_storage, storage_url, study_dir
+from search.storage.studies import create_or_resume, make_storage, storage_url, study_dir
+from search.storage.warm_start import WARM_START_ATTR, check_target, hand_over, open_warm_start
 from spaces import Space, enqueue_architecture, load_space
 
 __all__ = [
@@ -67,14 +69,15 @@ class RunPlan:
     """What a run is about to do, given to ``on_start`` once the study is open."""
 
     study: optuna.Study
-    finished: int  # trials finished by earlier runs (complete or pruned)
-    to_run: int  # trials this run starts at most
+    finished: int  # distinct architectures earlier runs evaluated (search.execution.distinct)
+    to_run: int  # distinct architectures this run evaluates at most
     device: str  # where trials train: "cpu" or "cuda"
     report: Path | None  # where the report is written at the end; None without one
     workers: int = 1  # processes running trials
     settings_changed: str | None = None  # what differs from the settings the study was created with
     pruner: str = ""  # the pruner in use, in words (Pruning.describe)
     data: DataSplits | None = None  # the data trials train on (a source's skipped files: data.skipped)
+    warm_started: int = 0  # trials of the study handed over by a warm start (counted toward no budget)
 
 
 def run_search(
@@ -91,6 +94,7 @@ def run_search(
     seed: int = 0,
     on_start: Callable[[RunPlan], None] | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> optuna.Study:
     """Run, or resume, a multi-objective study over ``space`` and return it.
 
@@ -106,9 +110,13 @@ def run_search(
     Args:
         space: A ``spaces.Space``, or a built-in space name or YAML file path.
         study: Which study (name, storage), the architectures it evaluates
-            first, whether the report is written, the command recorded.
-        budget: Finished trials wanted in all (earlier runs and every worker
-            included), a timeout, each trial's epochs and training fraction.
+            first, whether the report is written, the command recorded, the
+            study of the same space it starts from (a warm start).
+        budget: Distinct architectures to evaluate in all (earlier runs and
+            every worker included; a proposal of one the study already holds
+            takes its values and counts nothing, one refused before training
+            counts: ``search.execution.distinct``), a timeout, each trial's
+            epochs and training fraction.
         data: A data set instead of the space's (a built-in name, or a source:
             ``folder:PATH``, ``csv:FILE``, ``npz:FILE``), how a source is read
             (``SourceOptions``), where its decoded images are cached, and the
@@ -116,7 +124,8 @@ def run_search(
         sampler: The sampler by name (``search.samplers.SAMPLERS``): ``tpe``
             (multivariate, constant liar), ``nsga2``, ``random``, ``gp``
             (Gaussian-process Bayesian optimisation) or ``grid`` (every point
-            of a small space, once).
+            of a small space, once), and the repeats in a row after which a
+            trial explores a random architecture instead.
         pruning: How trials are stopped early (``search.pruners``): ``asha``
             (multi-objective asynchronous successive halving, any space),
             ``median`` or ``hyperband`` (Optuna's, single-objective spaces
@@ -136,7 +145,11 @@ def run_search(
             and each resumed start seeds its sampler from it, its index and
             the trials already in the study (``search.samplers.worker_seed``).
         on_start: Called once with a ``RunPlan`` before the first trial.
-        on_trial: Called with the study and each trial this run finished.
+        on_trial: Called with the study and each trial this run finished
+            (copies of evaluated architectures too).
+        on_note: Called with each line the run has to say beyond its trials:
+            the sampler converged (before the trial that explores), the run
+            stopped before its budget (the space exhausted).
 
     Returns:
         The study, every trial of this run finished (COMPLETE, PRUNED or FAIL).
@@ -164,15 +177,18 @@ def run_search(
             workers=workers,
             seed=seed,
         )
+        if stop_reason(opened) is not None:
+            opened.set_user_attr(STOPPED_ATTR, None)  # an earlier run's; this one says its own
         started = RunPlan(
             study=opened,
-            finished=finished_trials(opened),
-            to_run=max(budget.trials - finished_trials(opened), 0),
+            finished=counted_trials(opened),
+            to_run=max(budget.trials - counted_trials(opened), 0),
             device=plan.config.device,
             report=study_dir(plan.study_name) / "report.html" if study.report else None,
             workers=plan.workers,
             settings_changed=changed,
             data=splits,
+            warm_started=sum(WARM_START_ATTR in t.user_attrs for t in opened.get_trials(deepcopy=False)),
             pruner=pruning.describe()
             + (
                 f", schedule {plan.config.schedule} instead of {space.training.schedule}"
@@ -182,15 +198,38 @@ def run_search(
         )
         if on_start is not None:
             on_start(started)
+        reported = _with_notes(on_trial, on_note)
         if plan.workers == 1:
-            stopped = run_worker(plan, 0, study=opened, data=splits, on_trial=on_trial)
+            stopped = run_worker(plan, 0, study=opened, data=splits, on_trial=reported)
         else:
-            stopped = run_workers(plan, study=opened, on_trial=on_trial)
+            stopped = run_workers(plan, study=opened, on_trial=reported)
+        if on_note is not None and stopped is None and (reason := stop_reason(opened)) is not None:
+            on_note(f"stopped before the budget: {reason}")
         if started.report is not None:
             write_report(opened, started.report)
         if stopped is not None:
             raise SearchInterrupted(opened, signum=stopped)
         return opened
+
+
+def _with_notes(
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None, on_note: Callable[[str], None] | None
+) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+    """``on_trial``, after ``on_note`` is told when a trial explores because its sampler converged.
+
+    Read from the trial, so a worker process's fallback is told as this process's is.
+    """
+    if on_note is None:
+        return on_trial
+
+    def reported(study: optuna.Study, trial: FrozenTrial) -> None:
+        line = converged_line(trial)
+        if line is not None:
+            on_note(line)
+        if on_trial is not None:
+            on_trial(study, trial)
+
+    return reported
 
 
 def _plan(
@@ -235,14 +274,20 @@ def _plan(
         or f"search.run_search(space={space.name!r}, study=StudySpec(name={name!r}), budget={budget!r})",
     )
     settings.update(data_settings(data, splits))
+    source = None if study.warm_start is None else open_warm_start(study.warm_start, space=space, settings=settings)
+    if source is not None:
+        settings["warm_start"] = source.settings
+    storage = make_storage(
+        url,
+        heartbeat_interval=leases.heartbeat_interval,
+        grace_period=leases.grace_period,
+        retry_failed=leases.retry_failed,
+    )
+    if source is not None:
+        check_target(source, name=name, url=url, storage=storage)
     opened, changed = create_or_resume(
         name=name,
-        storage=make_storage(
-            url,
-            heartbeat_interval=leases.heartbeat_interval,
-            grace_period=leases.grace_period,
-            retry_failed=leases.retry_failed,
-        ),
+        storage=storage,
         directions=[o.direction for o in space.objectives],
         metric_names=[o.metric for o in space.objectives],
         sampler=optuna.samplers.RandomSampler(),  # replaced by the worker's: its seed depends on what the study holds
@@ -250,6 +295,8 @@ def _plan(
         pruner=pruning.optuna_pruner(planned_images(splits, config)),
     )
     _check_same_data(opened, settings)
+    if source is not None:
+        hand_over(source, opened)  # before the sampler seeds are drawn from the trials the study holds
     pruning.store_in(opened)  # what a worker of another command on this storage prunes with
     existing = len(opened.trials)
     for arch in first:
@@ -350,6 +397,8 @@ def _settings(
         "objectives": [f"{o.metric} ({o.direction})" for o in space.objectives],
         "training": dataclasses.asdict(config),
         "sampler": sampler.name,
+        "fallback_after": sampler.fallback_after,
+        "warm_start": None,  # the study it started from: search.storage.warm_start.WarmStart.settings
         "pruner": pruning.settings(),
         "screening": {"count": screening.count, "by": screening.by},
         "seed": config.seed,

@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
+from search.execution.distinct import REPEATS_BEFORE_FALLBACK
 from spaces import Space
 
 __all__ = [
@@ -77,13 +78,23 @@ def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """Which sampler a run uses, by its name in ``SAMPLERS``; an unknown name is refused when made."""
+    """Which sampler a run uses, by its name in ``SAMPLERS``, and when it gives way to exploring.
+
+    ``fallback_after``: proposals in a row of architectures the study already
+    holds (in one process) after which the next trial explores a random
+    architecture of the space instead (``search.execution.distinct``); None
+    never explores. A mistake is refused when made.
+    """
 
     name: str = "tpe"
+    fallback_after: int | None = REPEATS_BEFORE_FALLBACK
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.name!r}; expected one of {', '.join(SAMPLERS)}")
+        after = self.fallback_after
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 1):
+            raise UsageError(f"fallback_after must be None (never) or >= 1, got {after!r}")
 
     def make(self, context: SamplerContext) -> optuna.samplers.BaseSampler:
         return SAMPLERS[self.name](context)

@@ -28,13 +28,13 @@ from search.commands._common import (
 from search.commands._progress import Progress
 from search.commands.data import add_source_arguments, source_options
 from search.errors import SearchInterrupted, exit_code_of
+from search.execution.distinct import REPEATS_BEFORE_FALLBACK, counted_trials
 from search.execution.plan import Budget, DataSpec, StudySpec, Workers
 from search.execution.screening import SCREEN_BY, VOTE, Screening
 from search.pruners import PRUNERS, Pruning
 from search.run import DEFAULT_PRUNER, DEFAULT_TRIALS, GPU_EPOCH_FACTOR, RunPlan, run_search
 from search.samplers import GRID_LIMIT, SAMPLERS, SamplerSpec
 from search.storage.leases import LeasePolicy
-from search.storage.studies import finished_trials
 
 DESCRIPTION = f"""\
 Run (or resume) a multi-objective Optuna study over a search space.
@@ -42,10 +42,27 @@ Run (or resume) a multi-objective Optuna study over a search space.
 Each trial samples an architecture, refuses it before training if it cannot be
 built or breaks a constraint of the space (params, MACs, latency), profiles it
 (fvcore MACs, latency), trains it briefly on the space's data set and records
-validation accuracy per epoch. Architectures already evaluated are not trained
-again. The study lives in studies/STUDY/ (SQLite) unless --storage is given;
-running the same command again resumes it, and finished trials count toward
---trials. Ctrl-C stops cleanly: every finished trial is kept.
+validation accuracy per epoch. The study lives in studies/STUDY/ (SQLite)
+unless --storage is given; running the same command again resumes it. Ctrl-C
+stops cleanly: every finished trial is kept.
+
+Distinct trials: --trials N is N distinct architectures evaluated, earlier
+runs and every worker included. A proposal of an architecture the study already
+holds is not trained again: it takes the recorded values (outcome duplicate),
+so the sampler learns them, counts nothing and the sampler is asked again. A
+proposal refused before training (it cannot be built, or breaks a constraint)
+counts: it is a distinct architecture the sampler had to learn about. After
+--fallback-after such repeats in a row the sampler has converged: the run says
+so and the next trial explores a random architecture the study does not hold
+(user attribute proposed_by: fallback-random). The run stops early, saying why,
+when the space has no architecture left to evaluate.
+
+Warm start: --warm-start STUDY (a study under studies/, or NAME@URL in any
+storage) begins a new study with that study's finished trials, one per
+architecture: the sampler models them from the first trial, and their
+architectures are copied rather than trained again, but they count toward no
+--trials. The study must be of the same space, objectives, data set and
+training budget (its seed and device may differ).
 
 Budget: by default {DEFAULT_TRIALS} trials with the space's training budget
 (densenet_hybrid: 1 epoch on 20% of Fashion-MNIST's training split), which on
@@ -112,6 +129,12 @@ class RunCommand:
             "instead of studies/STUDY/study.db (journal.log with --workers).",
         )
         parser.add_argument(
+            "--warm-start",
+            metavar="STUDY",
+            help="Begin a new study with the finished trials of STUDY (a name under studies/, or NAME@URL), "
+            "a study of the same space, objectives, data set and training budget; they count toward no --trials.",
+        )
+        parser.add_argument(
             "--workers",
             type=positive_int,
             default=1,
@@ -143,7 +166,8 @@ class RunCommand:
             "--trials",
             type=positive_int,
             default=DEFAULT_TRIALS,
-            help=f"Total finished trials wanted, counting earlier runs (default: {DEFAULT_TRIALS}).",
+            help="Distinct architectures to evaluate in all, counting earlier runs; copies of evaluated "
+            f"architectures do not count, ones refused before training do (default: {DEFAULT_TRIALS}).",
         )
         parser.add_argument("--timeout", type=positive_float, help="Stop starting new trials after this many seconds.")
         parser.add_argument(
@@ -152,6 +176,14 @@ class RunCommand:
             default="tpe",
             help="Optuna sampler (default: tpe, multivariate, constant liar; gp: Gaussian-process "
             "Bayesian optimisation, for few and expensive trials; grid: every point of a small space).",
+        )
+        parser.add_argument(
+            "--fallback-after",
+            metavar="K",
+            type=non_negative_int,
+            default=REPEATS_BEFORE_FALLBACK,
+            help="After K proposals in a row of architectures the study already holds, explore a random "
+            f"architecture instead; 0: never (default: {REPEATS_BEFORE_FALLBACK}).",
         )
         parser.add_argument(
             "--pruner",
@@ -245,12 +277,13 @@ class RunCommand:
                     enqueue=tuple(args.enqueue_preset),
                     report=not args.no_report,
                     command=" ".join(["python -m search", *sys.argv[1:]]),
+                    warm_start=args.warm_start,
                 ),
                 budget=Budget(
                     trials=args.trials, timeout=args.timeout, epochs=args.epochs, train_fraction=args.train_fraction
                 ),
                 data=_data_spec(args),
-                sampler=SamplerSpec(args.sampler),
+                sampler=SamplerSpec(args.sampler, fallback_after=args.fallback_after or None),
                 pruning=Pruning(kind=args.pruner, min_fraction=args.min_rung, eta=args.eta),
                 leases=LeasePolicy(
                     heartbeat_interval=args.heartbeat_interval,
@@ -262,6 +295,7 @@ class RunCommand:
                 seed=args.seed,
                 on_start=display.start,
                 on_trial=display.trial,
+                on_note=display.note,
             )
         except SearchInterrupted as stop:
             study, stopped = stop.study, stop
@@ -273,7 +307,8 @@ class RunCommand:
         if display.plan is not None and display.plan.report is not None:
             print(f"report: {display.plan.report}", file=sys.stderr)
         print(
-            f"{finished_trials(study)} finished trials; see: python -m search show {study.study_name}", file=sys.stderr
+            f"{counted_trials(study)} distinct architectures evaluated; see: python -m search show {study.study_name}",
+            file=sys.stderr,
         )
         return 0 if stopped is None else exit_code_of(stopped)
 
@@ -307,8 +342,15 @@ class _Display:
                 file=sys.stderr,
             )
         workers = f", {plan.workers} workers" if plan.workers > 1 else ""
+        if plan.warm_started:
+            source = plan.study.user_attrs["settings"].get("warm_start") or {}
+            print(
+                f"warm start: {plan.warm_started} trials of study {source.get('study')}, "
+                "modelled by the sampler and not trained again; they count toward no --trials",
+                file=sys.stderr,
+            )
         print(
-            f"study {plan.study.study_name}: {plan.finished} finished trials, {plan.to_run} to run; "
+            f"study {plan.study.study_name}: {plan.finished} architectures evaluated, {plan.to_run} to run; "
             f"{plan.device} training{workers}; {plan.pruner}",
             file=sys.stderr,
         )
@@ -317,6 +359,12 @@ class _Display:
     def trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.progress is not None:
             self.progress(study, trial)
+
+    def note(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.note(line)
+        else:
+            print(line, file=sys.stderr)
 
     def close(self) -> None:
         if self.progress is not None:

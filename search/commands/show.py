@@ -13,6 +13,7 @@ import pandas as pd
 from evaluation.metrics import METRICS, format_metric, metric_label
 from search.commands._common import add_study_arguments
 from search.commands._progress import format_duration
+from search.execution.distinct import count_summary
 from search.pareto import MIN_RANK_PAIRS, front_frame, objective_names, ranked_trials, study_objectives, trials_frame
 from search.post.final_results import FinalResults, load_final
 from search.storage.studies import open_study
@@ -67,7 +68,8 @@ class ShowCommand:
         labels = [metric_label(name) for name in metrics]
         with pd.option_context("display.max_colwidth", None):  # an architecture in full
             if not args.front_only:
-                print(f"trials of {args.study} ({len(frame)}):")
+                summary = count_summary(study)  # copies and warm-started trials are listed, not counted
+                print(f"trials of {args.study} ({len(frame)}{'' if summary is None else f'; {summary}'}):")
                 print(_aligned(readable_frame(frame, metrics).drop(columns=["architecture"])))
                 print()
             print(f"Pareto front ({len(front)} trials, {' vs '.join(names)}):")

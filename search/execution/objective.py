@@ -6,7 +6,8 @@ trial records its model's proxy scores at initialisation, on one mini-batch
 of the training split drawn with the trial's seed (``evaluation.proxies``).
 
 The order is cheapest first. An architecture that cannot be built, or breaks a
-constraint that is known before training (params, MACs, latency), is
+constraint that is known before training (params, MACs, latency; the exported
+model's ONNX latency when the space names ``onnx_latency_ms``), is
 *rejected*: it costs no training and is completed as infeasible through
 ``Trial.set_constraint``, so the sampler learns to avoid it (a FAIL would be
 ignored by Optuna's samplers, which would keep proposing it). An architecture
@@ -36,9 +37,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evaluation import Architecture, ArchitectureError, build_model, count
 from evaluation.data import DataSplits
+from evaluation.errors import ExportError
 from evaluation.memory import MemoryRefused, check_memory
 from evaluation.metrics import METRICS, get_metric
-from evaluation.profile import count_macs, measure_latency_ms
+from evaluation.onnx_latency import onnx_latency_ms
+from evaluation.profile import count_macs, measure_latency
 from evaluation.proxies import measure_proxies, proxy_batch
 from evaluation.scores import score_model
 from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
@@ -195,12 +198,25 @@ class TrialObjective:
         torch.manual_seed(config.seed)
         model = build_model(arch, self.space.input_size, self.space.num_classes)
         record.macs = count_macs(model, self.space.input_size)
-        record.latency_ms = measure_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
+        latency = measure_latency(model, self.space.input_size, repeats=self.latency_repeats)
+        record.latency_ms, record.latency_spread = latency.ms, latency.spread
         limit = self.space.constraints.limit("latency_ms")
         if limit is not None and record.latency_ms > limit:
             record.outcome = TrialOutcome.REJECTED
             record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"
             return self._finish(trial, record, valid=True)
+        if self._names("onnx_latency_ms"):
+            # The export costs seconds: paid only by a space that judges its trials by it.
+            try:
+                record.onnx_latency_ms = onnx_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
+            except ExportError as error:
+                record.outcome, record.reason = TrialOutcome.REJECTED, f"no ONNX latency: {_first_line(error)}"
+                return self._finish(trial, record, valid=False)  # a model that does not deploy is no result
+            limit = self.space.constraints.limit("onnx_latency_ms")
+            if limit is not None and record.onnx_latency_ms > limit:
+                record.outcome = TrialOutcome.REJECTED
+                record.reason = f"ONNX latency {record.onnx_latency_ms:.2f} ms > max_onnx_latency_ms {limit:g}"
+                return self._finish(trial, record, valid=True)
 
         record.proxies, failures = self._proxies(model, config)
         record.proxy_failures = failures or None
@@ -243,6 +259,10 @@ class TrialObjective:
         record.val_scores = scores.metrics()
         record.per_class_accuracy = scores.per_class_accuracy
         record.eval_seconds += time.perf_counter() - started
+
+    def _names(self, metric: str) -> bool:
+        """Whether the space names ``metric`` as an objective or a constraint."""
+        return metric in {o.metric for o in self.space.objectives} or self.space.constraints.limit(metric) is not None
 
     def _pruner_for(self, trial: optuna.Trial) -> Pruner:
         """The run's pruner: the one given, else one made once from the pruning the study stores."""

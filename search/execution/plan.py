@@ -49,11 +49,14 @@ DEFAULT_TRIALS = 12
 
 @dataclass(frozen=True)
 class Budget:
-    """How much a run does: finished trials wanted in all, a time limit, and each trial's training.
+    """How much a run does: distinct architectures to evaluate in all, a time limit, and each trial's training.
 
     ``trials`` counts earlier runs of the same study and every worker (also
     those of other commands on the same storage): resuming with a larger
-    number adds the difference. ``timeout``: seconds after which no new trial
+    number adds the difference. A trial that proposed an architecture the
+    study already holds takes its recorded values and counts nothing; one
+    refused before training counts; trials handed over by a warm start count
+    toward no budget (``search.execution.distinct``). ``timeout``: seconds after which no new trial
     starts; None for no limit. ``epochs`` and ``train_fraction``: each
     trial's training; None takes the space's budget (more on a GPU).
     """
@@ -90,6 +93,11 @@ class StudySpec:
     enqueued again. ``report``: write ``studies/<name>/report.html`` at the
     end, also after an interruption. ``command``: how the run was started,
     recorded in the study's settings; None records the library call.
+    ``warm_start``: another study of the same space, ``NAME`` under
+    ``studies/`` or ``NAME@URL`` in any storage, whose finished trials the
+    study starts from (``search.storage.warm_start``): its sampler models
+    them and their architectures are not trained again, but they count
+    toward no budget.
     """
 
     name: str | None = None
@@ -97,6 +105,7 @@ class StudySpec:
     enqueue: tuple[str | Architecture, ...] = ()
     report: bool = True
     command: str | None = None
+    warm_start: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enqueue", tuple(self.enqueue))

@@ -30,6 +30,7 @@ from evaluation.data import DataSplits
 from evaluation.errors import ToolkitError
 from evaluation.training import planned_images
 from search.errors import UsageError, exit_code_of
+from search.execution.distinct import Exploration
 from search.execution.interrupts import STOP_SIGNALS, sigterm_as_interrupt
 from search.execution.objective import TrialObjective
 from search.execution.plan import SearchPlan
@@ -100,8 +101,17 @@ def run_worker(
         pruner=prepare_study(plan, study, worker, data),
         screening=plan.screening,
     )
+    exploration = Exploration(
+        space=plan.space, seed=plan.sampler_context(worker).worker_seed, fallback_after=plan.sampler.fallback_after
+    )
     return run_trials(
-        study, objective, trials=plan.budget.trials, timeout=plan.budget.timeout, on_trial=on_trial, lease=plan.leases
+        study,
+        objective,
+        trials=plan.budget.trials,
+        timeout=plan.budget.timeout,
+        on_trial=on_trial,
+        lease=plan.leases,
+        exploration=exploration,
     )
 
 

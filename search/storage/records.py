@@ -59,6 +59,10 @@ class TrialRecord:
     params: int | None = None
     macs: int | None = None
     latency_ms: float | None = None
+    # The exported model's latency in onnxruntime (evaluation.onnx_latency), measured only
+    # when the space names onnx_latency_ms; and how steady latency_ms was (evaluation.profile).
+    onnx_latency_ms: float | None = None
+    latency_spread: float | None = None
     # Zero-cost proxy scores of the trained model at initialisation (evaluation.proxies),
     # None for a proxy that failed or was not finite; why, in proxy_failures.
     proxies: dict[str, float | None] | None = None

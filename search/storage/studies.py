@@ -239,7 +239,8 @@ def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
 
 
 def finished_trials(study: optuna.Study) -> int:
-    """Trials that count toward a run's total: complete or pruned (failed ones are retried)."""
+    """Finished trials: complete or pruned (failed ones are retried), copies of evaluated architectures
+    included; the budget counts distinct ones (``search.execution.distinct.counted_trials``)."""
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 import search
 from evaluation import TrainConfig
+from search.execution.distinct import counted_trials, holds_budget_slot
 from search.execution.plan import SearchPlan
 from search.execution.workers import prepare_study
 from search.samplers import worker_seed
@@ -100,8 +101,9 @@ def test_workers_survive_a_sigkill_and_reach_the_budget_exactly(tiny_space_file,
         f"--retry-failed 1 queues the killed trial's parameters once: {[t.number for t in retried]}"
     )
     assert not [t.number for t in trials if t.state == TrialState.RUNNING], "no trial is left RUNNING"
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 6, f"exactly the budget is finished: {[(t.number, t.state.name) for t in trials]}"
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and holds_budget_slot(t)]
+    assert len(counted) == 6, f"exactly the budget is evaluated: {[(t.number, t.state.name) for t in trials]}"
+    assert len({t.user_attrs["architecture_key"] for t in counted}) == 6, "six distinct architectures"
     trained = Counter(t.user_attrs["architecture_key"] for t in trials if t.user_attrs.get("outcome") == "trained")
     assert max(trained.values()) == 1, f"no architecture is trained twice: {trained}"
 
@@ -187,7 +189,9 @@ def test_one_and_two_workers_run_the_same_search_with_screening_and_the_same_pru
     for study in (one, two):
         trials = study.trials
         finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        assert len(finished) == 4, f"{study.study_name}: the budget: {[(t.number, t.state.name) for t in trials]}"
+        assert counted_trials(study) == 4, (
+            f"{study.study_name}: the budget: {[(t.number, t.state.name) for t in trials]}"
+        )
         for trial in finished:
             screened = trial.user_attrs.get("screened", [])
             assert len(screened) == 2 and trial.user_attrs["screened_by"] == "vote", (
