@@ -153,10 +153,11 @@ def _idx_reader(folder: str) -> Callable[[Path], tuple[Pair, Pair] | None]:
     def read(directory: Path) -> tuple[Pair, Pair] | None:
         parts = []
         for split in ("train", "test"):
-            paths = [_find_idx(directory, stem, folder) for stem in _IDX_FILES[split]]
-            if None in paths:
+            found = [_find_idx(directory, stem, folder) for stem in _IDX_FILES[split]]
+            paths = [path for path in found if path is not None]
+            if len(paths) < len(found):
                 return None
-            images, labels = (_read_idx(p) for p in paths)  # type: ignore[arg-type]
+            images, labels = (_read_idx(path) for path in paths)
             parts.append((torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))))
         return parts[0], parts[1]
 
@@ -197,11 +198,11 @@ def _read_digits(_: Path) -> tuple[Pair, Pair]:
     return (images[train], labels[train]), (images[test], labels[test])
 
 
-def _download(spec: DatasetSpec, directory: Path) -> None:
-    """Fetch ``spec`` into ``directory`` with torchvision (which also extracts it)."""
+def _download(torchvision_class: str, directory: Path) -> None:
+    """Fetch a data set into ``directory`` with its torchvision class (which also extracts it)."""
     import torchvision.datasets
 
-    dataset_class = getattr(torchvision.datasets, spec.torchvision_class)
+    dataset_class = getattr(torchvision.datasets, torchvision_class)
     for train in (True, False):
         dataset_class(str(directory), train=train, download=True)
 
@@ -314,7 +315,7 @@ def _load_raw(name: str, root: str | None, search_dir: str | None, download: boo
         raise DataError(f"{spec.title} not found (looked in: {looked})")
     cache = torchvision_cache()
     try:
-        _download(spec, cache)
+        _download(spec.torchvision_class, cache)
         found = spec.read(cache)
         failure = "the download left no readable files"
     except Exception as error:  # any network or file error: reported below as one message

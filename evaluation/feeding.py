@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -103,7 +103,8 @@ class HostImages:
         pinned = self.device.type == "cuda"
         images = self.images
         if isinstance(images, RowSubset):  # gather straight from the whole set: one copy, into pinned memory
-            images, index = images.images, images.rows[index]
+            index = images.rows[index]
+            images = images.images
         if isinstance(index, slice):
             rows = images[index]
             return torch.empty(rows.shape, dtype=rows.dtype, pin_memory=pinned).copy_(rows)
@@ -167,7 +168,7 @@ def place_images(images: torch.Tensor | RowSubset, device: torch.device) -> torc
 
 def batches_of(
     images: torch.Tensor | RowSubset | HostImages, indices: Sequence[torch.Tensor]
-) -> Iterator[torch.Tensor]:
+) -> Generator[torch.Tensor, None, None]:
     """The batches of ``images`` at each of ``indices``, on the images' device (prefetched for ``HostImages``)."""
     if isinstance(images, HostImages):
         yield from images.batches(indices)

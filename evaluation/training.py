@@ -257,6 +257,13 @@ def _accuracy(
     return correct.item() / len(labels)
 
 
+def _place_model(model: nn.Module, device: torch.device, *, channels_last: bool) -> None:
+    """``model`` on ``device``, its weights in the memory format of the batches it is fed. Two calls:
+    torch takes ``to(device, memory_format=...)`` in one, but its stubs do not declare it."""
+    model.to(device)
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 def evaluate(
     model: nn.Module,
     images: torch.Tensor,
@@ -272,7 +279,7 @@ def evaluate(
         raise ValueError("evaluate needs at least one image, got 0")
     device = resolve_device(config.device)
     dtype = resolve_precision(config.precision, device)
-    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    _place_model(model, device, channels_last=config.channels_last)
     pipeline = BatchPipeline(
         mean=mean, std=std, device=device, resize=config.resize, channels_last=config.channels_last
     )
@@ -295,7 +302,7 @@ def predict_probabilities(
     """
     device = resolve_device(config.device)
     dtype = resolve_precision(config.precision, device)
-    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    _place_model(model, device, channels_last=config.channels_last)
     pipeline = BatchPipeline(
         mean=mean, std=std, device=device, resize=config.resize, channels_last=config.channels_last
     )
@@ -370,7 +377,7 @@ def train(
         if totals.stopped:
             result.stopped_reason = f"stopped by on_checkpoint at {trainer.reached[-1].images} images"
             break
-        if epoch > config.epochs - config.swa_epochs:
+        if trainer.averaged is not None and epoch > config.epochs - config.swa_epochs:
             trainer.averaged.update_parameters(trainer.model)
         report = trainer.validate(epoch, totals)
         _add_epoch(result, report)
@@ -427,7 +434,7 @@ class _Trainer:
 
         self.images, self.labels = _training_images(data, config.train_fraction, self.order, self.device)
         self.val_images, self.val_labels = place_images(data.val[0], self.device), _to_device(data.val[1], self.device)
-        model.to(self.device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+        _place_model(model, self.device, channels_last=config.channels_last)
         self.pipeline = BatchPipeline(
             mean=data.mean,
             std=data.std,
@@ -455,6 +462,8 @@ class _Trainer:
         The averaged BN statistics belong to none of the averaged weights, so
         they are recomputed, as SWA prescribes, on batches augmented as in training.
         """
+        if self.averaged is None:
+            raise ValueError("no weights were averaged: adopt_average needs swa_epochs > 0")
         self.model.load_state_dict(self.averaged.module.state_dict())
         batches = (
             self.pipeline(self.images[start : start + self.batch_size], augment=self.config.augment)
@@ -630,7 +639,7 @@ def _training_images(
     if fraction < 1.0:
         keep = _subset_size(len(labels), fraction)
         subset = torch.randperm(len(labels), generator=order)[:keep].sort().values
-        images, labels = RowSubset(images, subset), labels[subset]
+        return place_images(RowSubset(images, subset), device), _to_device(labels[subset], device)
     return place_images(images, device), _to_device(labels, device)
 
 

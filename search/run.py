@@ -351,6 +351,7 @@ def _train_config(
     schedule = "cosine" if pruning.fractions() and training.schedule == "onecycle" else training.schedule
     epochs = budget.epochs if budget.epochs is not None else training.epochs * (GPU_EPOCH_FACTOR if on_gpu else 1)
     fraction = budget.train_fraction
+    input_size, _ = space.model_shape()
     return TrainConfig(
         epochs=epochs,
         train_fraction=fraction if fraction is not None else (1.0 if on_gpu else training.train_fraction),
@@ -360,7 +361,7 @@ def _train_config(
         device="cuda" if on_gpu else "cpu",
         seed=seed,
         # The space may ask for another resolution than the data set's own.
-        resize=None if space.input_size[1:] == data.input_size[1:] else space.input_size[1],
+        resize=None if input_size[1:] == data.input_size[1:] else input_size[1],
     )
 
 
@@ -387,13 +388,14 @@ def _settings(
     command: str,
 ) -> dict[str, Any]:
     """Everything needed to understand and repeat the run, stored with the study."""
+    input_size, num_classes = space.model_shape()
     return {
         "space": space.name,
         "space_file": str(space.path),
         "space_yaml": space.path.read_text(),
         "dataset": space.dataset,
-        "input_size": list(space.input_size),
-        "num_classes": space.num_classes,
+        "input_size": list(input_size),
+        "num_classes": num_classes,
         "objectives": [f"{o.metric} ({o.direction})" for o in space.objectives],
         "training": dataclasses.asdict(config),
         "sampler": sampler.name,

@@ -9,15 +9,12 @@ the field, so a value it would refuse is caught when the file is loaded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from evaluation.blocks import has_type
 from evaluation.errors import show
-
-if TYPE_CHECKING:
-    from optuna.trial import BaseTrial
 
 __all__ = [
     "MAX_CHOICES",
@@ -28,6 +25,7 @@ __all__ = [
     "IntRange",
     "Knob",
     "KnobType",
+    "Suggests",
     "as_field_type",
     "parse_knob",
 ]
@@ -135,6 +133,19 @@ class FloatRange:
 Distribution = Fixed | Choice | IntRange | FloatRange
 
 
+class Suggests(Protocol):
+    """What a knob asks of a trial: Optuna's define-by-run calls, which ``optuna.trial.BaseTrial``
+    answers, and so does screening's proposal, which asks a sampler without making a trial."""
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+
 @dataclass(frozen=True)
 class Knob:
     """A distribution bound to its Optuna parameter name and its key path in the file.
@@ -155,7 +166,7 @@ class Knob:
     def searched(self) -> bool:
         return not isinstance(self.distribution, Fixed)
 
-    def suggest(self, trial: BaseTrial) -> Scalar:
+    def suggest(self, trial: Suggests) -> Scalar:
         """The value for ``trial``: asked of Optuna unless fixed.
 
         Asking a shared knob again returns the value of the first ask: Optuna

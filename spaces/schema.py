@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evaluation._yaml import UnreadableYaml, read_yaml
 from evaluation.architecture import (
@@ -56,6 +56,9 @@ MAX_STAGES = 12
 # A block's rule across knobs is checked for every value a knob allows; a wider
 # range is refused rather than walked (a width range up to 10**12 would never finish).
 MAX_CHECKED_VALUES = 100_000
+
+# A choice among literal names (a Literal type's values) comes back as that Literal type.
+_Name = TypeVar("_Name", bound=str)
 
 _POSITIVE = KnobType(int, minimum=1)
 _FRACTION_OPEN_HIGH = KnobType(float, minimum=0.0, maximum=1.0, maximum_open=True)
@@ -296,13 +299,13 @@ class _Loader:
         where = Path(rest).expanduser()
         return f"{kind}:{os.path.abspath(where if where.is_absolute() else path.parent / where)}"
 
-    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
+    def choice(self, value: Any, path: str, choices: tuple[_Name, ...]) -> _Name:
         return self.scalar(value, path, KnobType(str, choices=choices))
 
     def input_size(self, value: Any) -> tuple[int, int, int]:
         if not isinstance(value, list) or len(value) != 3:
             raise self.error("input", f"must be a list [C, H, W] of 3 integers, got {_show(value)}")
-        return tuple(self.scalar(v, f"input[{i}]", _POSITIVE) for i, v in enumerate(value))  # type: ignore[return-value]
+        return tuple(self.scalar(v, f"input[{i}]", _POSITIVE) for i, v in enumerate(value))
 
     def objectives(self, value: Any) -> tuple[Objective, ...]:
         value = self.mapping(value, "objectives", METRICS)
@@ -347,7 +350,7 @@ class _Loader:
         if "count" not in value:
             raise self.error("stages.count", "is required: the number of stages, e.g. 3 or {low: 2, high: 4}")
         count = self.knob(value["count"], "stages.count", KnobType(int, minimum=1, maximum=MAX_STAGES), "num_stages")
-        largest = max(count.values())
+        largest = max(count.values_as(int))
         overrides = [f"stage{i}" for i in range(1, largest + 1)]
         value = self.mapping(value, "stages", ("count", "each", *overrides))
         each = self.mapping(value.get("each"), "stages.each", (*STAGE_KNOBS, *BLOCK_KNOBS))
@@ -384,7 +387,7 @@ class _Loader:
             return Knob(f"stages.each.{_join(section, key)}", None, Fixed(default))
 
         block = resolve("block", STAGE_KNOBS["block"])
-        kinds = list(block.values())
+        kinds = block.values_as(str)
         for kind in BLOCK_KNOBS:
             if kind in own and kind not in kinds:
                 raise self.error(

@@ -156,6 +156,16 @@ class Space:
     def error(self, path: str, what: str) -> SpaceError:
         return SpaceError(f"{self.source}: {path}: {what}")
 
+    def model_shape(self) -> tuple[tuple[int, int, int], int]:
+        """The input size and class count its networks are built for: a space that leaves them to
+        its data has them once ``with_input`` has filled them in from the data."""
+        unknown = "is not known: the space states none and no data set has given it yet"
+        if self.input_size is None:
+            raise self.error("input", unknown)
+        if self.num_classes is None:
+            raise self.error("num_classes", unknown)
+        return self.input_size, self.num_classes
+
     # -- from knob values to an Architecture -------------------------------------------
 
     def architecture(self, choose: Choose) -> Architecture:
@@ -238,7 +248,7 @@ class Space:
             raise self.error("input", f"must be 3 positive integers (C, H, W), got {input_size!r}")
         if num_classes is not None and num_classes < 2:
             raise self.error("num_classes", f"must be >= 2, got {num_classes}")
-        shape = self.input_size if input_size is None else tuple(input_size)
+        shape = self.input_size if input_size is None else (*input_size,)
         stem = self.stem
         if self.auto_stem and shape is not None:
             stem = {**self.stem, "style": Knob("stem.style", None, Fixed(stem_style_for(shape[1])))}

@@ -37,7 +37,7 @@ import shutil
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,9 +325,10 @@ def _decode_array(pixels: np.ndarray, decoding: Decoding) -> np.ndarray:
     return square[None] if square.ndim == 2 else square.transpose(2, 0, 1)
 
 
-def _array_row(listing: Listing, name: str) -> np.ndarray:
+def _array_row(arrays: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """The image an npz listing's entry names (``x_train[12]``)."""
     key, _, index = name.partition("[")
-    return listing.arrays[key][int(index.rstrip("]"))]
+    return arrays[key][int(index.rstrip("]"))]
 
 
 class _Decoder:
@@ -357,8 +358,9 @@ class _Decoder:
 
     def headers(self, indices: Sequence[int], show: bool) -> list[Header | str]:
         entries = [self.listing.entries[i] for i in indices]
-        if self.listing.arrays is not None:
-            return [_array_header(_array_row(self.listing, e.name)) for e in entries]
+        arrays = self.listing.arrays
+        if arrays is not None:
+            return [_array_header(_array_row(arrays, e.name)) for e in entries]
         paths = [str(self.listing.path(e)) for e in entries]
         if self.workers == 1 or len(paths) <= CHUNK_ROWS:
             return _headers_of(paths)
@@ -392,9 +394,10 @@ class _Decoder:
             raise
 
     def _decode_here(self, names: list[str], decoding: Decoding) -> tuple[np.ndarray, dict[int, str]]:
-        if self.listing.arrays is None:
+        arrays = self.listing.arrays
+        if arrays is None:
             return _decode_files([str(self.listing.root / n) for n in names], decoding)
-        rows = np.stack([_decode_array(_array_row(self.listing, n), decoding) for n in names])
+        rows = np.stack([_decode_array(_array_row(arrays, n), decoding) for n in names])
         return rows, {}
 
 
@@ -461,7 +464,7 @@ def _plan(listing: Listing, options: SourceOptions, key: str, decoder: _Decoder,
         raise DataError(
             f"{listing.source}: none of its {len(headers)} files can be decoded; first: {skipped[0][0]}: {skipped[0][2]}"
         )
-    good = [headers[i] for i in usable]
+    good = [h for h in headers if isinstance(h, Header)]  # the headers of ``usable``, in its order
     side, side_reason = _choose_resolution(good, options)
     channels, channels_reason = _choose_channels(good, options)
     splits = assign_splits(listing, usable, options)
@@ -539,9 +542,9 @@ def _publish(plan: _Plan, build: Path, target: Path, chunk_rows: int) -> None:
     shape = (len(kept), decoding.channels, decoding.side, decoding.side)
     images = np.lib.format.open_memmap(out / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
     position = 0
-    for rows, indices, failures in _chunk_parts(plan, build / "chunks", chunk_rows):
+    for chunk, indices, failures in _chunk_parts(plan, build / "chunks", chunk_rows):
         good = [offset for offset in range(len(indices)) if offset not in failures]
-        images[position : position + len(good)] = rows[good]
+        images[position : position + len(good)] = chunk[good]
         position += len(good)
     labels = np.array([entries[i].label for i in kept], dtype=np.int64)
     np.save(out / "labels.npy", labels)

@@ -261,57 +261,79 @@ def _images_below(folder: Path, extensions: frozenset[str]) -> tuple[list[Path],
     return found, ignored
 
 
+def _split_folders(root: Path) -> dict[str, Path] | None:
+    """The user's train/, val/, test/ folders by split when every folder of ``root`` is one of them,
+    train/ included; else None, and the folders are classes. Two folders of one split (train/ and
+    training/) are refused: taking one would drop the other's images unseen."""
+    by_split: dict[str, list[Path]] = {}
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and _visible(p)):
+        split = _SPLIT_NAMES.get(child.name.lower())
+        if split is None:
+            return None
+        by_split.setdefault(split, []).append(child)
+    if "train" not in by_split:
+        return None
+    for split, folders in by_split.items():
+        if len(folders) > 1:
+            named = " and ".join(f"{folder.name}/" for folder in folders)
+            raise DataError(f"{root}: {named} name the same split ({split}); put its images in one folder")
+    return {split: folder for split, (folder,) in by_split.items()}
+
+
 @source_kind("folder", "one sub-folder per class (or train/, val/, test/ folders of class folders)")
 def _list_folder(root: Path, source: str, options: SourceOptions) -> Listing:
     if not root.is_dir():
         raise DataError(f"{source}: no such folder")
-    children = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p))
-    split_dirs = {_SPLIT_NAMES.get(p.name.lower()): p for p in children}
-    user_split = "train" in split_dirs and all(_SPLIT_NAMES.get(p.name.lower()) for p in children)
-    groups = [(split_dirs[s], s) for s in SPLITS if s in split_dirs] if user_split else [(root, None)]
+    split_dirs = _split_folders(root)
+    groups = [(split_dirs[s], s) for s in SPLITS if s in split_dirs] if split_dirs is not None else [(root, None)]
     extensions = image_extensions()
-    per_split: list[tuple[str | None, str, list[Path]]] = []
+    per_split: list[tuple[str | None, Path, list[Path]]] = []  # (split, class folder, its images)
     ignored = 0
     for folder, split in groups:
-        classes = sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
-        if not classes:
+        class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
+        if not class_dirs:
             raise DataError(f"{folder}: no class folders; expected one sub-folder per class holding its images")
-        for class_dir in classes:
+        for class_dir in class_dirs:
             files, passed = _images_below(class_dir, extensions)
             ignored += passed
             if not files:
                 raise DataError(f"{class_dir}: class folder holds no images ({passed} other files)")
-            per_split.append((split, class_dir.name, files))
+            per_split.append((split, class_dir, files))
         ignored += sum(1 for p in folder.iterdir() if p.is_file())
-    train_labels = {name for split, name, _ in per_split if split in (None, "train")}
+    train_labels = {class_dir.name for split, class_dir, _ in per_split if split in (None, "train")}
     classes = _class_order(train_labels, options, source)
     index = {name: i for i, name in enumerate(classes)}
     entries = []
-    for split, name, files in per_split:
-        if name not in index:
-            where = f"{root / split / name}" if split else f"{root / name}"
-            raise DataError(f"{where}: class {name!r} is not in the class list ({', '.join(classes)})")
+    for split, class_dir, files in per_split:
+        if class_dir.name not in index:
+            raise DataError(f"{class_dir}: class {class_dir.name!r} is not in the class list ({', '.join(classes)})")
         for path in files:
             size, mtime = _stat(path)
-            entries.append(Entry(path.relative_to(root).as_posix(), index[name], split, size, mtime))
+            entries.append(Entry(path.relative_to(root).as_posix(), index[class_dir.name], split, size, mtime))
     _check_classes_in(train_labels, classes, source)
-    return Listing(source, "folder", root, classes, entries, user_split, ignored)
+    return Listing(source, "folder", root, classes, entries, split_dirs is not None, ignored)
 
 
 # --- csv manifest ----------------------------------------------------------------------
 
 
-def _column(header: list[str], role: str, manifest: Path, *, required: bool) -> int | None:
+def _column(header: list[str], role: str) -> int | None:
+    """Where ``role``'s column is in ``header``, by any of its names; None when it has none."""
     lowered = [name.strip().lower() for name in header]
     for alias in _CSV_COLUMNS[role]:
         if alias in lowered:
             return lowered.index(alias)
-    if required:
+    return None
+
+
+def _required_column(header: list[str], role: str, manifest: Path) -> int:
+    column = _column(header, role)
+    if column is None:
         raise DataError(
             f"{manifest}: no {role} column; expected one named {' or '.join(_CSV_COLUMNS[role])}, "
             f"found {', '.join(repr(h) for h in header)}"
         )
-    return None
+    return column
 
 
 def _inside(value: str, manifest: Path, line: int) -> str:
@@ -337,9 +359,9 @@ def _list_csv(manifest: Path, source: str, options: SourceOptions) -> Listing:
     if not rows:
         raise DataError(f"{manifest}: empty; expected a header row naming path and label columns")
     header = rows[0]
-    path_col = _column(header, "path", manifest, required=True)
-    label_col = _column(header, "label", manifest, required=True)
-    split_col = _column(header, "split", manifest, required=False)
+    path_col = _required_column(header, "path", manifest)
+    label_col = _required_column(header, "label", manifest)
+    split_col = _column(header, "split")
     records: list[tuple[int, str, str, str | None]] = []
     seen: dict[str, int] = {}
     for line, row in enumerate(rows[1:], start=2):
@@ -468,24 +490,24 @@ def _list_npz(archive: Path, source: str, options: SourceOptions) -> Listing:
     try:
         with np.load(archive, allow_pickle=False) as stored:
             # Labels and class names are read; images only their headers, until decoding needs them.
-            arrays = {
-                key: stored[key] if not key.startswith("x_") else _ArrayHeader(archive, key) for key in stored.files
-            }
+            headers = {key: _ArrayHeader(archive, key) for key in stored.files if key.startswith("x_")}
+            arrays = {key: stored[key] for key in stored.files if not key.startswith("x_")}
     except FileNotFoundError:
         raise DataError(f"{source}: no such file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{archive}: not a readable .npz file ({type(error).__name__}: {error})") from None
     for needed in ("x_train", "y_train"):
-        if needed not in arrays:
-            raise DataError(f"{archive}: no {needed} array (found: {', '.join(sorted(arrays)) or 'none'})")
+        if needed not in headers and needed not in arrays:
+            found = ", ".join(sorted([*headers, *arrays])) or "none"
+            raise DataError(f"{archive}: no {needed} array (found: {found})")
     images: dict[str, _ArrayHeader] = {}
     labels: dict[str, np.ndarray] = {}
     for split, suffix in (("train", "train"), ("val", "val"), ("test", "test")):
-        x, y = arrays.get(f"x_{suffix}"), arrays.get(f"y_{suffix}")
-        if (x is None) != (y is None):
-            raise DataError(f"{archive}: x_{suffix} and y_{suffix} come together; found only one of them")
-        if x is None:
+        x, y = headers.get(f"x_{suffix}"), arrays.get(f"y_{suffix}")
+        if x is None and y is None:
             continue
+        if x is None or y is None:
+            raise DataError(f"{archive}: x_{suffix} and y_{suffix} come together; found only one of them")
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(
                 f"{archive}: y_{suffix} must hold one label per image of x_{suffix}: {y.shape} for {x.shape}"

@@ -45,8 +45,8 @@ def assign_splits(listing: Listing, usable: Sequence[int], options: SourceOption
             key=lambda i: _rank(options.split_seed, entries[i].name),
         )
         for i in members:
-            if entries[i].split in ("val", "test"):
-                splits[entries[i].split].append(i)
+            if (given_split := entries[i].split) in ("val", "test"):
+                splits[given_split].append(i)
         counts = [(split, max(1, round(len(pool) * fraction))) for split, fraction in carve]
         needed = 1 + sum(count for _, count in counts)
         if len(pool) < needed:

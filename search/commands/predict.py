@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def _run_model(run_dir: Path, device: torch.device) -> tuple[dict[str, Any], tup
     weights = _load_weights(_required(run_dir, WEIGHTS_FILE))
     result = _result(_required(run_dir, "result.json"))
     described = _description(result.get("data"), result.get("dataset"), run_dir / "result.json")
-    shape = tuple(result.get("input_size") or described["input_size"])
+    shape = _input_shape(result.get("input_size") or described["input_size"], run_dir / "result.json")
     model = build_model(arch, shape, len(described["classes"]))
     try:
         model.load_state_dict(weights)
@@ -196,7 +196,7 @@ def _run_model(run_dir: Path, device: torch.device) -> tuple[dict[str, Any], tup
         with torch.no_grad():
             return torch.softmax(model(batch.to(device)).float(), dim=1).cpu().numpy()
 
-    return described, shape, score  # type: ignore[return-value]
+    return described, shape, score
 
 
 def _onnx_model(path: Path) -> tuple[dict[str, Any], tuple[int, int, int], Scorer]:
@@ -213,10 +213,19 @@ def _onnx_model(path: Path) -> tuple[dict[str, Any], tuple[int, int, int], Score
     metadata = session.get_modelmeta().custom_metadata_map
     recorded = json.loads(metadata["data"]) if "data" in metadata else None
     described = _description(recorded, metadata.get("dataset"), path)
-    shape = tuple(int(d) for d in inputs[0].shape[1:])
+    shape = _input_shape(inputs[0].shape[1:], path)
 
     def score(batch: torch.Tensor) -> np.ndarray:
         (logits,) = session.run(None, {INPUT_NAME: batch.numpy()})
         return torch.softmax(torch.from_numpy(logits).float(), dim=1).numpy()
 
-    return described, shape, score  # type: ignore[return-value]
+    return described, shape, score
+
+
+def _input_shape(values: Sequence[Any], where: Path) -> tuple[int, int, int]:
+    """The (C, H, W) a model takes, as ``where`` records it; any other shape (a free dimension of
+    an ONNX graph included) is a one-line error, not a failure in the first batch."""
+    if len(values) != 3 or not all(type(v) is int and v > 0 for v in values):
+        raise UsageError(f"{where}: the model's input is {list(values)}; expected 3 positive integers [C, H, W]")
+    channels, height, width = values
+    return channels, height, width

@@ -141,10 +141,11 @@ class TrialObjective:
             arch = sample_architecture(self.space, trial)
         except ArchitectureError as error:
             return self._finish(trial, TrialRecord(outcome=TrialOutcome.REJECTED, reason=str(error)), valid=False)
-        record = TrialRecord(outcome=TrialOutcome.TRAINED, architecture=arch.to_dict())
-        record.architecture_key = architecture_key(record.architecture)
+        architecture = arch.to_dict()
+        key = architecture_key(architecture)
+        record = TrialRecord(outcome=TrialOutcome.TRAINED, architecture=architecture, architecture_key=key)
 
-        previous = self._evaluated_or_wait(trial, record.architecture_key)
+        previous = self._evaluated_or_wait(trial, key)
         if previous is not None:
             return self._copy(trial, previous)
 
@@ -179,11 +180,12 @@ class TrialObjective:
 
     def _memory_refusal(self, arch: Architecture, config: TrainConfig) -> str | None:
         """Why ``arch`` cannot train in this machine's memory (``evaluation.memory``), or None."""
+        input_size, num_classes = self.space.model_shape()
         try:
             check_memory(
                 arch,
-                self.space.input_size,
-                self.space.num_classes,
+                input_size,
+                num_classes,
                 batch_size=config.batch_size,
                 limit_bytes=self.memory_limit,
                 device=config.device,
@@ -195,10 +197,11 @@ class TrialObjective:
     def _build_and_train(
         self, trial: optuna.Trial, record: TrialRecord, arch: Architecture, config: TrainConfig
     ) -> list[float]:
+        input_size, num_classes = self.space.model_shape()
         torch.manual_seed(config.seed)
-        model = build_model(arch, self.space.input_size, self.space.num_classes)
-        record.macs = count_macs(model, self.space.input_size)
-        latency = measure_latency(model, self.space.input_size, repeats=self.latency_repeats)
+        model = build_model(arch, input_size, num_classes)
+        record.macs = count_macs(model, input_size)
+        latency = measure_latency(model, input_size, repeats=self.latency_repeats)
         record.latency_ms, record.latency_spread = latency.ms, latency.spread
         limit = self.space.constraints.limit("latency_ms")
         if limit is not None and record.latency_ms > limit:
@@ -208,7 +211,7 @@ class TrialObjective:
         if self._names("onnx_latency_ms"):
             # The export costs seconds: paid only by a space that judges its trials by it.
             try:
-                record.onnx_latency_ms = onnx_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
+                record.onnx_latency_ms = onnx_latency_ms(model, input_size, repeats=self.latency_repeats)
             except ExportError as error:
                 record.outcome, record.reason = TrialOutcome.REJECTED, f"no ONNX latency: {_first_line(error)}"
                 return self._finish(trial, record, valid=False)  # a model that does not deploy is no result
@@ -279,8 +282,9 @@ class TrialObjective:
 
     def _counts(self, arch: Architecture) -> tuple[int, int] | None:
         """Closed-form params and MACs, or None when the architecture cannot be built."""
+        input_size, num_classes = self.space.model_shape()
         try:
-            counts = count(arch, self.space.input_size, self.space.num_classes)
+            counts = count(arch, input_size, num_classes)
         except ArchitectureError:
             return None
         return counts.params, counts.macs
@@ -291,6 +295,7 @@ class TrialObjective:
         def on_epoch(report: EpochReport) -> bool:
             # The curve grows here, epoch by epoch, so a report drawn mid-run shows it;
             # then a per-epoch stopping rule, if the run's has one, may stop the trial.
+            assert report.val_accuracy is not None, "open_run_data refuses data without validation images"
             record.val_accuracy_per_epoch.append(report.val_accuracy)
             trial.set_user_attr("val_accuracy_per_epoch", record.val_accuracy_per_epoch)
             return watch.after_epoch(report)

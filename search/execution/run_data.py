@@ -8,7 +8,8 @@ into its cache there, with progress on a terminal) and shapes the space: with
 ``--data`` the input and class count follow the data; with the space's own
 data set, a stated ``num_classes`` or channel count that disagrees with the
 data is a one-line error naming both, and what the space leaves out it takes
-from the data. The resolved ``DataSpec`` (picklable) goes to every worker,
+from the data; data without validation images, which every trial is judged
+on, is refused. The resolved ``DataSpec`` (picklable) goes to every worker,
 which opens the finished cache again and must find the same fingerprint.
 """
 
@@ -84,6 +85,11 @@ def open_run_data(space: Space, data: DataSpec, *, seed: int) -> tuple[Space, Da
     """The space shaped by the data, the resolved ``DataSpec`` (with the data's fingerprint), and the splits."""
     resolved = _resolve(space, data)
     splits = load_run_data(resolved, seed=seed, progress=None)
+    if len(splits.val[1]) == 0:  # every trial would score 0 % and the search rank on its other objectives only
+        raise UsageError(
+            f"{splits.name} has no validation images, and a search chooses on them (the test images are read once, "
+            f"at the end): give it a val/ split or a val_fraction above 0 (--val-fraction)"
+        )
     return (
         _fit(space, splits, replaced=data.dataset is not None),
         dataclasses.replace(resolved, dataset=splits.name, fingerprint=splits.fingerprint),

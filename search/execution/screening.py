@@ -230,7 +230,7 @@ class _SamplerPick:
 def _candidate(source: str, space: Space, pick: Callable[[str, BaseDistribution], Any]) -> Candidate:
     proposal = _Proposal(pick)
     try:
-        architecture: Architecture | None = sample_architecture(space, proposal)  # type: ignore[arg-type]
+        architecture: Architecture | None = sample_architecture(space, proposal)
     except ArchitectureError as error:
         return Candidate(source, proposal.params, None, reason=str(error))
     return Candidate(source, proposal.params, architecture)
@@ -245,7 +245,7 @@ def _score(candidate: Candidate, space: Space, images: torch.Tensor, labels: tor
         return
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # the weights the trial would train from
-        model = build_model(candidate.architecture, space.input_size, space.num_classes)
+        model = build_model(candidate.architecture, *space.model_shape())
     candidate.scores, candidate.failures = measure_proxies(model, images, labels)
 
 
@@ -256,4 +256,6 @@ def _random_seed(seed: int) -> int:
 def _single_value(distribution: BaseDistribution) -> Any:
     if isinstance(distribution, CategoricalDistribution):
         return distribution.choices[0]
-    return distribution.low  # type: ignore[attr-defined]
+    if isinstance(distribution, IntDistribution | FloatDistribution):
+        return distribution.low
+    raise TypeError(f"no single value of {distribution!r}: Optuna has no other kind of distribution")

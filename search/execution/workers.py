@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -177,7 +177,7 @@ def _stopped_by(codes: list[int | None]) -> int | None:
 class _Forward:
     """The parent's handler of SIGINT and SIGTERM: passes the signal on to every live worker."""
 
-    def __init__(self, processes: list[multiprocessing.process.BaseProcess]) -> None:
+    def __init__(self, processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
         self.processes = processes
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}

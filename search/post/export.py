@@ -8,13 +8,11 @@ from typing import Any
 import optuna
 import torch
 import yaml
-from optuna.trial import FrozenTrial
 
-from evaluation import Architecture, build_model, export_onnx
+from evaluation import build_model, export_onnx
 from evaluation.atomic import atomic_write, write_text
 from evaluation.deploy import dataset_metadata
 from evaluation.standalone import standalone_source
-from search.errors import UsageError
 from search.pareto import front_frame, objective_names, ranked_trials, recorded_metrics, trials_frame
 from search.storage.records import TrialRecord
 
@@ -61,13 +59,15 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
         written.append(path)
         input_size = tuple(settings.get("input_size") or (3, 224, 224))
         num_classes = settings.get("num_classes") or 1000
+        if python or onnx:
+            arch = record.built_architecture(trial=trial.number, study=study.study_name, to="build")
         if python:
-            source = standalone_source(_architecture(study, trial, record), input_size[0], num_classes)
+            source = standalone_source(arch, input_size[0], num_classes)
             written.append(out / f"best-{rank}.py")
             write_text(written[-1], source)
         if onnx:
             torch.manual_seed(0)
-            model = build_model(_architecture(study, trial, record), input_size, num_classes)
+            model = build_model(arch, input_size, num_classes)
             described = settings.get("data") or settings.get("dataset")  # a source's classes and decoding
             metadata = {**dataset_metadata(described), "weights": "untrained (seed 0)"}
             written.append(export_onnx(model, out / f"best-{rank}.onnx", input_size, metadata=metadata))
@@ -77,10 +77,3 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
     with atomic_write(out / "pareto.csv") as temporary:
         front_frame(frame, ranked).to_csv(temporary, index=False)
     return [*written, out / "pareto.csv", out / "trials.csv"]
-
-
-def _architecture(study: optuna.Study, trial: FrozenTrial, record: TrialRecord) -> Architecture:
-    """The architecture ``trial`` recorded, to build; a study made elsewhere may have none."""
-    if record.architecture is None:
-        raise UsageError(f"trial {trial.number} of study {study.study_name!r} records no architecture to build")
-    return Architecture.from_dict(record.architecture)

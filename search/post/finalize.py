@@ -30,7 +30,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from evaluation import Architecture, TrainConfig
+from evaluation import TrainConfig
 from evaluation.atomic import atomic_write
 from evaluation.metrics import METRICS
 from search.errors import UsageError
@@ -99,9 +99,7 @@ def plan_final(
         }
         if init_from is not None:
             extra["initialised_from"] = init_from
-        if record.architecture is None:
-            raise UsageError(f"trial {trial.number} of study {study.study_name!r} records no architecture to train")
-        arch = Architecture.from_dict(record.architecture)
+        arch = record.built_architecture(trial=trial.number, study=study.study_name, to="train")
         for seed in range(seeds):
             init = None if start is None else start / model / f"seed-{seed}" / WEIGHTS_FILE
             jobs.append(Job(f"{model} seed {seed}", arch, seed, where / model / f"seed-{seed}", extra, init))

@@ -310,7 +310,7 @@ def run_jobs(
         if job.done:
             _check_kept(job, config, held_out=len(data.val[1]))
         elif job.init is not None:
-            _check_init(job, held_out=len(data.val[1]))
+            _check_init(job, job.init, held_out=len(data.val[1]))
     if reporter is not None:
         reporter.begin(jobs)
     # SIGTERM (Slurm, Kubernetes) stops the trainings as Ctrl-C does: the job at hand
@@ -346,15 +346,16 @@ def read_result(folder: Path) -> dict[str, Any]:
     return json.loads((folder / RESULT_FILE).read_text())
 
 
-def _check_init(job: Job, *, held_out: int) -> None:
-    """Refuse, before anything trains, a start that is missing, of another architecture, or that
-    trained on other images than this training holds out (its validation accuracy would have seen them)."""
-    if not job.init.is_file():
-        raise UsageError(f"{job.init} does not exist: {job.name} has no weights to start from")
-    kept = job.init.parent / "architecture.yaml"
+def _check_init(job: Job, init: Path, *, held_out: int) -> None:
+    """Refuse, before anything trains, a start (``init``, the job's weights) that is missing, of another
+    architecture, or that trained on other images than this training holds out (its validation accuracy
+    would have seen them)."""
+    if not init.is_file():
+        raise UsageError(f"{init} does not exist: {job.name} has no weights to start from")
+    kept = init.parent / "architecture.yaml"
     if not kept.is_file() or load_architecture(kept) != job.arch:
-        raise UsageError(f"{job.init.parent} holds another architecture than {job.name}; it cannot start it")
-    _check_held_out(job.init.parent, held_out)
+        raise UsageError(f"{init.parent} holds another architecture than {job.name}; it cannot start it")
+    _check_held_out(init.parent, held_out)
 
 
 def _check_kept(job: Job, config: TrainConfig, *, held_out: int) -> None:

@@ -111,7 +111,7 @@ def _check_same(study: str, settings: dict[str, Any], data: DataSplits, *, moved
         moved
         and key is not None
         and data.cache is not None
-        and fingerprint(key, _rows(data.cache / "rows.csv")) == recorded
+        and fingerprint(key, _split_rows(data.cache / "rows.csv")) == recorded
     ):
         return  # the same file names, labels and splits, read from where they are now
     raise UsageError(
@@ -119,6 +119,11 @@ def _check_same(study: str, settings: dict[str, Any], data: DataSplits, *, moved
         f"now, {recorded[:12]} recorded by the search (other files, labels or split); finalize tests only on the "
         f"search's held-out images"
     )
+
+
+def _split_rows(path: Path) -> list[tuple[str, int, str]]:
+    """A cache's rows.csv as the (split, label, name) rows its fingerprint was taken of."""
+    return [(split, int(label), name) for split, label, name in _rows(path)]
 
 
 def _rows(path: Path) -> list[list[str]]:

@@ -419,7 +419,8 @@ def data_panel(settings: dict[str, Any]) -> tuple[DataPanel | None, TestImage | 
     ``settings["dataset"]``; None, None when neither names one the toolkit
     knows. Data that cannot be opened gives a panel with a ``note``, never an error.
     """
-    described = settings.get("data") if isinstance(settings.get("data"), dict) else {}
+    recorded = settings.get("data")
+    described: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     name = described.get("dataset", settings.get("dataset"))
     if not isinstance(name, str):
         return None, None

@@ -163,8 +163,8 @@ def open_rdb(url: str, **options: Any) -> RDBStorage:
 
 def storage_failure(error: BaseException) -> str:
     """One line on why a storage failed: the database driver's own words, under SQLAlchemy's and Optuna's."""
-    while error.__cause__ is not None or getattr(error, "orig", None) is not None:
-        error = getattr(error, "orig", None) or error.__cause__  # type: ignore[assignment]
+    while (inner := getattr(error, "orig", None) or error.__cause__) is not None:
+        error = inner
     return " ".join(str(error).split()) or type(error).__name__
 
 

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial
 
 from evaluation import Architecture
 from evaluation.metrics import METRICS, Metric
+from search.errors import UsageError
 
 __all__ = ["TrialOutcome", "TrialRecord", "architecture_key", "describe_architecture"]
 
@@ -111,6 +112,13 @@ class TrialRecord:
         default = TrialOutcome.FAILED if trial.state.name == "FAIL" else TrialOutcome.UNKNOWN
         attrs["outcome"] = TrialOutcome(attrs.get("outcome", default))
         return cls(**attrs)
+
+    def built_architecture(self, *, trial: int, study: str, to: str) -> Architecture:
+        """The architecture trial ``trial`` of ``study`` recorded, to ``to`` (build, train); a trial of
+        a study made elsewhere may record none, which is the user's one-line error."""
+        if self.architecture is None:
+            raise UsageError(f"trial {trial} of study {study!r} records no architecture to {to}")
+        return Architecture.from_dict(self.architecture)
 
     def value(self, metric: Metric) -> float | None:
         """The trial's value of ``metric``, None when it has none; per-epoch metrics

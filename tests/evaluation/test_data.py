@@ -48,7 +48,7 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     spec = dataclasses.replace(DATASETS["fashion_mnist"], system_dirs=(paths["system"],))
     monkeypatch.setitem(DATASETS, "fashion_mnist", spec)
 
-    def offline(spec: data_module.DatasetSpec, directory: Path) -> None:
+    def offline(torchvision_class: str, directory: Path) -> None:
         raise OSError("network unreachable")
 
     monkeypatch.setattr(data_module, "_download", offline)
@@ -80,7 +80,7 @@ def test_load_dataset_lookup_order_prefers_root_then_env_then_system_then_cache(
 def test_load_dataset_downloads_when_no_copy_exists(places: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     fetched: list[Path] = []
 
-    def download(spec: data_module.DatasetSpec, directory: Path) -> None:
+    def download(torchvision_class: str, directory: Path) -> None:
         fetched.append(directory)
         _write_fake_mnist(directory / "FashionMNIST" / "raw", 5)
 

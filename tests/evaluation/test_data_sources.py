@@ -255,6 +255,35 @@ def test_folder_layout_errors_are_one_line_and_write_nothing(tmp_path: Path, lay
     assert not (tmp_path / "cache").exists(), "nothing is written for a refused data set"
 
 
+def _split_folders(root: Path, layout: dict[str, str]) -> None:
+    """One 8x8 image per class folder: ``layout`` maps each split folder to its classes' names (one letter each)."""
+    for split, classes in layout.items():
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            Image.new("L", (8, 8)).save(root / split / name / "0.png")
+
+
+def test_a_class_outside_the_class_list_is_named_by_its_own_folder(tmp_path: Path) -> None:
+    """Split folders may be named Training/ or Validation/: the message names the folder there is, not val/."""
+    root = tmp_path / "data"
+    _split_folders(root, {"Training": "ab", "Validation": "abz"})
+    with pytest.raises(DataError) as caught:
+        list_source(f"folder:{root}", SourceOptions())
+    assert str(caught.value) == f"{root / 'Validation' / 'z'}: class 'z' is not in the class list (a, b)", caught.value
+
+
+def test_two_folders_of_one_split_are_refused_not_one_dropped(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _split_folders(root, {"train": "ab", "Training": "ab", "val": "ab"})
+    with pytest.raises(DataError) as caught:
+        list_source(f"folder:{root}", SourceOptions())
+    message = f"{root}: Training/ and train/ name the same split (train); put its images in one folder"
+    assert str(caught.value) == message, "train/'s images would be dropped unseen"
+    (root / "Training").rename(tmp_path / "elsewhere")
+    listing = list_source(f"folder:{root}", SourceOptions())
+    assert sorted(e.name for e in listing.entries) == ["train/a/0.png", "train/b/0.png", "val/a/0.png", "val/b/0.png"]
+
+
 def test_training_reads_a_mapped_cache_as_it_reads_memory(png_folder: Path, tmp_path: Path, monkeypatch) -> None:
     in_memory = _load(f"folder:{png_folder}", tmp_path)
     monkeypatch.setattr(data_module, "HOST_SHARE", 0.0)  # as if the cache were larger than the memory

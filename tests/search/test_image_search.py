@@ -279,6 +279,21 @@ def test_a_space_that_disagrees_with_its_data_is_one_line(folders: Path, capsys:
     assert not (folders / "studies").exists() or not any((folders / "studies").iterdir()), "nothing created"
 
 
+def test_a_search_without_validation_images_is_refused(folders: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Trials are judged on validation images: without any, each would score 0 % accuracy and the
+    search rank on its other objectives alone, as if it had chosen on accuracy."""
+    root = _small_folder(folders / "two")
+    space = folders / "two.yaml"
+    space.write_text("description: d\ndataset: folder:two\n" + TINY_BODY)
+    for args in (("--val-fraction", "0"), ("--data", f"folder:{root}", "--val-fraction", "0")):
+        message = _one_line_error(capsys, "run", "--space", str(space), *args, "--trials", "1", "--no-report")
+        assert message == (
+            f"folder:{root} has no validation images, and a search chooses on them (the test images are read "
+            f"once, at the end): give it a val/ split or a val_fraction above 0 (--val-fraction)"
+        ), message
+    assert not (folders / "studies").exists() or not any((folders / "studies").iterdir()), "nothing created"
+
+
 def test_train_and_ablate_take_a_source_and_its_flags(folders: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--data and the source flags on train and ablate (--fit: the resize policy; --resize PX stays the input side)."""
     root = _small_folder(folders / "two", per_class=10)

@@ -121,6 +121,19 @@ def test_predict_mistakes_are_one_line(trained, capsys, tmp_path: Path) -> None:
         assert code == 2 and err.count("\n") == 1 and message in err, err
 
 
+def test_an_onnx_file_without_a_fixed_input_size_is_one_line(trained, capsys, tmp_path: Path) -> None:
+    """Images are prepared at the size the model takes: a graph whose height is free gives none."""
+    run, tests, _ = trained
+    graph = onnx.load(run / "model.onnx")
+    graph.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "height"  # in place of the fixed 28
+    free = tmp_path / "free.onnx"
+    onnx.save(graph, free)
+    code = main(["predict", str(free), str(tests)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == f"error: {free}: the model's input is [1, 'height', 28]; expected 3 positive integers [C, H, W]\n"
+
+
 def test_search_train_on_a_folder_then_predict(tmp_path: Path, capsys, monkeypatch) -> None:
     """Phase one's whole path on the command line: train --dataset folder:..., then predict reads the source again."""
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))

@@ -301,6 +301,22 @@ def test_images_space_takes_input_and_classes_from_the_data() -> None:
     assert styles == {28: ["small"], 96: ["small"], 127: ["small"], 128: ["imagenet"], 224: ["imagenet"]}, styles
 
 
+def test_a_space_without_its_input_says_so_before_anything_is_built() -> None:
+    """The images space leaves input and classes to its data: until ``with_input``, nothing can be counted."""
+    from spaces import precheck
+
+    space = load_space("images")
+    unknown = "is not known: the space states none and no data set has given it yet"
+    with pytest.raises(SpaceError) as caught:
+        precheck(space, space.example())
+    assert str(caught.value) == f"spaces/images.yaml: input: {unknown}", str(caught.value)
+    with pytest.raises(SpaceError) as caught:
+        space.with_input(input_size=(3, 32, 32)).model_shape()
+    assert str(caught.value) == f"spaces/images.yaml: num_classes: {unknown}", str(caught.value)
+    shaped = space.with_input(input_size=(3, 32, 32), num_classes=5)
+    assert shaped.model_shape() == ((3, 32, 32), 5) and precheck(shaped, shaped.example()) is None
+
+
 @pytest.mark.parametrize(("shape", "stem"), [((1, 28, 28), "small"), ((3, 224, 224), "imagenet")])
 def test_images_space_samples_build_at_small_and_imagenet_sizes(shape: tuple[int, int, int], stem: str) -> None:
     """Every sample the closed form admits builds with the parameters it counted (torch's count is the reference)."""
