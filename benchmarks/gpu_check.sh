@@ -5,7 +5,7 @@
 # Fashion-MNIST PNG files. About 2 minutes on one H100, most of it imports and the decode.
 #
 #   bash benchmarks/gpu_check.sh              # on a machine with CUDA
-#   DEVICE=cpu bash benchmarks/gpu_check.sh   # the same steps on the CPU (the cuda tests skip)
+#   DEVICE=cpu bash benchmarks/gpu_check.sh   # the same steps on the CPU (the cuda tests are deselected)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}

@@ -91,10 +91,13 @@ def test_ci_fails_a_module_skipped_at_import(pytester: pytest.Pytester, monkeypa
     result.stdout.fnmatch_lines(["*test_import.py skipped under CI=true, where no test may skip:*no_such_module_here*"])
 
 
-def test_a_cuda_test_skips_without_cuda_even_on_ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cuda_test_is_deselected_without_cuda_and_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = _run(pytester, monkeypatch, "true", test_gpu=CUDA_ONLY)
     if torch.cuda.is_available():
         result.assert_outcomes(passed=1)
     else:
-        result.assert_outcomes(skipped=1)
-        result.stdout.fnmatch_lines(["*needs a CUDA device and torch.cuda.is_available() is False here*"])
+        assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str()
+        result.assert_outcomes(deselected=1)
+        result.stdout.fnmatch_lines(["deselected 1 cuda-marked test(s): needs a CUDA device*"])

@@ -1,6 +1,6 @@
 """Where training reads its images: host memory, a mapped cache, the GPU, or the GPU batch by batch.
 
-The CUDA tests are marked ``cuda`` and skip without a device; benchmarks/gpu_check.sh runs them.
+The CUDA tests are marked ``cuda``, deselected without a device (tests/conftest.py); benchmarks/gpu_check.sh runs them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from evaluation.feeding import HostImages, RowSubset, available_memory, batches_
 from evaluation.images import mapping
 from evaluation.images.mapping import map_images, will_need
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 TINY = {
     "stem": {"style": "small", "width": 8},
     "stages": [{"block": "dense", "depth": 1, "growth_rate": 8, "bn_size": 0}],
@@ -236,7 +235,6 @@ def test_a_training_subset_of_a_mapped_cache_is_never_copied_and_trains_as_a_cop
 
 
 @pytest.mark.cuda
-@cuda
 def test_a_row_subset_moves_to_the_device_or_streams_from_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     images = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (100, 1, 6, 6), dtype=np.uint8))
     rows = torch.arange(0, 100, 3)
@@ -251,7 +249,6 @@ def test_a_row_subset_moves_to_the_device_or_streams_from_the_host(monkeypatch: 
 
 
 @pytest.mark.cuda
-@cuda
 def test_a_set_that_fits_moves_to_the_device_whole() -> None:
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     placed = place_images(images, torch.device("cuda"))
@@ -260,7 +257,6 @@ def test_a_set_that_fits_moves_to_the_device_whole() -> None:
 
 
 @pytest.mark.cuda
-@cuda
 def test_a_set_too_large_streams_through_pinned_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(feeding, "DEVICE_SHARE", 0.0)
     array = np.random.default_rng(0).integers(0, 256, (100, 1, 6, 6), dtype=np.uint8)
@@ -280,7 +276,6 @@ def test_a_set_too_large_streams_through_pinned_memory(monkeypatch: pytest.Monke
 
 
 @pytest.mark.cuda
-@cuda
 def test_training_from_the_host_matches_training_from_the_device(fashion, monkeypatch: pytest.MonkeyPatch) -> None:
     config = TrainConfig(epochs=1, batch_size=32, precision="fp32", device="cuda", lr=0.05)
     accuracies = []
