@@ -92,7 +92,8 @@ def build_cache(folder: Path, cache: Path) -> float:
 
 
 def cache_data(folder: Path, cache: Path) -> DataSplits:
-    """Every image of the folder for training (its carved test split too): the same images as ImageFolder's."""
+    """The folder as a search sees it: its training split (a test split is carved off; ImageFolder reads every file,
+    so each pipeline's images per second is counted on the images it served)."""
     return load_dataset(
         f"folder:{folder}", options=SourceOptions(val_fraction=0.0), validation_size=0, cache_dir=cache, progress=False
     )
@@ -176,19 +177,20 @@ def measure_set(folder: Path, side: int, cache: Path, device: torch.device, roun
     """Every figure of one folder; the training figures (b, d) for the 28 px set only."""
     build = best(rounds, lambda: build_cache(folder, cache))
     data = cache_data(folder, cache)
-    count = len(data.train[1]) // BATCH * BATCH  # whole batches: what both pipelines serve
+    count = len(data.train[1]) // BATCH * BATCH  # whole batches: what the cache's pipeline serves
     if count == 0:
         raise SystemExit(f"{folder}: fewer than {BATCH} images; ask for more")
     plain = loader(folder, side, data, augment=False)
     augmented = loader(folder, side, data, augment=True)
+    served = len(augmented) * BATCH  # every file of the folder, in whole batches
     decode_epoch = best(rounds, lambda: loader_epoch(plain, device))
     ours = best(rounds, lambda: cache_pipeline_epoch(data, device))
     theirs = best(rounds, lambda: loader_epoch(augmented, device))
     result = {
-        "images": len(data.train[1]),
-        "images_per_epoch": count,
+        "images": {"files": len(plain.dataset), "training_split": len(data.train[1])},
+        "images_per_epoch": {"cache": count, "dataloader": served},
         "side": side,
-        "a_pipeline_images_per_s": {"cache": count / ours, "dataloader": count / theirs, "ratio": theirs / ours},
+        "a_pipeline_images_per_s": _versus(count / ours, served / theirs),
         "c_cache_build_s": build,
         "c_dataloader_epoch_s": decode_epoch,
         "c_ratio": decode_epoch / build,
@@ -205,17 +207,18 @@ def measure_set(folder: Path, side: int, cache: Path, device: torch.device, roun
     theirs_train = best(rounds, lambda: loader_train_epoch(fresh(), augmented, device))
     builtin = builtin_like(data)
     builtin_train = best(rounds, lambda: toolkit_train_epoch(fresh(), builtin, device))
-    result["b_train_epoch_images_per_s"] = {
-        "cache": count / ours_train,
-        "dataloader": count / theirs_train,
-        "ratio": theirs_train / ours_train,
-    }
+    result["b_train_epoch_images_per_s"] = _versus(count / ours_train, served / theirs_train)
     result["d_folder_vs_builtin_train_s"] = {
         "folder": ours_train,
         "builtin": builtin_train,
         "ratio": ours_train / builtin_train,
     }
     return result
+
+
+def _versus(cache: float, dataloader: float) -> dict[str, float]:
+    """Two rates in images per second and the cache's over the DataLoader's."""
+    return {"cache": cache, "dataloader": dataloader, "ratio": cache / dataloader}
 
 
 def main() -> None:
