@@ -43,15 +43,16 @@ from sklearn.base import RegressorMixin
 from evaluation import ArchitectureError, count
 from evaluation.metrics import METRICS, get_metric
 from search.execution.objective import VALID_CONSTRAINT
+from search.pareto import hypervolume_2d
 from search.storage.records import TrialOutcome, architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
 __all__ = [
-    "NoiseModel",
     "SimulatedObjective",
     "SimulatedRun",
     "Simulator",
     "Surrogate",
+    "hypervolume_curve",
     "run_simulated",
 ]
 
@@ -64,8 +65,8 @@ KEY, OUTCOME, MEAN, FALLBACK = "architecture_key", "outcome", "simulated_mean_ac
 class Surrogate:
     """A fitted regressor over ``simulator_fit.FeatureEncoder`` features; predictions are cached per architecture."""
 
-    def __init__(self, space: Space, model: RegressorMixin, encoder: FeatureEncoder) -> None:
-        self.space, self.model, self.encoder = space, model, encoder
+    def __init__(self, model: RegressorMixin, encoder: FeatureEncoder) -> None:
+        self.model, self.encoder = model, encoder
         self._cache: dict[str, float] = {}
 
     def predict(self, architecture: dict[str, Any]) -> float:
@@ -102,7 +103,7 @@ class Simulator:
         )
         return cls(
             space=space,
-            surrogate=Surrogate(space, model, encoder),
+            surrogate=Surrogate(model, encoder),
             noise=NoiseModel.from_dict(report["noise"]["model"]),
             fingerprint=report["simulator"]["fingerprint"],
         )
@@ -294,8 +295,6 @@ def hypervolume_curve(
     ``observed`` scores what the search recorded (accuracy with its noise); off,
     the noise-free accuracy of the same architectures.
     """
-    from search.pareto import hypervolume_2d
-
     curve, losses = [], []
     for point in points:
         if point is not None:

@@ -68,6 +68,9 @@ FIDELITY_RUN = "1ep_20pct"  # the panel's run at the space's budget
 TRAINED = RESULTS / "simulator" / "trained.json"
 BUDGET_KEYS = ("epochs", "train_fraction", "batch_size", "lr", "schedule")
 SPLIT_SEED = 0  # the validation split of the headline, of the fidelity panel and of every run here
+# The first trials each sampler of the committed studies drew at random: TPE's and GP's start-up
+# (search.samplers: min(10, trials // 3) with trials in the thousands) and NSGA-II's first generation.
+RANDOM_START = {"tpe": 10, "gp": 10, "nsga2": 20, "random": 1 << 30}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Observation:
     source: str  # "headline", "tpe-s0", "fidelity", "noise", "random", ...
     seed: int  # the training seed (weights, subset, order)
     split_seed: int  # the seed of the validation split
+    drawn_at_random: bool  # drawn uniformly from the space (a sampler's start-up, the panel, a random draw here)
 
     @property
     def key(self) -> str:
@@ -115,6 +119,7 @@ def committed_observations(
                     source=summary.study_name,
                     seed=int(training["seed"]) + trial.number,  # search.execution.objective's per-trial seed
                     split_seed=int(settings["seed"]),
+                    drawn_at_random=trial.number < RANDOM_START.get(settings.get("sampler"), 0),
                 )
                 for trial in study.get_trials(deepcopy=False)
                 if trial.user_attrs.get("outcome") == TrialOutcome.TRAINED and trial.values
@@ -139,8 +144,9 @@ def committed_observations(
                 source="fidelity",
                 seed=int(entry["runs"][FIDELITY_RUN]["settings"]["seed"]),
                 split_seed=int(panel["settings"]["seed"]),
+                drawn_at_random=name.startswith("sample_"),  # not the space's baselines
             )
-            for entry in panel["panel"].values()
+            for name, entry in panel["panel"].items()
             if entry["runs"].get(FIDELITY_RUN, {}).get("val_accuracy") is not None
         ]
         settings = next(iter(panel["panel"].values()))["runs"][FIDELITY_RUN]["settings"]
@@ -167,6 +173,7 @@ def trained_observations(cache: dict[str, Any]) -> list[Observation]:
             source=run["purpose"],
             seed=int(run["seed"]),
             split_seed=SPLIT_SEED,
+            drawn_at_random=run["purpose"] == "random",
         )
         for run in cache.get("runs", {}).values()
         if run.get("val_accuracy") is not None
@@ -182,6 +189,7 @@ class Row:
     accuracy: float
     runs: int
     sources: tuple[str, ...]
+    drawn_at_random: bool  # any of its runs was of a uniform draw of the space
 
 
 def rows_by_architecture(observations: Iterable[Observation]) -> list[Row]:
@@ -190,9 +198,12 @@ def rows_by_architecture(observations: Iterable[Observation]) -> list[Row]:
     A run seen twice (the same architecture, training seed and split, as the
     search-efficiency methods of one seed share their first random trials) counts once.
     """
-    runs: dict[str, dict[tuple[int, int], Any]] = {}
+    runs: dict[str, dict[tuple[int, int], Observation]] = {}
+    random: set[str] = set()
     for o in observations:
         runs.setdefault(o.key, {}).setdefault((o.seed, o.split_seed), o)
+        if o.drawn_at_random:
+            random.add(o.key)
     rows = []
     for key in sorted(runs):
         found = list(runs[key].values())
@@ -203,6 +214,7 @@ def rows_by_architecture(observations: Iterable[Observation]) -> list[Row]:
                 accuracy=float(np.mean([o.accuracy for o in found])),
                 runs=len(found),
                 sources=tuple(sorted({o.source for o in found})),
+                drawn_at_random=key in random,
             )
         )
     return rows

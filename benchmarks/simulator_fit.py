@@ -285,8 +285,8 @@ def noise_ceiling(
 
 
 def origin(row: Row) -> str:
-    """Where an architecture came from: ``random`` (drawn and trained here) or ``committed`` (the studies' and panel's)."""
-    return "random" if "random" in row.sources else "committed"
+    """How an architecture was found: drawn uniformly from the space, or proposed by a sampler's model."""
+    return "drawn at random" if row.drawn_at_random else "proposed by a model"
 
 
 def fit_report(
@@ -301,8 +301,9 @@ def fit_report(
 ) -> dict[str, Any]:
     """Choose the regressor on the training architectures, score it on the held-out ones, measure the noise.
 
-    The held-out share is drawn per origin (committed, random), so both are
-    scored. A learning curve (held-out MAE and Spearman when fitting on a
+    The held-out share is drawn per origin (``origin``), so both are scored:
+    a random search and a sampler's start-up visit the first kind, a
+    converging sampler the second. A learning curve (held-out MAE and Spearman when fitting on a
     quarter, half, three quarters and all of the training architectures) says
     whether more trained architectures would help.
     """

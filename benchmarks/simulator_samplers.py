@@ -156,6 +156,8 @@ def run_one(simulator: Simulator, setting: Setting, *, trials: int, seed: int) -
         distinct=setting.distinct,
         patience=setting.patience,
     )
+    if len(run.points) < trials:
+        raise RuntimeError(f"{setting.name}: {trials} trials not reached in {run.proposals} proposals")
     return {
         "observed": [round(v, 6) for v in hypervolume_curve(run.points, reference=REFERENCE)],
         "true": [round(v, 6) for v in hypervolume_curve(run.points, reference=REFERENCE, observed=False)],

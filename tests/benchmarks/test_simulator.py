@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -51,7 +52,7 @@ def small_simulator(subset: list[simulator_data.Observation]) -> simulator.Simul
         encoder.table([r.architecture for r in rows]), np.array([r.accuracy for r in rows])
     )
     noise = simulator_fit.NoiseModel(((0.6, 0.03), (0.75, 0.01)))
-    return simulator.Simulator(SPACE, simulator.Surrogate(SPACE, model, encoder), noise, fingerprint="test")
+    return simulator.Simulator(SPACE, simulator.Surrogate(model, encoder), noise, fingerprint="test")
 
 
 # --- data and fit -----------------------------------------------------------------------
@@ -84,9 +85,9 @@ def test_feature_encoder_reads_the_knobs_and_the_closed_form_size() -> None:
 def test_measure_noise_pools_the_seed_replicates_by_hand() -> None:
     arch_a, arch_b = SPACE.baseline("small_dense").to_dict(), _two_stage_architecture().to_dict()
     runs = [(arch_a, 1, 0.70), (arch_a, 2, 0.74), (arch_a, 3, 0.72), (arch_b, 1, 0.60), (arch_b, 2, 0.66)]
-    observations = [simulator_data.Observation(a, acc, "noise", seed, 0) for a, seed, acc in runs]
+    observations = [simulator_data.Observation(a, acc, "noise", seed, 0, False) for a, seed, acc in runs]
     # On another split, so not a replicate of the same run: left out.
-    observations.append(simulator_data.Observation(arch_b, 0.1, "tpe-s1", 7, 1))
+    observations.append(simulator_data.Observation(arch_b, 0.1, "tpe-s1", 7, 1, False))
     noise = simulator_fit.measure_noise(observations, bins=2)
     squares = (0.02**2 + 0.0 + 0.02**2) + (0.03**2 + 0.03**2)  # deviations from each architecture's mean
     assert noise["pooled_sd"] == pytest.approx(math.sqrt(squares / 3))
@@ -109,7 +110,7 @@ def test_fit_on_a_small_subset_chooses_by_cross_validation_and_beats_the_mean(
     subset: list[simulator_data.Observation],
 ) -> None:
     replicates = [
-        simulator_data.Observation(o.architecture, o.accuracy + delta, "noise", o.seed + 100 + i, o.split_seed)
+        dataclasses.replace(o, accuracy=o.accuracy + delta, source="noise", seed=o.seed + 100 + i)
         for o in subset[-6:]  # the panel's, validated on split 0 as the replicates are
         for i, delta in enumerate((0.01, -0.01))
     ]
@@ -124,10 +125,13 @@ def test_fit_on_a_small_subset_chooses_by_cross_validation_and_beats_the_mean(
     )
     scores = report["cross_validation"]["candidates"]
     assert report["chosen"] == min(scores, key=lambda name: scores[name]["mae"])
-    held = round(0.25 * len(rows))
+    random = sum(r.drawn_at_random for r in rows)
+    assert 30 < random < len(rows) - 30, "the panel and the studies' first trials were drawn at random"
+    held = round(0.25 * random) + round(0.25 * (len(rows) - random))  # a quarter of each origin
     assert report["architectures"] == {
         "all": len(rows),
-        "committed": len(rows),
+        "drawn at random": random,
+        "proposed by a model": len(rows) - random,
         "train": len(rows) - held,
         "held_out": held,
     }
