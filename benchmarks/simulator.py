@@ -5,8 +5,8 @@ is refused as a real one is when it cannot be built or breaks the params or
 MACs limit (completed as infeasible through ``Trial.set_constraint``, with the
 values ``search.execution.objective`` gives it), copies the recorded values of
 an architecture the study already evaluated, and otherwise returns the
-surrogate's validation accuracy at the default budget plus noise drawn at the
-measured seed-to-seed level, with the architecture's closed-form MACs.
+surrogate's validation accuracy at the default budget plus noise resampled from
+the measured seed-to-seed deviations, with the architecture's closed-form MACs.
 
 The surrogate (``benchmarks/simulator_fit.py``) is fitted on every
 architecture the committed studies trained at the space's budget and on the
@@ -156,7 +156,7 @@ class SimulatedObjective:
             return self._finish(trial, measured, None, outcome=TrialOutcome.REJECTED, valid=True)
         mean = self.simulator.surrogate.predict(record)
         rng = np.random.default_rng([self.seed, trial.number])
-        accuracy = float(np.clip(mean + rng.normal(0.0, self.simulator.noise.sd(mean)), 0.0, 1.0))
+        accuracy = float(np.clip(mean + self.simulator.noise.draw(mean, rng), 0.0, 1.0))
         trial.set_user_attr(MEAN, mean)
         return self._finish(trial, measured, accuracy, outcome=TrialOutcome.TRAINED, valid=True)
 

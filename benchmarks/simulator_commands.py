@@ -15,6 +15,7 @@ import simulator_fit
 import simulator_samplers
 import torch
 
+from search.commands._common import shard
 from spaces import load_space
 
 from result_cache import load_cache, save_cache
@@ -44,7 +45,7 @@ def train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     space = load_space(simulator_data.SPACE)
     plan = training_plan(space, noise=args.noise_architectures, random=args.random_architectures)
-    cache = simulator_data.train_missing(plan, out=args.out, log=log)
+    cache = simulator_data.train_missing(plan, out=args.out, log=log, shard=args.shard)
     log(f"{len(cache['runs'])} runs in {args.out}")
     return 0
 
@@ -101,6 +102,7 @@ def compare(args: argparse.Namespace) -> int:
             seeds=range(args.seeds),
             save=lambda: save_cache(runs, cache),
             log=log,
+            shard=args.shard,
         )
     cache = load_cache(runs, cache)
     results = {
@@ -150,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"Random architectures trained once (default: {RANDOM_ARCHITECTURES}).",
     )
     sub.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice).")
+    sub.add_argument(
+        "--shard",
+        type=shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="Train only every N-th run of the plan, from the I-th (0-based), to run N processes side by side.",
+    )
     sub.add_argument("--out", type=Path, default=simulator_data.TRAINED, help="The training cache.")
     sub.set_defaults(run=train)
 
@@ -176,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=simulator.RESULTS,
         help=f"Folder of {RUNS} (the runs' cache), {SAMPLERS}, {FIGURE} and {TABLE} (default: {simulator.RESULTS}).",
+    )
+    sub.add_argument(
+        "--shard",
+        type=shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="Run only every N-th run of the plan, from the I-th (0-based), to run N processes side by side.",
     )
     sub.add_argument("--summary-only", action="store_true", help="Run nothing; summarise the cache.")
     sub.set_defaults(run=compare)

@@ -296,11 +296,21 @@ def train_run(space: Space, data: DataSplits, arch: dict[str, Any], seed: int) -
 
 
 def train_missing(
-    plan: list[tuple[str, dict[str, Any], int]], *, out: Path, log: Callable[[str], None]
+    plan: list[tuple[str, dict[str, Any], int]],
+    *,
+    out: Path,
+    log: Callable[[str], None],
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, Any]:
-    """Train every planned (architecture, seed) the cache at ``out`` lacks, saving each run as it ends."""
+    """Train every planned (architecture, seed) the cache at ``out`` lacks, saving each run as it ends.
+
+    ``shard`` (i, n): this process takes every n-th run of the plan from the i-th,
+    so n processes side by side share it.
+    """
     cache = load_cache(out, {"runs": {}})
-    missing = [(purpose, arch, seed) for purpose, arch, seed in plan if run_key(arch, seed) not in cache["runs"]]
+    index, count_ = shard
+    mine = plan[index::count_]
+    missing = [(purpose, arch, seed) for purpose, arch, seed in mine if run_key(arch, seed) not in cache["runs"]]
     if not missing:
         return cache
     space = load_space(SPACE)

@@ -178,9 +178,14 @@ def run_all(
     seeds: Iterable[int],
     save: Callable[[], None],
     log: Callable[[str], None],
+    shard: tuple[int, int] = (0, 1),
 ) -> None:
-    """Every missing (setting, trials, seed) run, saved as each ends; seed by seed, so a stop leaves all settings alike."""
-    plan = [(n, s, t) for s in seeds for t in trial_counts for n in settings]
+    """Every missing (setting, trials, seed) run, saved as each ends.
+
+    Seed by seed, so a stop leaves every setting with about as many seeds;
+    ``shard`` (i, n) takes every n-th run from the i-th, for n processes side by side.
+    """
+    plan = [(n, s, t) for s in seeds for t in trial_counts for n in settings][shard[0] :: shard[1]]
     missing = [(n, s, t) for n, s, t in plan if run_key(n, t, s) not in cache["runs"]]
     for done, (name, seed, trials) in enumerate(missing, start=1):
         run = run_one(simulator, SETTINGS[name], trials=trials, seed=seed)

@@ -51,7 +51,7 @@ def small_simulator(subset: list[simulator_data.Observation]) -> simulator.Simul
     model = simulator_fit.CANDIDATES["ridge"]().fit(
         encoder.table([r.architecture for r in rows]), np.array([r.accuracy for r in rows])
     )
-    noise = simulator_fit.NoiseModel(((0.6, 0.03), (0.75, 0.01)))
+    noise = simulator_fit.NoiseModel(edges=(0.68,), residuals=((-0.06, -0.01, 0.02, 0.03), (-0.01, 0.005, 0.01)))
     return simulator.Simulator(SPACE, simulator.Surrogate(model, encoder), noise, fingerprint="test")
 
 
@@ -94,16 +94,26 @@ def test_measure_noise_pools_the_seed_replicates_by_hand() -> None:
     low, high = noise["pooled_sd_95ci"]
     assert low < noise["pooled_sd"] < high
     assert noise["seed_pair_mae"] == pytest.approx(np.mean([0.04, 0.02, 0.02, 0.06]))
-    (mean_b, sd_b), (mean_a, sd_a) = noise["model"]["knots"]
-    assert (mean_b, mean_a) == pytest.approx((0.63, 0.72)), "weakest group first, at its mean accuracy"
-    assert (sd_b, sd_a) == pytest.approx((math.sqrt(0.0018), 0.02))
+    assert [g["sd"] for g in noise["groups"]] == pytest.approx([math.sqrt(0.0018), 0.02]), "weakest group first"
+    model = simulator_fit.NoiseModel.from_dict(noise["model"])
+    assert model.edges == pytest.approx((0.675,)), "halfway between the groups' architectures"
+    # Deviations from the architecture's mean, scaled to one run's spread: sqrt(n / (n - 1)).
+    assert model.residuals[0] == pytest.approx((-0.03 * math.sqrt(2), 0.03 * math.sqrt(2)))
+    assert model.residuals[1] == pytest.approx((-0.02 * math.sqrt(1.5), 0.02 * math.sqrt(1.5), 0.0), abs=1e-12)
+    rng = np.random.default_rng(0)
+    assert {model.draw(0.6, rng) for _ in range(50)} == set(model.residuals[0])
+    assert {model.draw(0.9, rng) for _ in range(50)} <= set(model.residuals[1])
 
 
 def test_noise_ceiling_is_perfect_without_noise_and_falls_with_it() -> None:
     truth = np.linspace(0.5, 0.8, 40)
-    assert simulator_fit.noise_ceiling(truth, lambda a: 0.0, np.ones(40)) == {"spearman": 1.0, "mae": 0.0}
-    noisy = simulator_fit.noise_ceiling(truth, lambda a: 0.05, np.ones(40))
-    assert 0.5 < noisy["spearman"] < 0.95 and noisy["mae"] == pytest.approx(0.05 * math.sqrt(2 / math.pi), rel=0.2)
+    silent = simulator_fit.NoiseModel(edges=(), residuals=((0.0,),))
+    assert simulator_fit.noise_ceiling(truth, silent, np.ones(40)) == {"spearman": 1.0, "mae": 0.0}
+    loud = simulator_fit.NoiseModel(edges=(), residuals=((-0.05, 0.05),))
+    noisy = simulator_fit.noise_ceiling(truth, loud, np.ones(40))
+    assert 0.5 < noisy["spearman"] < 0.95 and noisy["mae"] == pytest.approx(0.05)
+    twice = simulator_fit.noise_ceiling(truth, loud, np.full(40, 2))
+    assert twice["mae"] == pytest.approx(0.025, rel=0.1), "the mean of two runs: half of them cancel"
 
 
 def test_fit_on_a_small_subset_chooses_by_cross_validation_and_beats_the_mean(
@@ -198,7 +208,7 @@ def test_a_feasible_trial_is_the_surrogate_plus_noise_with_a_real_trial_constrai
     accuracy, macs = frozen.values
     mean = small_simulator.surrogate.predict(arch.to_dict())
     assert frozen.user_attrs[simulator.MEAN] == mean and macs == counts.macs
-    assert abs(accuracy - mean) < 5 * small_simulator.noise.sd(mean) and accuracy != mean
+    assert accuracy - mean == pytest.approx(small_simulator.noise.draw(mean, np.random.default_rng([3, 0])))
     record = TrialRecord(
         TrialOutcome.TRAINED, params=counts.params, macs=counts.macs, val_accuracy_per_epoch=[accuracy]
     )
@@ -206,7 +216,8 @@ def test_a_feasible_trial_is_the_surrogate_plus_noise_with_a_real_trial_constrai
     assert frozen.values == values and frozen.constraints == pytest.approx(constraints)
     assert all(v <= 0 for v in frozen.constraints.values())
     assert _simulated(small_simulator, arch, seed=3).values == frozen.values, "the same seed, the same draw"
-    assert _simulated(small_simulator, arch, seed=4).values != frozen.values
+    draws = {_simulated(small_simulator, arch, seed=seed).values[0] for seed in range(8)}
+    assert len(draws) > 1, "another seed, another draw"
 
 
 def test_a_repeated_architecture_copies_its_recorded_values(small_simulator) -> None:
