@@ -43,7 +43,7 @@ from sklearn.base import RegressorMixin
 from evaluation import ArchitectureError, count
 from evaluation.metrics import METRICS, get_metric
 from search.execution.objective import VALID_CONSTRAINT
-from search.pareto import hypervolume_2d
+from search.pareto import hypervolume_2d, losses_dominate
 from search.storage.records import TrialOutcome, architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
@@ -287,20 +287,40 @@ def _unseen_params(space: Space, explorer: optuna.Study, seen: set[str], attempt
     return dict(trial.params)
 
 
-def hypervolume_curve(
-    points: Sequence[tuple[float, float, float] | None], *, reference: tuple[float, float], observed: bool = True
-) -> list[float]:
-    """Hypervolume after each counted trial: (accuracy up, log10 MACs down) from ``reference``.
+SCORES = ("observed", "true", "reported")
 
-    ``observed`` scores what the search recorded (accuracy with its noise); off,
-    the noise-free accuracy of the same architectures.
+
+def hypervolume_curve(
+    points: Sequence[tuple[float, float, float] | None], *, reference: tuple[float, float], score: str = "observed"
+) -> list[float]:
+    """Hypervolume after each counted trial: (accuracy up, log10 MACs down) from ``reference`` (accuracy, MACs).
+
+    ``score``: ``observed``, the accuracies the search recorded (with their
+    noise), over every feasible trial; ``true``, the noise-free accuracies of
+    the same architectures; ``reported``, the noise-free accuracies of the
+    trials on the recorded front only: what retraining the front the search
+    reports would give (a lucky run on the front can push a better model off
+    it, so this one may fall as trials are added).
     """
-    curve, losses = [], []
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+    corner = (-reference[0], math.log10(reference[1]))
+    curve, feasible = [], []
     for point in points:
         if point is not None:
-            accuracy = point[0] if observed else point[1]
-            losses.append((-accuracy, math.log10(point[2])))
-        curve.append(hypervolume_2d(losses, (-reference[0], math.log10(reference[1]))))
+            feasible.append((-point[0], -point[1], math.log10(point[2])))  # observed loss, true loss, log MACs
+        if score == "observed":
+            chosen = [(observed, macs) for observed, _, macs in feasible]
+        elif score == "true":
+            chosen = [(true, macs) for _, true, macs in feasible]
+        else:
+            recorded = [(observed, macs) for observed, _, macs in feasible]
+            chosen = [
+                (true, macs)
+                for observed, true, macs in feasible
+                if not any(losses_dominate(other, (observed, macs)) for other in recorded)
+            ]
+        curve.append(hypervolume_2d(chosen, corner))
     return curve
 
 

@@ -12,9 +12,11 @@ on the mean) and the seeds' own 2.5-97.5% spread.
 
 The hypervolume is that of (validation accuracy up, log10 MACs down) from the
 fixed reference point ``REFERENCE`` (accuracy 0.5, the space's MACs limit of
-60 M), over the feasible trials: ``observed`` scores the accuracies the search
-recorded (with their noise), ``true`` the noise-free surrogate accuracies of the
-same architectures, which is what a user retraining the front would find.
+60 M), over the feasible trials, scored three ways (``simulator.hypervolume_curve``):
+``observed``, the accuracies the search recorded, noise included; ``true``, the
+noise-free accuracies of every architecture it evaluated; ``reported``, the
+noise-free accuracies of the front it reports, what a user retraining that
+front would find.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import optuna
 from scipy import stats
-from simulator import Simulator, hypervolume_curve, run_simulated
+from simulator import SCORES, Simulator, hypervolume_curve, run_simulated
 
 from search.samplers import make_sampler
 
@@ -159,8 +161,10 @@ def run_one(simulator: Simulator, setting: Setting, *, trials: int, seed: int) -
     if len(run.points) < trials:
         raise RuntimeError(f"{setting.name}: {trials} trials not reached in {run.proposals} proposals")
     return {
-        "observed": [round(v, 6) for v in hypervolume_curve(run.points, reference=REFERENCE)],
-        "true": [round(v, 6) for v in hypervolume_curve(run.points, reference=REFERENCE, observed=False)],
+        **{
+            score: [round(v, 6) for v in hypervolume_curve(run.points, reference=REFERENCE, score=score)]
+            for score in SCORES
+        },
         "proposals": run.proposals,
         "repeats": run.repeats,
         "fallbacks": run.fallbacks,
@@ -225,7 +229,7 @@ def summarise(cache: dict[str, Any], *, baseline: str = "tpe") -> dict[str, Any]
         for name in [n for n in SETTINGS if n in by_setting]:
             runs = by_setting[name]
             row: dict[str, Any] = {"method": SETTINGS[name].method, "description": SETTINGS[name].description}
-            for score in ("observed", "true"):
+            for score in SCORES:
                 row[score] = {
                     f"{round(share * 100)}%": interval([r[score][math.ceil(share * trials) - 1] for r in runs])
                     for share in CHECKPOINTS
@@ -245,7 +249,7 @@ def summarise(cache: dict[str, Any], *, baseline: str = "tpe") -> dict[str, Any]
 def _difference(runs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean final hypervolume minus the baseline's, with Welch's 95% interval and p-value (independent seeds)."""
     out = {}
-    for score in ("observed", "true"):
+    for score in SCORES:
         a = np.array([r[score][-1] for r in runs])
         b = np.array([r[score][-1] for r in baseline])
         va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)

@@ -272,13 +272,23 @@ def test_distinct_trials_do_not_count_repeats_and_fall_back_after_patience(small
 
 
 def test_hypervolume_curve_by_hand() -> None:
-    top = math.log10(60e6)
-    points = [(0.8, 0.8, 1e6), None, (0.9, 0.7, 1e7), (0.6, 0.6, 1e8)]
-    observed = simulator.hypervolume_curve(points, reference=REFERENCE)
+    top, cheap = math.log10(60e6), math.log10(5e5)
+    # (recorded accuracy, noise-free accuracy, MACs); None: an infeasible trial.
+    points = [(0.8, 0.8, 1e6), None, (0.9, 0.7, 1e7), (0.6, 0.6, 1e8), (0.85, 0.6, 5e5)]
     first = 0.3 * (top - 6)
-    assert observed == pytest.approx([first, first, first + 0.1 * (top - 7), first + 0.1 * (top - 7)])
-    true = simulator.hypervolume_curve(points, reference=REFERENCE, observed=False)
-    assert true == pytest.approx([0.3 * (top - 6)] * 4), "the second point's true accuracy is dominated"
+    observed = simulator.hypervolume_curve(points, reference=REFERENCE)
+    assert observed == pytest.approx(
+        [first, first, first + 0.1 * (top - 7), first + 0.1 * (top - 7), 0.35 * (top - cheap) + 0.05 * (top - 7)]
+    )
+    true = simulator.hypervolume_curve(points, reference=REFERENCE, score="true")
+    assert true[:4] == pytest.approx([first] * 4), "the third point's noise-free accuracy is dominated"
+    assert true[4] == pytest.approx(0.2 * (top - 6) + 0.1 * (top - cheap))
+    reported = simulator.hypervolume_curve(points, reference=REFERENCE, score="reported")
+    assert reported[:4] == pytest.approx([first] * 4)
+    # The lucky fifth run pushes the first (truly better) off the recorded front: the reported front loses it.
+    assert reported[4] == pytest.approx(0.1 * (top - 7) + 0.1 * (top - cheap))
+    with pytest.raises(ValueError, match="score must be one of"):
+        simulator.hypervolume_curve(points, reference=REFERENCE, score="best")
 
 
 # --- the comparison and its table ---------------------------------------------------------
