@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install data lint test run clean
+.PHONY: install data lint docs test run clean
 
 install: $(STAMP)
 
@@ -18,12 +18,19 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	bash scripts/ensure_fashion_mnist.sh $(PY)
 
-# ruff's lint and format checks (settings in pyproject.toml), then the tests.
+# ruff's lint and format checks, then mypy's type check of the packages (settings of
+# both in pyproject.toml); `make test` runs this before the tests.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
-test: install data lint
+# The documentation site (mkdocs.yml, docs/) with warnings as errors: a broken link or an
+# API name that no longer exists fails here. The result is site/index.html.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+test: install data lint docs
 	$(PY) -m pytest -n 2 -q
 
 # The default search on Fashion-MNIST, then its best architectures exported.
@@ -32,4 +39,4 @@ run: install data
 	$(PY) -m search export densenet_hybrid --top 3
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache site

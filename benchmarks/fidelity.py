@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
-from scipy import stats
 
 from evaluation import Architecture, build_model, count, planned_images, train
 from evaluation.data import DataSplits, load_dataset
-from evaluation.proxies import measure_proxies, proxy_batch
+from evaluation.proxies import PROXIES, measure_proxies, proxy_batch
 from search.commands._common import shard
+from search.pareto import kendall, spearman
 from search.storage.records import architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
@@ -132,12 +132,14 @@ def train_budget(
     }
 
 
-def proxy_scores(arch: Architecture, space: Space, data: DataSplits, seed: int) -> dict[str, float | None]:
-    """Zero-cost proxies at initialisation, on the mini-batch a trial of this seed would use."""
+def proxy_scores(
+    arch: Architecture, space: Space, data: DataSplits, seed: int, names: list[str] | None = None
+) -> dict[str, float | None]:
+    """Zero-cost proxies at initialisation (``names``: all), on the mini-batch a trial of this seed would use."""
     torch.manual_seed(seed)
     model = build_model(arch, space.input_size, space.num_classes)
     images, labels = proxy_batch(data, seed=seed)
-    return measure_proxies(model, images, labels)[0]
+    return measure_proxies(model, images, labels, names)[0]
 
 
 # --- the summary ---------------------------------------------------------------------
@@ -175,21 +177,21 @@ def rank_agreement(
     for _ in range(rounds):
         pick = rng.integers(0, len(signal), len(signal))
         if min(len(np.unique(column[pick])) for column in (signal, reference, params)) > 1:
-            rho = stats.spearmanr(signal[pick], reference[pick]).statistic
+            rho = _rho(signal[pick], reference[pick])
             boot["spearman"].append(rho)
-            boot["kendall"].append(stats.kendalltau(signal[pick], reference[pick]).statistic)
-            boot["over_params"].append(rho - stats.spearmanr(params[pick], reference[pick]).statistic)
+            boot["kendall"].append(_tau(signal[pick], reference[pick]))
+            boot["over_params"].append(rho - _rho(params[pick], reference[pick]))
             boot["given_params"].append(partial_spearman(signal[pick], reference[pick], params[pick]))
     top = len(set(np.argsort(-signal)[:TOP]) & set(np.argsort(-reference)[:TOP]))
-    rho = float(stats.spearmanr(signal, reference).statistic)
+    rho = _rho(signal, reference)
     given = partial_spearman(signal, reference, params)
     finite = [value for value in boot["given_params"] if math.isfinite(value)]
     return {
         "spearman": rho,
         "spearman_95ci": [float(np.percentile(boot["spearman"], q)) for q in (2.5, 97.5)],
-        "kendall": float(stats.kendalltau(signal, reference).statistic),
+        "kendall": _tau(signal, reference),
         "kendall_95ci": [float(np.percentile(boot["kendall"], q)) for q in (2.5, 97.5)],
-        "spearman_over_params": rho - float(stats.spearmanr(params, reference).statistic),
+        "spearman_over_params": rho - _rho(params, reference),
         "spearman_over_params_95ci": [float(np.percentile(boot["over_params"], q)) for q in (2.5, 97.5)],
         "spearman_given_params": given if math.isfinite(given) else None,  # None: the signal is the size itself
         "spearman_given_params_95ci": (
@@ -201,10 +203,22 @@ def rank_agreement(
     }
 
 
+def _rho(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (``search.pareto.spearman``, scipy's); NaN where it has none (a side that does not vary)."""
+    rho = spearman(a, b)
+    return math.nan if rho is None else rho
+
+
+def _tau(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall's tau-b (``search.pareto.kendall``, scipy's); NaN where it has none."""
+    tau = kendall(a, b)
+    return math.nan if tau is None else tau
+
+
 def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     """Spearman's rho of ``x`` and ``y`` with ``z``'s ranks held fixed (the partial correlation of
     ranks); NaN when ``x`` or ``y`` is a monotone function of ``z``."""
-    xy, xz, yz = (float(stats.spearmanr(a, b).statistic) for a, b in ((x, y), (x, z), (y, z)))
+    xy, xz, yz = (_rho(a, b) for a, b in ((x, y), (x, z), (y, z)))
     denominator = math.sqrt(max(0.0, (1 - xz**2) * (1 - yz**2)))
     return (xy - xz * yz) / denominator if denominator > 1e-6 else math.nan  # below: rounding of rho = 1
 
@@ -264,13 +278,15 @@ def run_panel(args: argparse.Namespace, cache: dict[str, Any], log: Callable[[st
 
 
 def add_proxies(args: argparse.Namespace, cache: dict[str, Any]) -> None:
-    """Score the zero-cost proxies of every member that lacks them (cheap: one batch, no training)."""
+    """Score the zero-cost proxies each member lacks (cheap: one batch, no training); a proxy
+    added to ``PROXIES`` later is scored on its own, the cached scores kept."""
     space = load_space("densenet_hybrid")
     data = load_dataset(space.dataset, validation_size=VALIDATION_SIZE, seed=args.seed)
     for name, arch in draw_panel(space, args.panel, args.seed):
         entry = _entry(cache, name, arch, space)
-        if "proxies" not in entry:
-            entry["proxies"] = proxy_scores(arch, space, data, args.seed)
+        missing = [proxy for proxy in PROXIES if proxy not in entry.get("proxies", {})]
+        if missing:
+            entry["proxies"] = {**entry.get("proxies", {}), **proxy_scores(arch, space, data, args.seed, missing)}
     save_cache(args.out, cache)
 
 

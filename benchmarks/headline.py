@@ -16,7 +16,8 @@ Ctrl-C or killed, and the next one continues):
 2. **Finalisation**: ``search finalize`` retrains the study's best ``--top``
    (non-dominated rank, then validation accuracy) with the toolkit's recipe
    (one-cycle, random crops and flips, label smoothing) for ``--epochs`` on
-   the whole training split, ``--seeds`` seeds each, and tests each once,
+   the training split less ``HELD_OUT`` validation images (the search's
+   validation split), ``--seeds`` seeds each, and tests each once,
    into ``headline/final-<epochs>-epochs/`` (a budget per folder, so a longer
    schedule comes beside a shorter one). ``--final-workers`` processes share
    the trainings (``--shard``), each with its share of the cores. A finished
@@ -29,10 +30,14 @@ Ctrl-C or killed, and the next one continues):
    ``final-<epochs>-epochs-swa-<S>/``.
 
 ``benchmarks/results/headline.json`` is rewritten when a finalisation ends or
-is stopped: the last command, the search's front, every budget's final test
-accuracies per seed with params and MACs, the best model under 100K parameters
-(mean and spread over seeds, per model and budget), and the wall time of the
-search and of each budget's finalisation, all of which count towards the 4 hours.
+is stopped: the last command, the search's front, every stage's trainings per
+seed (held-out validation and test accuracy, params and MACs), the best model
+under 100K parameters, and the wall time of the search and of each budget's
+finalisation, all of which count towards the 4 hours. The best (model, stage)
+is the one of best mean accuracy on the held-out validation images, never on
+the test set; its test accuracy is reported once, as it stands (mean and
+spread over seeds). A stage trained on every training image (as the committed
+stages were, before this rule) records no validation accuracy and is not chosen.
 
     python benchmarks/headline.py                 # run or resume both phases
     python benchmarks/headline.py --summary-only  # rewrite the JSON from what is there
@@ -57,17 +62,24 @@ import pandas as pd
 from optuna.trial import FrozenTrial
 
 from evaluation.atomic import atomic_write
-from search import run_search
+from search import Budget, Pruning, StudySpec, Workers, run_search
 from search.pareto import front_trials
 from search.post.final_results import FINAL_CSV
+from search.post.full_training import RESULT_FILE
 from search.storage.records import TrialRecord
 from search.storage.studies import busy_seconds, make_storage, storage_url, study_dir
 from spaces import load_space
 from spaces.space import Constraints
 
+from result_cache import pack_journal, unpacked_journal
+
 RESULTS = Path(__file__).resolve().parent / "results" / "headline.json"
 STUDY = "headline"
+JOURNAL = RESULTS.parent / STUDY / "journal.log"  # committed gzipped, journal.log.gz; unpacked beside it to work in
 MAX_PARAMS = 100_000
+# Training images each final training holds out, to choose among stages without the test set: the
+# search's validation split (a tenth of Fashion-MNIST's 60,000, seed 0), so every stage holds out the same.
+HELD_OUT = 6_000
 BASELINES = ("small_dense",)  # the space's DenseNet-BC (98.5 K parameters): the first trial, a known start
 
 
@@ -99,11 +111,14 @@ def search(args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study
         log(f"search: done ({spent / 60:.0f} min spent)")
         return optuna.load_study(study_name=STUDY, storage=make_storage(url))
     log(f"search: {left / 60:.0f} of {args.search_minutes} min left")
-    return run_search(
-        space=headline_space(), study_name=STUDY, storage=url, trials=100_000, timeout=left, seed=args.seed,
-        workers=args.workers, pruner="none", command=shlex.join(sys.argv), enqueue=BASELINES,
-        on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
-    )  # fmt: skip
+    try:
+        return run_search(
+            space=headline_space(), study=StudySpec(STUDY, storage=url, enqueue=BASELINES, command=shlex.join(sys.argv)),
+            budget=Budget(trials=100_000, timeout=left), seed=args.seed, workers=Workers(count=args.workers),
+            pruning=Pruning("none"), on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
+        )  # fmt: skip
+    finally:
+        pack_journal(JOURNAL)
 
 
 def _trial_line(study: optuna.Study, trial: FrozenTrial, minutes: float) -> str:
@@ -128,10 +143,11 @@ def swa_folder(epochs: int, swa_epochs: int) -> str:
 def stages(epochs: int, swa_epochs: int = 0, swa_lr: float = 0.0) -> list[tuple[str, list[str]]]:
     """(folder, ``search finalize`` arguments) of each finalisation stage, in order."""
     main = final_folder(epochs)
-    plan = [(main, ["--epochs", str(epochs)])]
+    held_out = ["--validation-size", str(HELD_OUT)]
+    plan = [(main, ["--epochs", str(epochs), *held_out])]
     if swa_epochs:
         swa = ["--init-from", main, "--epochs", str(swa_epochs), "--schedule", "constant",
-               "--lr", str(swa_lr), "--swa-epochs", str(swa_epochs)]  # fmt: skip
+               "--lr", str(swa_lr), "--swa-epochs", str(swa_epochs), *held_out]  # fmt: skip
         plan.append((swa_folder(epochs, swa_epochs), swa))
     return plan
 
@@ -156,20 +172,45 @@ def _trained(folder: str) -> int:
     return len(pd.read_csv(table)) if table.is_file() else 0
 
 
+FINAL_COLUMNS = ["model", "folder", "epochs", "seed", "params", "macs", "latency_ms", "train_seconds", "diverged",
+                 "search_val_accuracy", "val_accuracy", "test_accuracy"]  # fmt: skip
+
+
+def final_trainings() -> pd.DataFrame:
+    """One row per finished training of every stage (``final-*/<model>/seed-<s>/result.json``), with the
+    model's accuracy on the held-out validation images (``val_accuracy``, None when it trained on them all)."""
+    rows = []
+    for path in sorted(study_dir(STUDY).glob(f"final-*/*/seed-*/{RESULT_FILE}")):
+        record = json.loads(path.read_text())
+        rows.append({**{k: record.get(k) for k in FINAL_COLUMNS}, "folder": path.parents[2].name})
+    return pd.DataFrame(rows, columns=FINAL_COLUMNS)
+
+
 def best_under_limit(rows: pd.DataFrame) -> dict[str, Any] | None:
-    """The model and stage (final folder) of best mean test accuracy among final.csv ``rows`` within ``MAX_PARAMS``."""
-    small = rows[rows["params"] <= MAX_PARAMS]
+    """The model and stage (final folder) within ``MAX_PARAMS`` of best mean held-out validation accuracy.
+
+    ``rows``: ``final_trainings()``. The test accuracy chooses nothing: the chosen
+    one's is reported (mean and spread over its seeds). None when no stage within
+    the limit recorded a validation accuracy.
+    """
+    small = rows[(rows["params"] <= MAX_PARAMS) & rows["val_accuracy"].notna()]
     if small.empty:
         return None
-    per_model = small.groupby(["model", "folder"])["test_accuracy"].agg(["mean", "std", "count"])
-    model, folder = per_model["mean"].idxmax()
+    per_model = small.groupby(["model", "folder"]).agg(
+        val_mean=("val_accuracy", "mean"),
+        test_mean=("test_accuracy", "mean"),
+        test_std=("test_accuracy", "std"),
+        seeds=("test_accuracy", "count"),
+    )
+    model, folder = per_model["val_mean"].idxmax()
     stats, chosen = (
         per_model.loc[(model, folder)],
         small[(small["model"] == model) & (small["folder"] == folder)].iloc[0],
     )
-    return {"model": model, "folder": folder, "epochs": int(chosen["epochs"]), "test_accuracy_mean": float(stats["mean"]),
-            "test_accuracy_std": float(stats["std"]), "seeds": int(stats["count"]),
-            "params": int(chosen["params"]), "macs": int(chosen["macs"])}  # fmt: skip
+    return {"model": model, "folder": folder, "epochs": int(chosen["epochs"]), "seeds": int(stats["seeds"]),
+            "val_accuracy_mean": float(stats["val_mean"]), "test_accuracy_mean": float(stats["test_mean"]),
+            "test_accuracy_std": float(stats["test_std"]), "params": int(chosen["params"]),
+            "macs": int(chosen["macs"])}  # fmt: skip
 
 
 def summary(study: optuna.Study, args: argparse.Namespace, finalisations: dict[str, float]) -> dict[str, Any]:
@@ -178,12 +219,7 @@ def summary(study: optuna.Study, args: argparse.Namespace, finalisations: dict[s
         record = TrialRecord.load(trial)
         front.append({"trial": trial.number, "val_accuracy": trial.values[0], "params": record.params,
                       "macs": record.macs, "architecture": record.architecture})  # fmt: skip
-    tables = sorted(study_dir(STUDY).glob(f"final-*/{FINAL_CSV}"))
-    rows = (
-        pd.concat([pd.read_csv(t).assign(folder=t.parent.name) for t in tables])
-        if tables
-        else pd.DataFrame(columns=["params", "epochs", "folder"])
-    )
+    rows = final_trainings()
     search_minutes = busy_seconds(study.trials) / 60
     return {
         "command": "python benchmarks/headline.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "summary_only"),
@@ -193,7 +229,7 @@ def summary(study: optuna.Study, args: argparse.Namespace, finalisations: dict[s
         "total_hours": (search_minutes + sum(finalisations.values())) / 60,
         "trials": len(study.trials),
         "front": front,
-        "final": rows.to_dict("records"),
+        "final": rows.astype(object).where(rows.notna(), None).to_dict("records"),  # NaN is no JSON
         "best_under_100k": best_under_limit(rows),
     }  # fmt: skip
 
@@ -205,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         type=int,
         default=2,
-        help="Search worker processes (default: 2; on 2 cores two 1-thread workers train 1.4x the images of one "
-        "2-thread process).",
+        help="Search worker processes (default: 2; on 2 cores two 1-thread processes trained 1.44-1.50x the images "
+        "of one 2-thread process: docs/results/checks.md).",
     )
     parser.add_argument(
         "--top",
@@ -247,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     _use_results_folder()
+    unpacked_journal(JOURNAL)  # where the search and `search finalize` open the study
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     finalisations: dict[str, float] = previous.get("finalize_minutes", {})
 

@@ -15,7 +15,8 @@ run from the same initial weights. One CPU thread (the machine is shared).
 
 Writes ``benchmarks/results/rung_schedules.json``: per architecture and
 schedule the accuracy at each rung and at the end, and per schedule and rung
-the Kendall rank correlation between rung and final accuracies and whether
+the Kendall rank correlation (tau-b, ``search.pareto.kendall``; null when a
+rung's accuracies all tie) between rung and final accuracies and whether
 the rung's best network is the final best.
 
     python benchmarks/rung_schedules.py            # small_dense + 3 sampled, a few minutes
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import os
 import time
@@ -37,8 +37,9 @@ import torch
 
 from evaluation import Architecture, TrainConfig, build_model, count, planned_images, train
 from evaluation.data import load_dataset
+from search.execution.run_data import VALIDATION_SIZE
+from search.pareto import kendall
 from search.pruners import Pruning
-from search.run import VALIDATION_SIZE
 from spaces import load_space, precheck, sample_architecture
 
 SCHEDULES = ("onecycle", "cosine")
@@ -55,15 +56,6 @@ def sampled_architectures(space_name: str, count_wanted: int, seed: int, max_mac
         if precheck(space, arch) is None and count(arch, space.input_size, space.num_classes).macs <= max_macs:
             found.append(arch)
     return found
-
-
-def kendall_tau(a: list[float], b: list[float]) -> float | None:
-    """Kendall's tau-a between two lists (ties count as neither concordant nor discordant)."""
-    pairs = list(itertools.combinations(range(len(a)), 2))
-    if not pairs:
-        return None
-    score = sum(((a[i] > a[j]) - (a[i] < a[j])) * ((b[i] > b[j]) - (b[i] < b[j])) for i, j in pairs)
-    return score / len(pairs)
 
 
 def main() -> None:
@@ -118,7 +110,7 @@ def main() -> None:
         best_final = max(range(len(final)), key=final.__getitem__)
         agreement[schedule] = {
             fraction: {
-                "kendall_tau_with_final": kendall_tau([row[k] for row in table], final),
+                "kendall_tau_with_final": kendall([row[k] for row in table], final),
                 "best_at_rung_is_best_at_end": max(range(len(table)), key=lambda i: table[i][k]) == best_final,
             }
             for k, fraction in enumerate(fractions[:-1])

@@ -40,8 +40,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.run import run_search
-from search.samplers import make_sampler
+from search import Budget, SamplerSpec, StudySpec, Workers, run_search
 from search.storage.records import architecture_key
 from search.storage.studies import create_or_resume, make_storage
 from search.testing.postgres import PostgresServer, throwaway_server
@@ -90,7 +89,7 @@ def prepare_study(spec: str, space: Space, params: list[dict[str, Any]]) -> None
         storage=make_storage(spec),
         directions=[o.direction for o in space.objectives],
         metric_names=[o.metric for o in space.objectives],
-        sampler=make_sampler("random", seed=0, trials=len(params)),
+        sampler=optuna.samplers.RandomSampler(seed=0),
         settings={"benchmark": "scaling"},
     )
     for trial_params in params:
@@ -110,13 +109,11 @@ def run_worker(spec: str, space_file: Path, *, trials: int, seed: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_search(
         space=space_file,
-        storage=spec,  # journal:PATH or a PostgreSQL URL
-        study_name=STUDY,
-        trials=trials,
-        sampler="random",
+        study=StudySpec(name=STUDY, storage=spec, report=False),  # journal:PATH or a PostgreSQL URL
+        budget=Budget(trials=trials),
+        sampler=SamplerSpec("random"),
+        workers=Workers(device="cpu"),
         seed=seed,
-        device="cpu",
-        report=False,
     )
 
 

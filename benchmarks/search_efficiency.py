@@ -52,19 +52,18 @@ from typing import Any
 import optuna
 import plotly.graph_objects as go
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from evaluation import Architecture, build_model, train
 from evaluation.data import load_dataset
 from evaluation.errors import differences
-from search import run_search
-from search.pareto import hypervolume_2d, is_feasible, rank_by_fronts
+from search import Budget, Pruning, SamplerSpec, Screening, StudySpec, pareto, run_search
 from search.pruners import images_saved_fraction
 from search.storage.records import TrialRecord
 from search.storage.studies import busy_seconds
-from spaces import load_space
+from spaces import Objective, load_space
 
-from result_cache import load_cache, merge_into, save_cache
+from result_cache import journal_to_read, load_cache, merge_into, pack_journal, packed, save_cache, unpacked_journal
 
 HERE = Path(__file__).resolve().parent / "results"
 RESULTS = HERE / "search_efficiency.json"
@@ -86,27 +85,34 @@ METHODS: dict[str, dict[str, Any]] = {
 
 def hypervolume(points: Sequence[tuple[float, float]]) -> float:
     """Area dominated by (accuracy, log MACs) points, accuracy up and log MACs down, from ``REFERENCE``."""
-    return hypervolume_2d([(-accuracy, log_macs) for accuracy, log_macs in points], (-REFERENCE[0], REFERENCE[1]))
+    return pareto.hypervolume([(-accuracy, log_macs) for accuracy, log_macs in points], (-REFERENCE[0], REFERENCE[1]))
 
 
-def best_few(trials: Sequence[FrozenTrial], keep: int) -> list[FrozenTrial]:
-    """The ``keep`` finished feasible trials that best stand for the search's front.
+def best_few(
+    trials: Sequence[FrozenTrial], keep: int, objectives: Sequence[Objective] | None = None
+) -> list[FrozenTrial]:
+    """The ``keep`` trials that best stand for the search's front.
 
-    From a Pareto front larger than ``keep``: the subset whose (validation
-    accuracy, log MACs) points dominate the largest area. From a smaller one:
-    all of it, then the next fronts by rank and accuracy.
+    The trials are ranked by ``search.pareto``'s rule on the study's
+    ``objectives`` (default: the space's), as ``search show`` and ``search
+    finalize`` rank them: finished, feasible, one per architecture. From a
+    Pareto front larger than ``keep``: the subset whose (validation accuracy,
+    log MACs) points dominate the largest area. From a smaller one: all of it,
+    then the next fronts by rank and accuracy.
     """
-    pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
-    ranked = rank_by_fronts(pool, ["maximize", "minimize"])
-    front = [trial for rank, trial in ranked if rank == 1]
+    objectives = tuple(load_space(SPACE).objectives if objectives is None else objectives)
+    ranked = pareto.rank_trials(trials, [o.direction for o in objectives])
+    front = [r.trial for r in ranked if r.rank == 1]
     if len(front) <= keep:
-        return [trial for _, trial in ranked[:keep]]
-    return list(max(itertools.combinations(front, keep), key=lambda few: hypervolume([_point(t) for t in few])))
+        return [r.trial for r in ranked[:keep]]
+    names = [o.metric for o in objectives]
+    if "accuracy" not in names or "macs" not in names:
+        raise ValueError(f"the benchmark scores accuracy against MACs; the study optimises {', '.join(names)}")
 
+    def point(trial: FrozenTrial) -> tuple[float, float]:
+        return trial.values[names.index("accuracy")], math.log10(trial.values[names.index("macs")])
 
-def _point(trial: FrozenTrial) -> tuple[float, float]:
-    accuracy, macs = trial.values
-    return accuracy, math.log10(macs)
+    return list(max(itertools.combinations(front, keep), key=lambda few: hypervolume([point(t) for t in few])))
 
 
 # --- runs --------------------------------------------------------------------------
@@ -119,7 +125,8 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
     name = f"{method}-s{seed}"
     studies = args.out.with_suffix("")  # the journals sit in a folder named after the JSON file
     studies.mkdir(parents=True, exist_ok=True)
-    storage = f"journal:{studies / name}.log"
+    journal = unpacked_journal(studies / f"{name}.log")  # committed as .log.gz
+    storage = f"journal:{journal}"
     budget = args.minutes * 60
     try:
         existing = optuna.load_study(study_name=name, storage=_storage(storage)).trials
@@ -128,10 +135,15 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
     left = budget - busy_seconds(existing)
     if left > 0:
         log(f"{name}: {left / 60:.1f} min of search left ({options})")
-        return run_search(
-            space=SPACE, storage=storage, study_name=name, trials=100_000, timeout=left, seed=seed, report=False,
-            command=f"benchmarks/search_efficiency.py {name}", **options,
-        )  # fmt: skip
+        try:
+            return run_search(
+                space=SPACE, study=StudySpec(name, storage=storage, report=False, command=f"benchmarks/search_efficiency.py {name}"),
+                budget=Budget(trials=100_000, timeout=left, train_fraction=options.get("train_fraction")), seed=seed,
+                sampler=SamplerSpec(options["sampler"]), pruning=Pruning(options["pruner"]),
+                screening=Screening(options.get("screen", 1)),
+            )  # fmt: skip
+        finally:
+            pack_journal(journal)
     return optuna.load_study(study_name=name, storage=_storage(storage))
 
 
@@ -170,7 +182,7 @@ def score_run(
         cutoff = math.inf if share == 1.0 else share * budget
         done = [t for t in trials if ended_at[t.number] <= cutoff]
         points = []
-        for trial in best_few(done, args.keep):
+        for trial in best_few(done, args.keep, pareto.study_objectives(study)):
             record = TrialRecord.load(trial)
             key = record.architecture_key
             if key not in cache["retrained"] and not retrain_missing:
@@ -198,9 +210,10 @@ def rescore_all(cache: dict[str, Any], args: argparse.Namespace, data: Any) -> N
     for method, seeds in cache["runs"].items():
         for seed, run in seeds.items():
             journal = args.out.with_suffix("") / f"{method}-s{seed}.log"
-            if run.get("curve") and journal.is_file():
-                study = optuna.load_study(study_name=f"{method}-s{seed}", storage=_storage(f"journal:{journal}"))
-                run["curve"] = score_run(study, args, cache, data, retrain_missing=False) or run["curve"]
+            if run.get("curve") and (journal.is_file() or packed(journal).is_file()):
+                with journal_to_read(journal) as path:
+                    study = optuna.load_study(study_name=f"{method}-s{seed}", storage=_storage(f"journal:{path}"))
+                    run["curve"] = score_run(study, args, cache, data, retrain_missing=False) or run["curve"]
 
 
 def summarise(cache: dict[str, Any]) -> dict[str, Any]:

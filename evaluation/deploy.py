@@ -16,13 +16,16 @@ import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from evaluation.data import DATASETS
+from evaluation.atomic import atomic_write
+from evaluation.data import DATASETS, DataSplits, describe_data
 from evaluation.errors import ExportError
+from evaluation.images import Decoding
 
 __all__ = [
     "ATOL",
@@ -60,18 +63,53 @@ def inference_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
 
 
-def dataset_metadata(dataset: str | None) -> dict[str, str]:
-    """What a runtime must do to images before the graph, for a data set of ``DATASETS``
-    (none for another name): the training pipeline's normalisation, which the graph leaves out."""
-    if dataset not in DATASETS:
-        return {}
-    spec = DATASETS[dataset]
+def dataset_metadata(dataset: str | DataSplits | Mapping[str, Any] | None) -> dict[str, str]:
+    """What a runtime must do to images before the graph: the training pipeline's decoding and
+    normalisation, which the graph leaves out, and the class names of its outputs.
+
+    ``dataset``: the data (``DataSplits``), its description (``describe_data``'s
+    mapping, as a run's result.json records it under ``data``), or the name of a
+    built-in data set; any other name gives only the name, None nothing. The
+    whole description is under ``data`` (JSON), which ``search predict`` reads.
+    """
+    if isinstance(dataset, DataSplits):
+        described: Mapping[str, Any] = describe_data(dataset)
+    elif isinstance(dataset, Mapping):
+        described = dataset
+    elif dataset in DATASETS:
+        described = describe_data(_builtin_description(dataset))
+    else:
+        return {} if dataset is None else {"dataset": str(dataset)}
     return {
-        "dataset": dataset,
-        "mean": json.dumps(spec.mean),
-        "std": json.dumps(spec.std),
-        "preprocessing": f"{INPUT_NAME}: float32 (batch, C, H, W), each channel (pixel / 255 - mean) / std",
+        "dataset": str(described["dataset"]),
+        "mean": json.dumps(list(described["mean"])),
+        "std": json.dumps(list(described["std"])),
+        "classes": json.dumps(list(described["classes"])),
+        "preprocessing": (
+            f"{INPUT_NAME}: float32 (batch, C, H, W), each channel (pixel / 255 - mean) / std; "
+            f"files decoded as 'decoding' in 'data' says (evaluation.images.decode)"
+        ),
+        "data": json.dumps(dict(described)),
     }
+
+
+def _builtin_description(name: str) -> DataSplits:
+    """A built-in data set's description without its images (none are read)."""
+    spec = DATASETS[name]
+    empty = (torch.zeros(0, *spec.input_size, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    return DataSplits(
+        name=name,
+        train=empty,
+        val=empty,
+        test=empty,
+        num_classes=spec.num_classes,
+        input_size=spec.input_size,
+        mean=spec.mean,
+        std=spec.std,
+        flip=spec.flip,
+        class_names=spec.class_names,
+        decoding=Decoding(side=spec.input_size[1], channels=spec.input_size[0]),
+    )
 
 
 def _batch_dim() -> dict[int, torch.export.Dim]:
@@ -95,7 +133,7 @@ def export_onnx(
     what the graph does not say (the input normalisation, where the weights
     come from). ``ExportError`` when ``opset`` is not one of ``OPSETS``, or when
     onnxruntime's logits differ from PyTorch's beyond ATOL/RTOL (the file is
-    then removed, so no unchecked file is left to be mistaken for a good one).
+    then not written, so no unchecked file is left to be mistaken for a good one).
     """
     if opset not in OPSETS:
         raise ExportError(f"ONNX opset must be {OPSETS.start}-{OPSETS.stop - 1}, got {opset}")
@@ -111,13 +149,12 @@ def export_onnx(
         opset_version=opset,
         verbose=False,
     )
+    assert program is not None, "the dynamo exporter (torch's default) returns its program"
     program.model.metadata_props.update(metadata or {})
-    program.save(path, external_data=False)
-    try:
-        onnx_discrepancy(path, model, input_shape)
-    except ExportError:
-        path.unlink()
-        raise
+    # Checked before it takes the name, so no partial or unchecked file is left under it.
+    with atomic_write(path) as temporary:
+        program.save(temporary, external_data=False)
+        onnx_discrepancy(temporary, model, input_shape)
     return path
 
 

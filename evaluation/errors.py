@@ -13,7 +13,16 @@ import reprlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["ArchitectureError", "ConfigError", "DataError", "ExportError", "ToolkitError", "differences", "show"]
+__all__ = [
+    "ArchitectureError",
+    "ConfigError",
+    "DataError",
+    "DiskFullError",
+    "ExportError",
+    "ToolkitError",
+    "differences",
+    "show",
+]
 
 # Values from a user's file may be huge (an integer of 5000 digits, a list
 # expanded by YAML aliases): messages show a bounded repr of them, on one line.
@@ -40,6 +49,15 @@ class ConfigError(ToolkitError, ValueError):
 
 class ExportError(ToolkitError):
     """An export setting out of its range, or an exported file that does not reproduce the model."""
+
+
+class DiskFullError(ToolkitError, OSError):
+    """A file could not be written for want of room: the disk or a quota is full, or a file
+    size limit is reached. Made as ``OSError(errno, strerror, filename)`` and still one, so
+    code that handles a failed write keeps doing so; its message names the file."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}; it is left as it was (make room and run again)"
 
 
 def show(value: Any) -> str:

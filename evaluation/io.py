@@ -10,6 +10,7 @@ import yaml
 
 from evaluation._yaml import UnreadableYaml, read_yaml
 from evaluation.architecture import Architecture, ArchitectureError
+from evaluation.atomic import write_text
 from evaluation.presets import PRESETS, preset
 
 __all__ = ["load_architecture", "save_architecture"]
@@ -42,4 +43,4 @@ def load_architecture(name_or_path: str | Path) -> Architecture:
 def save_architecture(arch: Architecture, path: str | Path, **records: Any) -> None:
     """Write ``arch`` as YAML; ``records`` (metrics, provenance) go beside it."""
     document = {"architecture": arch.to_dict(), **records} if records else arch.to_dict()
-    Path(path).write_text(yaml.safe_dump(document, sort_keys=False))
+    write_text(Path(path), yaml.safe_dump(document, sort_keys=False))

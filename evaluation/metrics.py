@@ -9,6 +9,11 @@ are one entry each, made from that module's table; they share one field, a
 mapping of proxy names to scores, and are no objective unless a space names
 them.
 
+The class-balanced scores (``evaluation.scores``: balanced accuracy,
+macro-F1, and ROC AUC for two classes) are computed on the validation split
+after training; like the proxies they share one field, ``val_scores``, a
+mapping of score names to values.
+
 This module knows nothing of Optuna, spaces or studies: a record is read as
 the mapping of its fields (``vars(record)``).
 """
@@ -44,6 +49,11 @@ def _si(value: float) -> str:
 
 def _milliseconds(value: float) -> str:
     return f"{value:.2f} ms"
+
+
+def _fraction(value: float) -> str:
+    """0.93412 -> '0.934': a score in [0, 1] that is not a share of images."""
+    return f"{value:.3f}"
 
 
 def _plain(value: float) -> str:
@@ -100,6 +110,23 @@ class Metric:
         if not math.isfinite(value):
             return "n/a"
         return self.formatter(value)
+
+
+def _validation_score(name: str, label: str, axis_title: str, formatter: Callable[[float], str], ticks: str) -> Metric:
+    """A score of the trained model on the validation split, read from the record's ``val_scores`` mapping."""
+    return Metric(
+        name=name,
+        direction="maximize",
+        label=label,
+        axis_title=axis_title,
+        short_axis_title=f"val. {label}",
+        log_axis=False,
+        formatter=formatter,
+        tick_format=ticks,
+        source="val_scores",
+        key=name,
+        worst=0.0,
+    )
 
 
 def _proxy_metric(proxy: Proxy) -> Metric:
@@ -174,7 +201,28 @@ METRICS: dict[str, Metric] = {
             source="latency_ms",
             constraint="max_latency_ms",
         ),
+        _validation_score(
+            "balanced_accuracy",
+            "balanced accuracy",
+            "validation balanced accuracy (mean recall per class)",
+            _percent,
+            ".1%",
+        ),
+        _validation_score("macro_f1", "macro-F1", "validation macro-F1 (mean F1 per class)", _percent, ".1%"),
+        _validation_score("roc_auc", "ROC AUC", "validation ROC AUC (two classes)", _fraction, ".3f"),
         *(_proxy_metric(proxy) for proxy in PROXIES.values()),
+        Metric(
+            name="onnx_latency_ms",
+            direction="minimize",
+            label="ONNX latency",
+            axis_title="ONNX Runtime latency per image, CPU (ms)",
+            short_axis_title="ONNX latency (ms)",
+            log_axis=False,
+            formatter=_milliseconds,
+            tick_format=None,
+            source="onnx_latency_ms",  # evaluation.onnx_latency.onnx_latency_ms: exported, timed at batch 1
+            constraint="max_onnx_latency_ms",
+        ),
     )
 }
 

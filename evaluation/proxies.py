@@ -1,6 +1,6 @@
 """Zero-cost proxies: scores of an untrained network on one mini-batch that may rank accuracy.
 
-Four proxies, after their reference definitions:
+Nine proxies, after their reference definitions; four from 2019-2021:
 
 - ``synflow`` (Tanaka et al. 2020, as Abdelfattah et al. 2021 compute it):
   every parameter made positive, an all-ones input in double precision, and
@@ -18,6 +18,34 @@ Four proxies, after their reference definitions:
   (the per-layer norms of the reference code, not one norm of all gradients).
 - ``snip`` (Lee et al. 2019, as Abdelfattah et al. 2021): ``sum |θ ⊙ ∂L/∂θ|``
   of the same loss.
+
+and five from 2023-2024:
+
+- ``meco`` (Jiang et al. 2023, MeCo): for each layer, the smallest eigenvalue
+  of the Pearson correlation matrix of its output's channels (one image, its
+  positions as observations), summed over layers. As the reference code, a
+  layer is every module whose output is a feature map (containers and
+  in-place activations included). The paper scores one image; here the mean
+  over the batch's first ``MECO_IMAGES``, forwarded together.
+- ``zico`` (Li et al. 2023, ZiCo): the batch split into ``ZICO_BATCHES``
+  mini-batches, each weight's cross-entropy gradient on each;
+  ``sum over layers of log(sum over θ of mean|g| / std g)``, mean and
+  standard deviation across the mini-batches. Each mini-batch's own gradient,
+  as the paper defines it (the reference code does not zero gradients between
+  batches, so its second "batch" is the sum of both).
+- ``az_expressivity``, ``az_progressivity``, ``az_trainability`` (Lee & Ham
+  2024, AZ-NAS's three data-dependent parts; its fourth, complexity, is the
+  MACs already recorded): read at the output of each top-level module of the
+  network (stem, stages, transitions): the entropy of the normalised
+  eigenvalues of the channels' covariance, summed; its least increase from
+  one stage to the next; and ``2 - σ - 1/σ`` of each stage's Jacobian, σ its
+  largest singular value estimated with a random ±1 output gradient,
+  averaged. AZ-NAS reads after every block of its space; a dense block's
+  running concatenation exists only at the stage's end, hence stages here.
+  AZ-NAS combines the parts by their ranks in a pool of candidates; here each
+  is a score of its own.
+
+``--screen-by vote`` ranks by the first four only (``Proxy.votes``), as it was measured.
 
 As in the reference code, θ is the weight of each convolution and linear
 layer (not biases, not batch norm). Each proxy works on a deep copy of the
@@ -47,23 +75,40 @@ from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError
 
 __all__ = [
+    "MECO_IMAGES",
     "PROXIES",
     "PROXY_BATCH_SIZE",
+    "ZICO_BATCHES",
     "Proxy",
+    "az_expressivity",
+    "az_progressivity",
+    "az_trainability",
     "code_kernel",
+    "correlation_min_eigenvalues",
     "grad_norm",
+    "jacobian_score",
     "kernel_logdet",
     "measure_proxies",
+    "meco",
     "naswot",
     "proxy_batch",
     "score_proxies",
     "snip",
+    "spectrum_entropy",
     "synflow",
+    "zico",
+    "zico_score",
 ]
 
 # Images per scoring batch: NASWOT's kernel is batch x batch; Mellor et al. use 128,
-# 64 keeps a default-space model's four proxies well under a second on one CPU core.
+# 64 keeps each proxy pass of a default-space model well under a second on one CPU core.
 PROXY_BATCH_SIZE = 64
+# MeCo's images: Jiang et al. score one image (batch size 1 in their code); the first few of
+# the batch, averaged, are steadier, and batch norm in training mode needs more than one
+# value per channel, which one image does not give on a 1x1 feature map.
+MECO_IMAGES = 8
+# ZiCo's mini-batches, the proxy batch split evenly: the reference search uses two.
+ZICO_BATCHES = 2
 # Calls that apply a ReLU, whether through an nn.ReLU module (which calls F.relu)
 # or functionally: NASWOT reads the activation codes of every one of them.
 _RELU_FUNCTIONS = frozenset({F.relu, F.relu_, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_})
@@ -75,6 +120,9 @@ class Proxy:
 
     A pass may score several proxies at once (``grad_norm`` and ``snip`` share
     one backward pass), so ``measure`` returns a mapping of names to scores.
+    The vote stays the four proxies it was measured with: on the fidelity panel
+    (``benchmarks/results/proxies.json``) adding the five newer ones lowered
+    its Spearman with accuracy from 0.72 to 0.59.
     """
 
     name: str
@@ -83,6 +131,7 @@ class Proxy:
     description: str
     higher_is_better: bool = True
     log_scale: bool = False  # spans orders of magnitude: plotted on a log axis
+    votes: bool = True  # counted in ``--screen-by vote``'s mean rank
 
 
 def _weights(model: nn.Module) -> list[Tensor]:
@@ -127,11 +176,11 @@ def _loss_gradient_pass(model: nn.Module, images: Tensor, labels: Tensor) -> dic
     with _scratch_copy(model, images.device) as net:
         net.train()
         F.cross_entropy(net(_channels_last(net, images)), labels).backward()
-        weights = [w for w in _weights(net) if w.grad is not None]
+        graded = [(w, w.grad) for w in _weights(net) if w.grad is not None]
         with torch.no_grad():
             return {
-                "grad_norm": float(sum(w.grad.norm() for w in weights)),
-                "snip": float(sum((w * w.grad).abs().sum() for w in weights)),
+                "grad_norm": float(sum(grad.norm() for _, grad in graded)),
+                "snip": float(sum((w * grad).abs().sum() for w, grad in graded)),
             }
 
 
@@ -203,6 +252,193 @@ def naswot(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> fl
     return _naswot_pass(model, images)["naswot"]
 
 
+# --- MeCo (Jiang et al. 2023) -----------------------------------------------------------
+
+
+def correlation_min_eigenvalues(features: Tensor) -> Tensor:
+    """MeCo's per-layer value for each image: the smallest eigenvalue of the Pearson correlation
+    matrix of its channels, the feature map's positions being the observations.
+
+    ``features`` (N, C, H, W) gives N values. A channel constant over the map has
+    no correlation with anything (0/0): its row and column are 0, as the
+    reference code sets NaN and inf to 0. In double precision; the matrix is
+    symmetric, so ``eigvalsh`` (the reference's general ``eig`` gives the same).
+    """
+    x = features.detach().reshape(features.shape[0], features.shape[1], -1).double()
+    x = x - x.mean(dim=2, keepdim=True)
+    covariance = x @ x.transpose(1, 2)
+    scale = covariance.diagonal(dim1=1, dim2=2).sqrt()
+    correlation = torch.nan_to_num(
+        covariance / (scale[:, :, None] * scale[:, None, :]), nan=0.0, posinf=0.0, neginf=0.0
+    )
+    return torch.linalg.eigvalsh(correlation.clamp(-1.0, 1.0))[:, 0]
+
+
+def _meco_pass(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> dict[str, float]:
+    totals = torch.zeros(min(MECO_IMAGES, len(images)), dtype=torch.float64, device=images.device)
+
+    def add(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal totals
+        if isinstance(output, Tensor) and output.dim() == 4:  # a 2-D output (logits) adds 0 in the reference too
+            totals = totals + correlation_min_eigenvalues(output)
+
+    with _scratch_copy(model, images.device) as net, torch.no_grad():
+        net.train()
+        handles = [module.register_forward_hook(add) for module in net.modules()]
+        try:
+            net(images[: len(totals)])
+        finally:
+            for handle in handles:
+                handle.remove()
+    return {"meco": float(totals.mean())}
+
+
+def meco(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> float:
+    """``sum over layers of λ_min(corr(feature map))`` (Jiang et al. 2023), averaged over the first
+    ``MECO_IMAGES`` images of the batch, forwarded together in one pass. ``labels`` are not used."""
+    return _meco_pass(model, images)["meco"]
+
+
+# --- ZiCo (Li et al. 2023) --------------------------------------------------------------
+
+
+def zico_score(gradients: Sequence[Tensor]) -> float:
+    """ZiCo of per-batch gradients: ``sum over layers of log(sum over θ of mean|g_θ| / std g_θ)``.
+
+    ``gradients`` holds one tensor per layer, (batches, weights of the layer);
+    the mean and the (population) standard deviation run over the batches, as
+    numpy's in the reference code. Weights whose gradient does not vary have no
+    ratio; a layer with none is left out (the reference's rule), so a network
+    whose gradients are all zero scores 0.
+    """
+    score = 0.0
+    for layer in gradients:
+        layer = layer.double()
+        spread = layer.std(dim=0, correction=0)
+        varies = spread > 0
+        ratio_sum = float((layer.abs().mean(dim=0)[varies] / spread[varies]).sum())
+        if ratio_sum > 0:
+            score += math.log(ratio_sum)
+    return score
+
+
+def _zico_pass(model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, float]:
+    with _scratch_copy(model, images.device) as net:
+        net.train()
+        weights = _weights(net)
+        per_batch: list[list[Tensor | None]] = []
+        for batch_images, batch_labels in zip(images.tensor_split(ZICO_BATCHES), labels.tensor_split(ZICO_BATCHES)):
+            net.zero_grad(set_to_none=True)  # each batch's own gradient (the reference code accumulates them)
+            F.cross_entropy(net(_channels_last(net, batch_images)), batch_labels).backward()
+            per_batch.append([None if w.grad is None else w.grad.detach().flatten() for w in weights])
+        layers = [torch.stack(grads) for grads in zip(*per_batch) if all(g is not None for g in grads)]
+        return {"zico": zico_score(layers)}
+
+
+def zico(model: nn.Module, images: Tensor, labels: Tensor) -> float:
+    """ZiCo (Li et al. 2023) of the cross-entropy gradients of ``ZICO_BATCHES`` equal parts of the batch."""
+    return _zico_pass(model, images, labels)["zico"]
+
+
+# --- AZ-NAS (Lee & Ham 2024): expressivity, progressivity, trainability -----------------
+
+
+def _stage_modules(net: nn.Module) -> list[nn.Module]:
+    """The modules whose outputs AZ-NAS reads: the network's top-level modules (stem, stages,
+    transitions, head), looking through wrappers of a single module."""
+    children = list(net.children())
+    while len(children) == 1:
+        children = list(children[0].children())
+    return children
+
+
+def spectrum_entropy(features: Tensor) -> float:
+    """AZ-NAS's expressivity of one feature map: the entropy of the normalised eigenvalues of the
+    channels' covariance over every position of every image; ``log C`` when the channels are
+    uncorrelated with equal variance, 0 when one direction holds all the variance.
+
+    Eigenvalues below 0 are rounding (a covariance is positive semi-definite) and
+    count as 0; a map without variance has no directions and scores 0 (the
+    reference returns NaN, which voids the whole score).
+    """
+    x = features.detach().permute(0, 2, 3, 1).reshape(-1, features.shape[1]).float()
+    x = x - x.mean(dim=0, keepdim=True)
+    eigenvalues = torch.linalg.eigvalsh((x.T @ x / len(x)).double()).clamp(min=0.0)
+    if float(eigenvalues.sum()) <= 0:
+        return 0.0
+    p = eigenvalues / eigenvalues.sum()
+    return float(-(p * torch.log(p + 1e-8)).sum())  # 1e-8 as the reference, for p = 0
+
+
+def jacobian_score(f_in: Tensor, f_out: Tensor) -> float | None:
+    """AZ-NAS's trainability of one stage ``f_in -> f_out``: ``2 - σ - 1/σ`` (0 at best, when the
+    stage keeps gradients at their scale), σ the largest singular value of the stage's
+    channel Jacobian, estimated as the mean over positions of ``(J^T g) g^T`` for a random ±1
+    output gradient ``g`` (``E[g g^T] = I``).
+
+    A stage that strides has its input gradient folded into channels (pixel
+    unshuffle) so positions match; None when ``f_out`` does not depend on
+    ``f_in``; ``-inf`` for an identity stage (the reference's rule).
+    """
+    g_out = torch.randint_like(f_out, 2) * 2 - 1
+    (g_in,) = torch.autograd.grad(f_out, f_in, grad_outputs=g_out, allow_unused=True)
+    if g_in is None:
+        return None
+    if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
+        return -math.inf
+    out_h, out_w = g_out.shape[2:]
+    stride = g_in.shape[2] // out_h
+    if stride > 1 or g_in.shape[2:] != g_out.shape[2:]:
+        g_in = F.pixel_unshuffle(g_in[:, :, : out_h * stride, : out_w * stride], stride)
+    g_out = g_out.permute(0, 2, 3, 1).reshape(-1, g_out.shape[1]).float()
+    g_in = g_in.permute(0, 2, 3, 1).reshape(-1, g_in.shape[1]).float()
+    sigma = float(torch.linalg.svdvals((g_in.T @ g_out / len(g_out)).double()).max())
+    return 2 - sigma - 1 / (sigma + 1e-6)
+
+
+def _az_pass(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> dict[str, float]:
+    features: list[Tensor] = []
+
+    def keep(module: nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(output, Tensor) and output.dim() == 4:
+            features.append(output)
+
+    with _scratch_copy(model, images.device) as net:
+        net.train()
+        handles = [module.register_forward_hook(keep) for module in _stage_modules(net)]
+        try:
+            net(images)
+        finally:
+            for handle in handles:
+                handle.remove()
+        entropies = [spectrum_entropy(f) for f in features]
+        steps = [b - a for a, b in zip(entropies, entropies[1:])]
+        # Last stage first, as the reference: each call frees the graph of its own stage.
+        scores = [jacobian_score(f_in, f_out) for f_in, f_out in reversed(list(zip(features, features[1:])))]
+        jacobians = [j for j in scores if j is not None]
+    return {
+        "az_expressivity": float(sum(entropies)),
+        "az_progressivity": min(steps) if steps else -math.inf,
+        "az_trainability": sum(jacobians) / len(jacobians) if jacobians else -math.inf,
+    }
+
+
+def az_expressivity(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> float:
+    """AZ-NAS's expressivity: ``spectrum_entropy`` of each stage's output, summed."""
+    return _az_pass(model, images)["az_expressivity"]
+
+
+def az_progressivity(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> float:
+    """AZ-NAS's progressivity: the least gain of expressivity from one stage to the next
+    (``-inf`` with fewer than two stages)."""
+    return _az_pass(model, images)["az_progressivity"]
+
+
+def az_trainability(model: nn.Module, images: Tensor, labels: Tensor | None = None) -> float:
+    """AZ-NAS's trainability: ``jacobian_score`` of each stage, averaged (``-inf`` with none)."""
+    return _az_pass(model, images)["az_trainability"]
+
+
 PROXIES: dict[str, Proxy] = {
     proxy.name: proxy
     for proxy in (
@@ -232,6 +468,41 @@ PROXIES: dict[str, Proxy] = {
             label="SNIP",
             description="sum |θ ⊙ ∂L/∂θ|: the loss's sensitivity to each weight",
             log_scale=True,
+        ),
+        Proxy(
+            "meco",
+            _meco_pass,
+            label="MeCo",
+            description="least eigenvalue of each layer's channel correlation, summed over layers",
+            votes=False,
+        ),
+        Proxy(
+            "zico",
+            _zico_pass,
+            label="ZiCo",
+            description="sum over layers of log(sum of mean |∂L/∂θ| / std ∂L/∂θ across mini-batches)",
+            votes=False,
+        ),
+        Proxy(
+            "az_expressivity",
+            _az_pass,
+            label="AZ expressivity",
+            description="entropy of each stage's channel-covariance spectrum, summed over stages",
+            votes=False,
+        ),
+        Proxy(
+            "az_progressivity",
+            _az_pass,
+            label="AZ progressivity",
+            description="least gain of that entropy from one stage to the next",
+            votes=False,
+        ),
+        Proxy(
+            "az_trainability",
+            _az_pass,
+            label="AZ trainability",
+            description="2 - σ - 1/σ of each stage's Jacobian (σ its largest singular value), averaged",
+            votes=False,
         ),
     )
 }

@@ -35,6 +35,13 @@ class Step:
     in_size: Size
     out_size: Size
 
+    @property
+    def stage(self) -> Stage:
+        """The part as a Stage, for a block family's tally, which only stage steps reach."""
+        if not isinstance(self.part, Stage):
+            raise TypeError(f"{self.path} is a {type(self.part).__name__}, not a stage")
+        return self.part
+
 
 def strided(size: Size, stride: int) -> Size:
     """Output size of a 3x3/pad-1, 7x7/pad-3, 3x3/pad-1 max pool or 1x1 conv with ``stride``."""

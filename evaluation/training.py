@@ -21,7 +21,9 @@ epoch, and the next call with the same file continues after the last one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,9 +36,10 @@ import torch
 from torch import nn
 from torch.optim import swa_utils
 
-from evaluation.atomic import atomic_write
+from evaluation.atomic import write_bytes
 from evaluation.data import BatchPipeline, DataSplits
 from evaluation.errors import ConfigError, differences
+from evaluation.feeding import HostImages, RowSubset, batches_of, place_images
 
 __all__ = [
     "Checkpoint",
@@ -45,6 +48,7 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "planned_images",
+    "predict_probabilities",
     "resolve_device",
     "resolve_precision",
     "train",
@@ -234,7 +238,7 @@ def _schedule(
 
 def _accuracy(
     model: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | RowSubset | HostImages,
     labels: torch.Tensor,
     pipeline: BatchPipeline,
     batch_size: int,
@@ -253,6 +257,13 @@ def _accuracy(
     return correct.item() / len(labels)
 
 
+def _place_model(model: nn.Module, device: torch.device, *, channels_last: bool) -> None:
+    """``model`` on ``device``, its weights in the memory format of the batches it is fed. Two calls:
+    torch takes ``to(device, memory_format=...)`` in one, but its stubs do not declare it."""
+    model.to(device)
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 def evaluate(
     model: nn.Module,
     images: torch.Tensor,
@@ -268,13 +279,43 @@ def evaluate(
         raise ValueError("evaluate needs at least one image, got 0")
     device = resolve_device(config.device)
     dtype = resolve_precision(config.precision, device)
-    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    _place_model(model, device, channels_last=config.channels_last)
     pipeline = BatchPipeline(
         mean=mean, std=std, device=device, resize=config.resize, channels_last=config.channels_last
     )
     return _accuracy(
-        model, _to_device(images, device), _to_device(labels, device), pipeline, config.eval_batch_size, dtype
+        model, place_images(images, device), _to_device(labels, device), pipeline, config.eval_batch_size, dtype
     )
+
+
+def predict_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    config: TrainConfig,
+    *,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+) -> torch.Tensor:
+    """Class probabilities (N, classes) of uint8 ``images`` on the CPU, preprocessed as ``evaluate`` does.
+
+    The softmax is taken in fp32 whatever the autocast precision of the logits.
+    """
+    device = resolve_device(config.device)
+    dtype = resolve_precision(config.precision, device)
+    _place_model(model, device, channels_last=config.channels_last)
+    pipeline = BatchPipeline(
+        mean=mean, std=std, device=device, resize=config.resize, channels_last=config.channels_last
+    )
+    placed = place_images(images, device)
+    was_training = model.training
+    model.eval()
+    parts = []
+    with torch.no_grad(), _autocast(device, dtype):
+        for start in range(0, len(images), config.eval_batch_size):
+            logits = model(pipeline(placed[start : start + config.eval_batch_size], augment=False))
+            parts.append(torch.softmax(logits.float(), dim=1).cpu())
+    model.train(was_training)
+    return torch.cat(parts) if parts else torch.zeros(0, 0)
 
 
 # --- training ----------------------------------------------------------------------
@@ -336,7 +377,7 @@ def train(
         if totals.stopped:
             result.stopped_reason = f"stopped by on_checkpoint at {trainer.reached[-1].images} images"
             break
-        if epoch > config.epochs - config.swa_epochs:
+        if trainer.averaged is not None and epoch > config.epochs - config.swa_epochs:
             trainer.averaged.update_parameters(trainer.model)
         report = trainer.validate(epoch, totals)
         _add_epoch(result, report)
@@ -392,8 +433,8 @@ class _Trainer:
         self.augmentation = torch.Generator(device=self.device).manual_seed(config.seed)
 
         self.images, self.labels = _training_images(data, config.train_fraction, self.order, self.device)
-        self.val_images, self.val_labels = (_to_device(t, self.device) for t in data.val)
-        model.to(self.device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+        self.val_images, self.val_labels = place_images(data.val[0], self.device), _to_device(data.val[1], self.device)
+        _place_model(model, self.device, channels_last=config.channels_last)
         self.pipeline = BatchPipeline(
             mean=data.mean,
             std=data.std,
@@ -421,6 +462,8 @@ class _Trainer:
         The averaged BN statistics belong to none of the averaged weights, so
         they are recomputed, as SWA prescribes, on batches augmented as in training.
         """
+        if self.averaged is None:
+            raise ValueError("no weights were averaged: adopt_average needs swa_epochs > 0")
         self.model.load_state_dict(self.averaged.module.state_dict())
         batches = (
             self.pipeline(self.images[start : start + self.batch_size], augment=self.config.augment)
@@ -433,25 +476,31 @@ class _Trainer:
         """One shuffled pass; the summed loss is read every ``check_every`` steps, and only then."""
         self.model.train()
         start = time.perf_counter()
-        permutation = _to_device(torch.randperm(len(self.labels), generator=self.order), self.device)
+        order = torch.randperm(len(self.labels), generator=self.order)
+        permutation = _to_device(order, self.device)
+        spans = [slice((step - 1) * self.batch_size, step * self.batch_size) for step in range(1, self.steps + 1)]
+        # Images on the host are gathered by CPU indices (no device sync); images on the device by device ones.
+        gather = order if isinstance(self.images, HostImages) else permutation
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         diverged, stopped = None, False
-        for step in range(1, self.steps + 1):
-            loss, hits = self._step(permutation[(step - 1) * self.batch_size : step * self.batch_size])
-            loss_sum += loss
-            correct += hits
-            seen = ((epoch - 1) * self.steps + step) * self.batch_size
-            at_checkpoint = bool(self.pending) and self.pending[-1] <= seen
-            if step % self.config.check_every == 0 or step == self.steps or at_checkpoint:
-                diverged = _divergence(loss_sum, epoch, step, self.steps)
-                if diverged is not None:
+        batches = contextlib.closing(batches_of(self.images, [gather[span] for span in spans]))
+        with batches as images:
+            for step, (span, batch) in enumerate(zip(spans, images), start=1):
+                loss, hits = self._step(batch, permutation[span])
+                loss_sum += loss
+                correct += hits
+                seen = ((epoch - 1) * self.steps + step) * self.batch_size
+                at_checkpoint = bool(self.pending) and self.pending[-1] <= seen
+                if step % self.config.check_every == 0 or step == self.steps or at_checkpoint:
+                    diverged = _divergence(loss_sum, epoch, step, self.steps)
+                    if diverged is not None:
+                        break
+                    if on_progress is not None:
+                        on_progress(epoch, step, self.steps)
+                if at_checkpoint and self._checkpoint(epoch, seen):
+                    stopped = True
                     break
-                if on_progress is not None:
-                    on_progress(epoch, step, self.steps)
-            if at_checkpoint and self._checkpoint(epoch, seen):
-                stopped = True
-                break
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return _EpochTotals(loss_sum, correct, time.perf_counter() - start, diverged, stopped)
@@ -476,9 +525,9 @@ class _Trainer:
             self._last_validation = (seen, accuracy)
         return self._last_validation[1]
 
-    def _step(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimiser step on the images at ``index``; its loss and correct count stay on the device."""
-        x, y = self.pipeline(self.images[index], augment=self.config.augment), self.labels[index]
+    def _step(self, images: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on ``images``, the uint8 batch at ``index``; its loss and correct count stay on the device."""
+        x, y = self.pipeline(images, augment=self.config.augment), self.labels[index]
         with _autocast(self.device, self.dtype):
             logits = self.model(x)
         loss = self.criterion(logits.float(), y)
@@ -513,8 +562,9 @@ class _Trainer:
                 "checkpoints": [dataclasses.asdict(checkpoint) for checkpoint in result.checkpoints],
             },
         }
-        with atomic_write(path) as temporary:
-            torch.save(state, temporary)
+        buffer = io.BytesIO()  # torch.save to a file says "unexpected pos" for a full disk; this names the file
+        torch.save(state, buffer)
+        write_bytes(path, buffer.getvalue())
 
     def restore(self, path: Path, result: TrainResult) -> None:
         """Continue from the state ``save`` wrote to ``path``: the model, the loop and ``result``."""
@@ -577,14 +627,20 @@ def _subset_size(images: int, fraction: float) -> int:
 
 def _training_images(
     data: DataSplits, fraction: float, order: torch.Generator, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training split, or a seeded subset of ``fraction`` of it in its original order, on ``device``."""
+) -> tuple[torch.Tensor | RowSubset | HostImages, torch.Tensor]:
+    """The training split, or a seeded subset of ``fraction`` of it in its original order, where
+    training reads it (``evaluation.feeding``: on the device when it fits).
+
+    A subset's images are not copied out: a ``RowSubset`` looks its rows up
+    batch by batch, so a subset of a mapped cache pages from disk as the
+    whole split does (only the labels, 8 bytes an image, are copied).
+    """
     images, labels = data.train
     if fraction < 1.0:
         keep = _subset_size(len(labels), fraction)
         subset = torch.randperm(len(labels), generator=order)[:keep].sort().values
-        images, labels = images[subset], labels[subset]
-    return _to_device(images, device), _to_device(labels, device)
+        return place_images(RowSubset(images, subset), device), _to_device(labels[subset], device)
+    return place_images(images, device), _to_device(labels, device)
 
 
 def _divergence(loss_sum: torch.Tensor, epoch: int, step: int, steps: int) -> str | None:

@@ -1,10 +1,14 @@
 """The search as a library: ``run_search`` runs or resumes a study over a space.
 
-``python -m search run`` is a thin layer over it: it parses flags, calls
-``run_search`` and prints. The run's policy lives here: the validation split,
-the training budget taken from the space (larger on a GPU), the settings
-stored with the study, the known architectures evaluated first, how many
-trials are left, the worker processes, and the report written at the end.
+``python -m search run`` is a thin layer over it: it builds the run's objects
+from its flags, calls ``run_search`` and prints. A run is planned, then
+executed. Planning checks what was asked (each object is validated when made;
+the space then checks the pruner, the sampler factory its space, the names of
+known architectures), loads the data, takes the training budget from the space
+(larger on a GPU), creates or resumes the study with its settings and queues
+the known architectures first: a ``SearchPlan``. Executing runs the one worker
+function (``search.execution.workers.run_worker``) on that plan, in this
+process for one worker and in N processes for N, then writes the report.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ import dataclasses
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +27,41 @@ import torch
 from optuna.trial import FrozenTrial
 
 from evaluation import Architecture, TrainConfig, planned_images, preset, resolve_device
-from evaluation.data import DataSplits, load_dataset
+from evaluation.data import DataSplits
 from evaluation.presets import PRESETS
 from search.errors import SearchInterrupted, UsageError
-from search.execution.objective import TrialObjective
-from search.execution.runner import run_trials
-from search.execution.screening import VOTE, check_screening
-from search.execution.workers import WorkerJob, run_workers, use_device, worker_devices
+from search.execution.distinct import STOPPED_ATTR, converged_line, counted_trials, stop_reason
+from search.execution.interrupts import sigterm_as_interrupt
+from search.execution.plan import DEFAULT_TRIALS, Budget, DataSpec, SearchPlan, StudySpec, Workers
+from search.execution.run_data import data_settings, open_run_data
+from search.execution.screening import Screening
+from search.execution.workers import run_worker, run_workers, worker_devices
 from search.pruners import Pruning
 from search.report import write_report
-from search.samplers import make_sampler, worker_seed
-from search.storage.leases import LeasePolicy, fail_stale
-from search.storage.studies import (
-    create_or_resume,
-    finished_trials,
-    make_storage,
-    storage_url,
-    study_dir,
-)
+from search.samplers import SamplerContext, SamplerSpec
+from search.storage.leases import LeasePolicy
+from search.storage.studies import create_or_resume, make_storage, storage_url, study_dir
+from search.storage.warm_start import WARM_START_ATTR, check_target, hand_over, open_warm_start
 from spaces import Space, enqueue_architecture, load_space
 
-__all__ = ["DEFAULT_PRUNER", "DEFAULT_TRIALS", "GPU_EPOCH_FACTOR", "RunPlan", "run_search"]
+__all__ = [
+    "DEFAULT_PRUNER",
+    "DEFAULT_TRIALS",
+    "GPU_EPOCH_FACTOR",
+    "Budget",
+    "DataSpec",
+    "RunPlan",
+    "StudySpec",
+    "Workers",
+    "run_search",
+]
 
-DEFAULT_TRIALS = 12
 # Measured (benchmarks/rung_schedules.py, README "Stopping trials early"): on the
 # default CPU budget the first rung (1/9, about 10 SGD steps) is at or near chance
 # for every network, so ASHA there would rank by cost alone: it must be asked for.
 DEFAULT_PRUNER = "none"
 # On a GPU the same call trains on the whole training set for more epochs.
 GPU_EPOCH_FACTOR = 3
-# A tenth of the training set validates every trial; the test set is never touched.
-VALIDATION_SIZE = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,44 +69,32 @@ class RunPlan:
     """What a run is about to do, given to ``on_start`` once the study is open."""
 
     study: optuna.Study
-    finished: int  # trials finished by earlier runs (complete or pruned)
-    to_run: int  # trials this run starts at most
+    finished: int  # distinct architectures earlier runs evaluated (search.execution.distinct)
+    to_run: int  # distinct architectures this run evaluates at most
     device: str  # where trials train: "cpu" or "cuda"
     report: Path | None  # where the report is written at the end; None without one
     workers: int = 1  # processes running trials
     settings_changed: str | None = None  # what differs from the settings the study was created with
     pruner: str = ""  # the pruner in use, in words (Pruning.describe)
+    data: DataSplits | None = None  # the data trials train on (a source's skipped files: data.skipped)
+    warm_started: int = 0  # trials of the study handed over by a warm start (counted toward no budget)
 
 
 def run_search(
     *,
     space: Space | str | Path,
-    storage: str | None = None,
-    study_name: str | None = None,
-    trials: int = DEFAULT_TRIALS,
-    timeout: float | None = None,
-    epochs: int | None = None,
-    train_fraction: float | None = None,
-    sampler: str = "tpe",
-    pruner: str = DEFAULT_PRUNER,
-    min_rung: float | Fraction = Fraction(1, 9),
-    eta: int = 3,
+    study: StudySpec = StudySpec(),
+    budget: Budget = Budget(),
+    data: DataSpec = DataSpec(),
+    sampler: SamplerSpec = SamplerSpec(),
+    pruning: Pruning = Pruning(DEFAULT_PRUNER),
+    leases: LeasePolicy = LeasePolicy(),
+    screening: Screening = Screening(),
+    workers: Workers = Workers(),
     seed: int = 0,
-    device: str = "auto",
-    workers: int = 1,
-    heartbeat_interval: int = LeasePolicy.heartbeat_interval,
-    grace_period: int = LeasePolicy.grace_period,
-    retry_failed: int = 0,
-    dataset: str | None = None,
-    data_root: str | Path | None = None,
-    enqueue: Sequence[str | Architecture] = (),
-    report: bool = True,
-    memory_limit: float | None = None,
-    screen: int = 1,
-    screen_by: str = VOTE,
-    command: str | None = None,
     on_start: Callable[[RunPlan], None] | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> optuna.Study:
     """Run, or resume, a multi-objective study over ``space`` and return it.
 
@@ -107,188 +102,240 @@ def run_search(
     cannot be built or breaks a constraint of the space, profiles it, trains it
     briefly and records validation accuracy per epoch (see
     ``search.execution.objective``). Nothing is printed; ``on_start`` and ``on_trial``
-    are where a caller shows progress.
+    are where a caller shows progress. For example::
+
+        run_search(space="densenet_hybrid", budget=Budget(trials=20, epochs=2),
+                   pruning=Pruning("asha"), workers=Workers(count=2))
 
     Args:
         space: A ``spaces.Space``, or a built-in space name or YAML file path.
-        storage: Any Optuna storage URL, or ``journal:PATH`` for a journal
-            file; None keeps the study in ``studies/<study_name>/``:
-            ``study.db`` (SQLite) for one worker, ``journal.log`` for several
-            (or whichever of the two the folder already holds).
-        study_name: The study's name and folder under ``studies/``
-            (``$SEARCH_STUDIES_DIR``); None takes the space's name.
-        trials: Finished trials wanted in all, counting earlier runs of the
-            same study and every worker (also those of other commands on the
-            same storage): resuming with a larger number adds the difference.
-        timeout: Seconds after which no new trial starts; None for no limit.
-        epochs: Training epochs per trial; None takes the space's budget
-            (times ``GPU_EPOCH_FACTOR`` on a GPU).
-        train_fraction: Fraction of the training split per trial, in (0, 1];
-            None takes the space's budget (the whole split on a GPU).
-        sampler: ``tpe`` (multivariate, constant liar), ``nsga2``, ``random``
-            or ``gp`` (Gaussian-process Bayesian optimisation).
-        pruner: How trials are stopped early (``search.pruners``): ``asha``
+        study: Which study (name, storage), the architectures it evaluates
+            first, whether the report is written, the command recorded, the
+            study of the same space it starts from (a warm start).
+        budget: Distinct architectures to evaluate in all (earlier runs and
+            every worker included; a proposal of one the study already holds
+            takes its values and counts nothing, one refused before training
+            counts: ``search.execution.distinct``), a timeout, each trial's
+            epochs and training fraction.
+        data: A data set instead of the space's (a built-in name, or a source:
+            ``folder:PATH``, ``csv:FILE``, ``npz:FILE``), how a source is read
+            (``SourceOptions``), where its decoded images are cached, and the
+            folder a built-in is in (``search.execution.run_data``).
+        sampler: The sampler by name (``search.samplers.SAMPLERS``): ``tpe``
+            (multivariate, constant liar), ``nsga2``, ``random``, ``gp``
+            (Gaussian-process Bayesian optimisation) or ``grid`` (every point
+            of a small space, once), and the repeats in a row after which a
+            trial explores a random architecture instead.
+        pruning: How trials are stopped early (``search.pruners``): ``asha``
             (multi-objective asynchronous successive halving, any space),
             ``median`` or ``hyperband`` (Optuna's, single-objective spaces
-            only) or ``none``. With rungs, a space's one-cycle schedule is
-            replaced by cosine (one-cycle's rungs measure at chance).
-        min_rung: The first rung, as a fraction of a trial's training budget.
-        eta: Each rung is ``eta`` times the last; 1/eta of the trials at a
-            rung continue.
+            only) or ``none``, with the first rung and ``eta``. With rungs, a
+            space's one-cycle schedule is replaced by cosine (one-cycle's
+            rungs measure at chance).
+        leases: Heartbeats of running trials, the grace period after which a
+            silent one is failed as stale (its worker died) by any worker of
+            the study, and how often a stale trial's parameters are retried.
+        screening: Candidate architectures per trial, scored at
+            initialisation by the zero-cost proxies; the best is trained and
+            all are recorded on the trial (``search.execution.screening``).
+        workers: Processes on this machine running trials, their device and
+            the memory a trial's model may be estimated to need.
         seed: Seed of the sampler, of the validation split and of each trial's
             weights and training (trial ``n`` uses ``seed + n``). Each worker
             and each resumed start seeds its sampler from it, its index and
             the trials already in the study (``search.samplers.worker_seed``).
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        workers: Processes on this machine running trials of the study, each
-            with ``cores // workers`` CPU threads, or its own GPU when there
-            are several. More than one needs a storage for concurrent writers:
-            the default becomes the journal file, SQLite is refused.
-        heartbeat_interval: Seconds between the heartbeats of a running trial.
-        grace_period: Seconds without a heartbeat after which a running trial
-            is failed as stale (its worker died), by any worker of the study.
-        retry_failed: Times a stale trial's parameters are queued again.
-        dataset: A data set instead of the space's; the space's input size and
-            class count follow it.
-        data_root: A folder holding the data set files, searched first.
-        enqueue: Known architectures to evaluate first, each an Architecture or
-            the name of a baseline of the space or of a preset; one already in
-            the study is not enqueued again.
-        report: Write ``studies/<study_name>/report.html`` at the end, also
-            after an interruption.
-        memory_limit: Bytes a trial's model may be estimated to need in
-            training (``evaluation.memory``); None takes the machine's memory.
-        screen: Candidate architectures per trial, scored at initialisation by
-            the zero-cost proxies; the best by ``screen_by`` is trained and all
-            are recorded on the trial (``search.execution.screening``). 1 (the default)
-            trains the sampler's proposal as it comes. One worker only.
-        screen_by: The proxy that picks among the candidates (a name in
-            ``evaluation.proxies.PROXIES``), or ``vote``: the lowest mean rank
-            across proxies.
-        command: How the run was started, recorded in the study's settings (the
-            command line passes its own); None records this call.
         on_start: Called once with a ``RunPlan`` before the first trial.
-        on_trial: Called with the study and each trial this run finished.
+        on_trial: Called with the study and each trial this run finished
+            (copies of evaluated architectures too).
+        on_note: Called with each line the run has to say beyond its trials:
+            the sampler converged (before the trial that explores), the run
+            stopped before its budget (the space exhausted).
 
     Returns:
         The study, every trial of this run finished (COMPLETE, PRUNED or FAIL).
 
     Raises:
-        SearchInterrupted: Ctrl-C stopped the run. It is raised after the loop
-            stopped cleanly (no trial left RUNNING) and the report was written;
+        SearchInterrupted: Ctrl-C or SIGTERM stopped the run. It is raised
+            after the loop stopped cleanly (no trial left RUNNING; one cut by
+            SIGTERM is queued again) and the report was written;
             ``error.study`` holds the study, which resumes on the next call.
         ToolkitError: A mistake in what was asked for (space, data set, budget,
             sampler, device, workers, storage, known architecture), before any
             trial runs.
     """
-    space = space if isinstance(space, Space) else load_space(space)
-    _check_budget(trials=trials, epochs=epochs, train_fraction=train_fraction, workers=workers)
-    pruning = Pruning(kind=pruner, min_fraction=min_rung, eta=eta)
+    with sigterm_as_interrupt():  # SIGTERM outside the trial loop stops the run as Ctrl-C would
+        space = space if isinstance(space, Space) else load_space(space)
+        plan, splits, opened, changed = _plan(
+            space,
+            study=study,
+            budget=budget,
+            data=data,
+            sampler=sampler,
+            pruning=pruning,
+            leases=leases,
+            screening=screening,
+            workers=workers,
+            seed=seed,
+        )
+        if stop_reason(opened) is not None:
+            opened.set_user_attr(STOPPED_ATTR, None)  # an earlier run's; this one says its own
+        started = RunPlan(
+            study=opened,
+            finished=counted_trials(opened),
+            to_run=max(budget.trials - counted_trials(opened), 0),
+            device=plan.config.device,
+            report=study_dir(plan.study_name) / "report.html" if study.report else None,
+            workers=plan.workers,
+            settings_changed=changed,
+            data=splits,
+            warm_started=sum(WARM_START_ATTR in t.user_attrs for t in opened.get_trials(deepcopy=False)),
+            pruner=pruning.describe()
+            + (
+                f", schedule {plan.config.schedule} instead of {space.training.schedule}"
+                if plan.config.schedule != space.training.schedule
+                else ""
+            ),
+        )
+        if on_start is not None:
+            on_start(started)
+        reported = _with_notes(on_trial, on_note)
+        if plan.workers == 1:
+            stopped = run_worker(plan, 0, study=opened, data=splits, on_trial=reported)
+        else:
+            stopped = run_workers(plan, study=opened, on_trial=reported)
+        if on_note is not None and stopped is None and (reason := stop_reason(opened)) is not None:
+            on_note(f"stopped before the budget: {reason}")
+        if started.report is not None:
+            write_report(opened, started.report)
+        if stopped is not None:
+            raise SearchInterrupted(opened, signum=stopped)
+        return opened
+
+
+def _with_notes(
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None, on_note: Callable[[str], None] | None
+) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+    """``on_trial``, after ``on_note`` is told when a trial explores because its sampler converged.
+
+    Read from the trial, so a worker process's fallback is told as this process's is.
+    """
+    if on_note is None:
+        return on_trial
+
+    def reported(study: optuna.Study, trial: FrozenTrial) -> None:
+        line = converged_line(trial)
+        if line is not None:
+            on_note(line)
+        if on_trial is not None:
+            on_trial(study, trial)
+
+    return reported
+
+
+def _plan(
+    space: Space,
+    *,
+    study: StudySpec,
+    budget: Budget,
+    data: DataSpec,
+    sampler: SamplerSpec,
+    pruning: Pruning,
+    leases: LeasePolicy,
+    screening: Screening,
+    workers: Workers,
+    seed: int,
+) -> tuple[SearchPlan, DataSplits, optuna.Study, str | None]:
+    """Check the request against the space, load the data, open the study: the plan, the data
+    splits, the study and what its settings changed. Nothing is created before every check passed."""
     pruning.check(space.objectives)
-    _check_screening(screen, screen_by, workers=workers)
-    lease = _lease_policy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
-    devices = worker_devices(device, workers)
-    name = space.name if study_name is None else study_name  # an empty name is refused, not replaced
-    url = storage_url(name, storage, workers=workers)
-    data = load_dataset(dataset or space.dataset, root=data_root, validation_size=VALIDATION_SIZE, seed=seed)
-    if dataset:
-        space = space.with_input(dataset=dataset, input_size=data.input_size, num_classes=data.num_classes)
-    config = _train_config(
-        space, data, epochs=epochs, train_fraction=train_fraction, device=device, seed=seed, pruning=pruning
-    )
-    first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in enqueue]
+    if sampler.name == "grid" and screening.active:
+        # A screened trial trains the best of its candidates, most of them random: the grid's
+        # point would be skipped, and the grid no longer enumerates the space.
+        raise UsageError(
+            f"sampler grid trains every point as it comes; it takes no screening, got screen {screening.count}"
+        )
+    devices = worker_devices(workers.device, workers.count)
+    name = space.name if study.name is None else study.name  # an empty name is refused, not replaced
+    url = storage_url(name, study.storage, workers=workers.count)
+    first = [known if isinstance(known, Architecture) else _known_architecture(space, known) for known in study.enqueue]
+    # Worker 0's sampler, made once before the study exists: a factory that refuses
+    # the space (a grid too large) creates nothing. Each worker makes its own later.
+    sampler.make(SamplerContext(space=space, seed=seed, trials=budget.trials))
+    space, data, splits = open_run_data(space, data, seed=seed)  # a source is decoded here, once
+    config = _train_config(space, splits, budget=budget, device=workers.device, seed=seed, pruning=pruning)
     settings = _settings(
         space,
         config,
         pruning=pruning,
         sampler=sampler,
-        trials=trials,
-        timeout=timeout,
-        command=command or f"search.run_search(space={space.name!r}, study_name={name!r}, trials={trials})",
+        budget=budget,
+        screening=screening,
+        command=study.command
+        or f"search.run_search(space={space.name!r}, study=StudySpec(name={name!r}), budget={budget!r})",
     )
-    study, changed = create_or_resume(
+    settings.update(data_settings(data, splits))
+    source = None if study.warm_start is None else open_warm_start(study.warm_start, space=space, settings=settings)
+    if source is not None:
+        settings["warm_start"] = source.settings
+    storage = make_storage(
+        url,
+        heartbeat_interval=leases.heartbeat_interval,
+        grace_period=leases.grace_period,
+        retry_failed=leases.retry_failed,
+    )
+    if source is not None:
+        check_target(source, name=name, url=url, storage=storage)
+    opened, changed = create_or_resume(
         name=name,
-        storage=make_storage(
-            url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed
-        ),
+        storage=storage,
         directions=[o.direction for o in space.objectives],
         metric_names=[o.metric for o in space.objectives],
-        sampler=optuna.samplers.RandomSampler(),  # replaced below: the seed depends on what the study holds
+        sampler=optuna.samplers.RandomSampler(),  # replaced by the worker's: its seed depends on what the study holds
         settings=settings,
-        pruner=pruning.optuna_pruner(planned_images(data, config)),
+        pruner=pruning.optuna_pruner(planned_images(splits, config)),
     )
-    pruning.store_in(study)  # what every worker of the study prunes with
-    study.sampler = make_sampler(
-        sampler, seed=worker_seed(seed, worker=0, existing_trials=len(study.trials)), trials=trials
-    )
+    _check_same_data(opened, settings)
+    if source is not None:
+        hand_over(source, opened)  # before the sampler seeds are drawn from the trials the study holds
+    pruning.store_in(opened)  # what a worker of another command on this storage prunes with
+    existing = len(opened.trials)
     for arch in first:
-        study.enqueue_trial(enqueue_architecture(space, arch), skip_if_exists=True)
-    done = finished_trials(study)
-    plan = RunPlan(
-        study=study,
-        finished=done,
-        to_run=max(trials - done, 0),
-        device=config.device,
-        report=study_dir(name) / "report.html" if report else None,
-        workers=workers,
-        settings_changed=changed,
-        pruner=pruning.describe()
-        + (
-            f", schedule {config.schedule} instead of {space.training.schedule}"
-            if config.schedule != space.training.schedule
-            else ""
-        ),
+        opened.enqueue_trial(enqueue_architecture(space, arch), skip_if_exists=True)
+    plan = SearchPlan(
+        study_name=name,
+        storage_url=url,
+        space=space,
+        data=data,
+        seed=seed,
+        config=config,
+        budget=budget,
+        sampler=sampler,
+        pruning=pruning,
+        leases=leases,
+        screening=screening,
+        devices=devices,
+        threads=max(1, (os.cpu_count() or 1) // workers.count) if workers.count > 1 else None,
+        memory_limit=workers.memory_limit,
+        existing_trials=existing,
     )
-    if on_start is not None:
-        on_start(plan)
-    if workers == 1:
-        use_device(devices[0])
-        objective = TrialObjective(
-            space=space,
-            data=data,
-            config=config,
-            memory_limit=memory_limit,
-            while_waiting=lambda study: fail_stale(study, lease),
-            pruning=pruning,
-            screen=screen,
-            screen_by=screen_by,
+    return plan, splits, opened, changed
+
+
+def _check_same_data(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Refuse to resume a study on a source whose images or split changed since it was created:
+    its trials would compare models trained and validated on different images."""
+    recorded = study.user_attrs.get("settings", {}).get("data_fingerprint")
+    now = settings["data_fingerprint"]
+    if recorded is not None and recorded != now:
+        raise UsageError(
+            f"study {study.study_name} searched {settings['dataset']} with data fingerprint {recorded[:12]}; "
+            f"it now reads {(now or 'none')[:12]} (files added, removed or changed, or other options): one study, "
+            f"one data set; restore the files or options, or start another --study"
         )
-        interrupted = run_trials(study, objective, trials=trials, timeout=timeout, on_trial=on_trial, lease=lease)
-    else:
-        job = WorkerJob(
-            study_name=name,
-            storage_url=url,
-            space=space,
-            dataset=dataset or space.dataset,
-            data_root=data_root,
-            validation_size=VALIDATION_SIZE,
-            config=config,
-            sampler=sampler,
-            seed=seed,
-            trials=trials,
-            timeout=timeout,
-            lease=lease,
-            devices=devices,
-            threads=max(1, (os.cpu_count() or 1) // workers),
-            memory_limit=memory_limit,
-        )
-        interrupted = run_workers(job, study=study, on_trial=on_trial)
-    if plan.report is not None:
-        write_report(study, plan.report)
-    if interrupted:
-        raise SearchInterrupted(study)
-    return study
 
 
 def _train_config(
-    space: Space,
-    data: DataSplits,
-    *,
-    epochs: int | None,
-    train_fraction: float | None,
-    device: str,
-    seed: int,
-    pruning: Pruning,
+    space: Space, data: DataSplits, *, budget: Budget, device: str, seed: int, pruning: Pruning
 ) -> TrainConfig:
     """The training of every trial: the space's budget, scaled up on a GPU, unless overridden.
 
@@ -299,46 +346,23 @@ def _train_config(
     ended as accurate (benchmarks/results/rung_schedules.json). So with rungs,
     one-cycle becomes cosine.
     """
-    budget = space.training
+    training = space.training
     on_gpu = resolve_device(device).type == "cuda"
-    schedule = "cosine" if pruning.fractions() and budget.schedule == "onecycle" else budget.schedule
+    schedule = "cosine" if pruning.fractions() and training.schedule == "onecycle" else training.schedule
+    epochs = budget.epochs if budget.epochs is not None else training.epochs * (GPU_EPOCH_FACTOR if on_gpu else 1)
+    fraction = budget.train_fraction
+    input_size, _ = space.model_shape()
     return TrainConfig(
-        epochs=epochs if epochs is not None else budget.epochs * (GPU_EPOCH_FACTOR if on_gpu else 1),
-        train_fraction=train_fraction if train_fraction is not None else (1.0 if on_gpu else budget.train_fraction),
-        batch_size=budget.batch_size,
-        lr=budget.lr,
+        epochs=epochs,
+        train_fraction=fraction if fraction is not None else (1.0 if on_gpu else training.train_fraction),
+        batch_size=training.batch_size,
+        lr=training.lr,
         schedule=schedule,
         device="cuda" if on_gpu else "cpu",
         seed=seed,
         # The space may ask for another resolution than the data set's own.
-        resize=None if space.input_size[1:] == data.input_size[1:] else space.input_size[1],
+        resize=None if input_size[1:] == data.input_size[1:] else input_size[1],
     )
-
-
-def _check_budget(*, trials: int, epochs: int | None, train_fraction: float | None, workers: int) -> None:
-    """Refuse an impossible budget before the data set is loaded."""
-    if trials < 1:
-        raise UsageError(f"trials must be >= 1, got {trials}")
-    if workers < 1:
-        raise UsageError(f"workers must be >= 1, got {workers}")
-    if epochs is not None and epochs < 1:
-        raise UsageError(f"epochs must be >= 1, got {epochs}")
-    if train_fraction is not None and not 0 < train_fraction <= 1:
-        raise UsageError(f"train_fraction must be in (0, 1], got {train_fraction}")
-
-
-def _check_screening(screen: int, screen_by: str, *, workers: int) -> None:
-    check_screening(screen, screen_by)
-    if screen > 1 and workers > 1:
-        # The worker processes build their own objective (search.execution.workers), without screening.
-        raise UsageError(f"screen {screen} needs one worker, got workers {workers}")
-
-
-def _lease_policy(*, heartbeat_interval: int, grace_period: int, retry_failed: int) -> LeasePolicy:
-    try:
-        return LeasePolicy(heartbeat_interval=heartbeat_interval, grace_period=grace_period, retry_failed=retry_failed)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
 
 
 def _known_architecture(space: Space, name: str) -> Architecture:
@@ -358,26 +382,30 @@ def _settings(
     config: TrainConfig,
     *,
     pruning: Pruning,
-    sampler: str,
-    trials: int,
-    timeout: float | None,
+    sampler: SamplerSpec,
+    budget: Budget,
+    screening: Screening,
     command: str,
 ) -> dict[str, Any]:
     """Everything needed to understand and repeat the run, stored with the study."""
+    input_size, num_classes = space.model_shape()
     return {
         "space": space.name,
         "space_file": str(space.path),
         "space_yaml": space.path.read_text(),
         "dataset": space.dataset,
-        "input_size": list(space.input_size),
-        "num_classes": space.num_classes,
+        "input_size": list(input_size),
+        "num_classes": num_classes,
         "objectives": [f"{o.metric} ({o.direction})" for o in space.objectives],
         "training": dataclasses.asdict(config),
-        "sampler": sampler,
+        "sampler": sampler.name,
+        "fallback_after": sampler.fallback_after,
+        "warm_start": None,  # the study it started from: search.storage.warm_start.WarmStart.settings
         "pruner": pruning.settings(),
+        "screening": {"count": screening.count, "by": screening.by},
         "seed": config.seed,
-        "trials": trials,
-        "timeout": timeout,
+        "trials": budget.trials,
+        "timeout": budget.timeout,
         "device": config.device,
         "command": command,
         "versions": {

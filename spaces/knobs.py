@@ -9,22 +9,36 @@ the field, so a value it would refuse is caught when the file is loaded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar, cast
 
 from evaluation.blocks import has_type
 from evaluation.errors import show
 
-if TYPE_CHECKING:
-    from optuna.trial import BaseTrial
-
-__all__ = ["Choice", "Distribution", "Fixed", "FloatRange", "IntRange", "Knob", "KnobType", "parse_knob"]
+__all__ = [
+    "MAX_CHOICES",
+    "Choice",
+    "Distribution",
+    "Fixed",
+    "FloatRange",
+    "IntRange",
+    "Knob",
+    "KnobType",
+    "Suggests",
+    "as_field_type",
+    "parse_knob",
+]
 
 Scalar = bool | int | float | str
+_T = TypeVar("_T", bool, int, float, str)
 # A float range without a step has no finite size; counted as this many values
 # (about two significant digits) so that size() can still give an estimate.
 CONTINUOUS_RESOLUTION = 100
+# The longest choice list. Optuna stores a categorical's whole list with every
+# trial's parameters (a 200,000-value list: 1.5 MB per trial); a longer run of
+# numbers is a range, {low, high, step}, which Optuna stores as three numbers.
+MAX_CHOICES = 10_000
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 _RANGE_KEYS = ("low", "high", "step", "log")
 
@@ -119,6 +133,19 @@ class FloatRange:
 Distribution = Fixed | Choice | IntRange | FloatRange
 
 
+class Suggests(Protocol):
+    """What a knob asks of a trial: Optuna's define-by-run calls, which ``optuna.trial.BaseTrial``
+    answers, and so does screening's proposal, which asks a sampler without making a trial."""
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+
 @dataclass(frozen=True)
 class Knob:
     """A distribution bound to its Optuna parameter name and its key path in the file.
@@ -139,7 +166,7 @@ class Knob:
     def searched(self) -> bool:
         return not isinstance(self.distribution, Fixed)
 
-    def suggest(self, trial: BaseTrial) -> Scalar:
+    def suggest(self, trial: Suggests) -> Scalar:
         """The value for ``trial``: asked of Optuna unless fixed.
 
         Asking a shared knob again returns the value of the first ask: Optuna
@@ -150,7 +177,9 @@ class Knob:
             return d.value
         assert self.param is not None
         if isinstance(d, Choice):
-            return trial.suggest_categorical(self.param, d.values)
+            chosen = trial.suggest_categorical(self.param, d.values)
+            assert chosen is not None, "Optuna returns one of the choices, and none is None"
+            return chosen
         if isinstance(d, IntRange):
             return trial.suggest_int(self.param, d.low, d.high, step=d.step, log=d.log)
         return trial.suggest_float(self.param, d.low, d.high, step=d.step, log=d.log)
@@ -188,6 +217,10 @@ class Knob:
             return d.high - d.low + 1 if d.log else (d.high - d.low) // d.step + 1
         return d.points
 
+    def values_as(self, expected: type[_T]) -> list[_T]:
+        """Every value (``values``), as the field type the loader checked the knob against."""
+        return [as_field_type(value, expected, self.path) for value in self.values()]
+
     def values(self) -> Iterator[Scalar]:
         """Every value, in order; only for knobs with a finite count."""
         d = self.distribution
@@ -201,6 +234,14 @@ class Knob:
             assert d.step is not None and d.points is not None, "values() of a continuous range"
             for i in range(d.points):
                 yield d.low + i * d.step
+
+
+def as_field_type(value: Scalar | None, expected: type[_T], path: str) -> _T:
+    """A knob's ``value`` as the field type the loader checked the knob against (``has_type``: an
+    int is a float, a bool is no int); a value of another type is a bug, not a user's mistake."""
+    if not has_type(value, expected):
+        raise TypeError(f"{path}: expected {expected.__name__}, got {value!r}")
+    return cast(_T, value)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -234,10 +275,17 @@ def parse_knob(value: Any, knob_type: KnobType) -> tuple[Distribution, bool]:
 def _parse_choice(values: Any, knob_type: KnobType) -> Choice:
     if not isinstance(values, list) or not values:
         raise KnobError(f"choice must be a non-empty list, got {show(values)}")
+    if len(values) > MAX_CHOICES:
+        raise KnobError(
+            f"choice lists {len(values):,} values, at most {MAX_CHOICES:,} are allowed (Optuna stores the list "
+            "with every trial); write a run of numbers as {low, high, step}"
+        )
     converted = tuple(knob_type.convert(v, "choice") for v in values)
-    for i, v in enumerate(converted):
-        if v in converted[:i]:
+    seen: set[Any] = set()  # a set, not a scan of the values before: a long list loads in linear time
+    for v in converted:
+        if v in seen:
             raise KnobError(f"choice lists {v!r} twice; each value must appear once")
+        seen.add(v)
     return Choice(converted)
 
 
@@ -245,8 +293,8 @@ def _parse_range(value: Mapping[str, Any], knob_type: KnobType) -> IntRange | Fl
     if knob_type.type not in (int, float):
         raise KnobError(f"a range needs a numeric knob; this one takes {_TYPE_NAMES[knob_type.type]}, use choice")
     number = KnobType(knob_type.type)
-    low = number.convert(value["low"], "low")
-    high = number.convert(value["high"], "high")
+    low = _number(number, value["low"], "low")
+    high = _number(number, value["high"], "high")
     log = value.get("log", False)
     if not isinstance(log, bool):
         raise KnobError(f"log must be a boolean, got {show(log)}")
@@ -256,15 +304,29 @@ def _parse_range(value: Mapping[str, Any], knob_type: KnobType) -> IntRange | Fl
         raise KnobError(f"low ({low}) must be <= high ({high})")
     if log and low <= 0:
         raise KnobError(f"low ({low}) must be > 0 on a log scale")
-    step = value.get("step")
-    if step is None:
-        return IntRange(low, high, log=log) if knob_type.type is int else FloatRange(low, high, log=log)
+    if value.get("step") is None:
+        return _range(knob_type, low, high, None, log)
     if log:
         raise KnobError("step cannot be combined with log (Optuna samples a log range continuously)")
-    step = number.convert(step, "step")
+    step = _number(number, value["step"], "step")
     if step <= 0:
         raise KnobError(f"step ({step}) must be > 0")
     units = (high - low) / step
     if not math.isclose(units, round(units), abs_tol=1e-9):
         raise KnobError(f"high - low ({high - low:g}) must be a multiple of step ({step})")
-    return IntRange(low, high, step) if knob_type.type is int else FloatRange(low, high, step)
+    return _range(knob_type, low, high, step, log)
+
+
+def _number(number: KnobType, value: Any, label: str) -> float:
+    """``value`` converted by the int or float ``number`` type: an int stays an int (typed float, as
+    ints are), so messages show ``3``, not ``3.0``."""
+    converted = number.convert(value, label)
+    assert not isinstance(converted, str), f"a {number.type.__name__} knob converts to a number"
+    return converted
+
+
+def _range(knob_type: KnobType, low: float, high: float, step: float | None, log: bool) -> IntRange | FloatRange:
+    """The range of ``knob_type``'s kind; an int knob's bounds and step were checked to be integers."""
+    if knob_type.type is float:
+        return FloatRange(low, high, step, log)
+    return IntRange(int(low), int(high), 1 if step is None else int(step), log)

@@ -7,20 +7,18 @@ works; the result is a pure function of the trial's parameters.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evaluation.architecture import Architecture, ArchitectureError
 from evaluation.counts import count
 from evaluation.metrics import METRICS
+from spaces.knobs import Suggests
 from spaces.space import Space
-
-if TYPE_CHECKING:
-    from optuna.trial import BaseTrial
 
 __all__ = ["enqueue_architecture", "precheck", "sample_architecture"]
 
 
-def sample_architecture(space: Space, trial: BaseTrial) -> Architecture:
+def sample_architecture(space: Space, trial: Suggests) -> Architecture:
     """The Architecture ``trial`` picks from ``space``.
 
     Parameters are named by part (``num_stages``, ``stage2.block``,
@@ -45,8 +43,9 @@ def precheck(space: Space, arch: Architecture) -> str | None:
     fit ``space.input_size`` and meet the params and MACs constraints. The
     latency constraint needs a measurement and is left to the trial.
     """
+    input_size, num_classes = space.model_shape()
     try:
-        counts = count(arch, space.input_size, space.num_classes)
+        counts = count(arch, input_size, num_classes)
     except ArchitectureError as error:
         return str(error)
     # The metrics known before training, from the closed form.

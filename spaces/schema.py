@@ -11,10 +11,11 @@ accepts assembles into an Architecture; whether it fits the input and the constr
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evaluation._yaml import UnreadableYaml, read_yaml
 from evaluation.architecture import (
@@ -28,12 +29,14 @@ from evaluation.architecture import (
     Transition,
 )
 from evaluation.blocks import BLOCKS, BlockFamily, field_bounds, field_types
-from evaluation.errors import show
+from evaluation.errors import DataError, show
+from evaluation.images import SourceOptions, is_source
 from evaluation.metrics import DIRECTIONS, METRICS
 from evaluation.training import SCHEDULES
 from spaces.errors import SpaceError
 from spaces.knobs import Fixed, Knob, KnobError, KnobType, parse_knob
 from spaces.space import (
+    AUTO_STEM,
     PARAMETERISATIONS,
     Constraints,
     Objective,
@@ -41,6 +44,7 @@ from spaces.space import (
     StageKnobs,
     TrainingBudget,
     TransitionKnobs,
+    stem_style_for,
 )
 
 __all__ = ["builtin_space_names", "load_space"]
@@ -52,6 +56,9 @@ MAX_STAGES = 12
 # A block's rule across knobs is checked for every value a knob allows; a wider
 # range is refused rather than walked (a width range up to 10**12 would never finish).
 MAX_CHECKED_VALUES = 100_000
+
+# A choice among literal names (a Literal type's values) comes back as that Literal type.
+_Name = TypeVar("_Name", bound=str)
 
 _POSITIVE = KnobType(int, minimum=1)
 _FRACTION_OPEN_HIGH = KnobType(float, minimum=0.0, maximum=1.0, maximum_open=True)
@@ -101,7 +108,22 @@ _TOP_KEYS = (
     "conv_bias",
     "baselines",
 )
-_REQUIRED = ("description", "dataset", "input", "num_classes", "objectives", "stages")
+_REQUIRED = ("description", "objectives", "stages")
+# A space whose data set is a built-in states its input and class count; a source's
+# images (folder:, csv:, npz:), or the run's --data, give them when the space does not.
+_FROM_BUILTIN = ("input", "num_classes")
+# ``dataset`` as a mapping: a source and how it is read (evaluation.images.SourceOptions).
+DATA_OPTION_TYPES = {
+    "resolution": _POSITIVE,
+    "channels": _POSITIVE,
+    "resize": KnobType(str),
+    "background": KnobType(int, minimum=0, maximum=255),
+    "val_fraction": KnobType(float),
+    "test_fraction": KnobType(float),
+    "split_seed": KnobType(int),
+    "flip": _BOOL,
+    "strict": _BOOL,
+}
 
 
 def builtin_space_names() -> list[str]:
@@ -178,9 +200,22 @@ class _Loader:
         if not isinstance(data, Mapping):
             raise SpaceError(f"{self.source}: expected a mapping of {', '.join(_REQUIRED)}, ..., got {_show(data)}")
         data = self.mapping(data, "", _TOP_KEYS, _REQUIRED)
+        dataset, data_options = self.dataset(data.get("dataset"), path)
+        if dataset is not None and not is_source(dataset):
+            for key in _FROM_BUILTIN:
+                if key not in data:
+                    raise self.error(
+                        key,
+                        f"is required with the built-in data set {dataset} (a folder:, csv: or npz: source gives it)",
+                    )
+        input_size = self.input_size(data["input"]) if "input" in data else None
+        stem_given = dict(self.mapping(data.get("stem"), "stem", STEM_KNOBS))
+        auto_stem = stem_given.get("style") == AUTO_STEM
+        if auto_stem:  # resolved now when the input is stated, else by with_input once the data is known
+            stem_given["style"] = stem_style_for(input_size[1]) if input_size else Stem().style
         stem = {
             key: self.knob(value, f"stem.{key}", STEM_KNOBS[key], f"stem.{key}")
-            for key, value in self._with_defaults(data.get("stem"), "stem", STEM_KNOBS, Stem()).items()
+            for key, value in self._with_defaults(stem_given, "stem", STEM_KNOBS, Stem()).items()
         }
         num_stages, stages = self.stages(data["stages"])
         head = {
@@ -192,9 +227,13 @@ class _Loader:
             path=path,
             source=self.source,
             description=self.text(data["description"], "description"),
-            dataset=self.text(data["dataset"], "dataset"),
-            input_size=self.input_size(data["input"]),
-            num_classes=self.scalar(data["num_classes"], "num_classes", KnobType(int, minimum=2)),
+            dataset=dataset,
+            input_size=input_size,
+            num_classes=(
+                self.scalar(data["num_classes"], "num_classes", KnobType(int, minimum=2))
+                if "num_classes" in data
+                else None
+            ),
             objectives=self.objectives(data["objectives"]),
             constraints=self.constraints(data.get("constraints")),
             training=self.training(data.get("training")),
@@ -205,6 +244,8 @@ class _Loader:
             transitions=self.transitions(data.get("transitions"), len(stages) - 1),
             head=head,
             conv_bias=self.knob(data.get("conv_bias", False), "conv_bias", _BOOL, "conv_bias"),
+            data_options=data_options,
+            auto_stem=auto_stem,
         )
         return dataclasses.replace(space, baselines=self.baselines(data.get("baselines"), space))
 
@@ -217,13 +258,54 @@ class _Loader:
             raise self.error(path, f"must be a non-empty string, got {_show(value)}")
         return value.strip()
 
-    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
+    def dataset(self, value: Any, path: Path) -> tuple[str | None, SourceOptions | None]:
+        """The data set (a built-in name or a source) and, when written as a mapping, the source's options."""
+        if value is None:
+            return None, None
+        if not isinstance(value, Mapping):
+            return self.data_source(value, "dataset", path), None
+        value = self.mapping(value, "dataset", ("source", *DATA_OPTION_TYPES, "classes"), ("source",))
+        source = self.data_source(value["source"], "dataset.source", path)
+        if not is_source(source):
+            raise self.error(
+                "dataset.source",
+                f"options apply to folder:, csv: and npz: sources; {show(source)} is not one "
+                f"(a built-in data set is written as dataset: NAME)",
+            )
+        options: dict[str, Any] = {
+            key: self.scalar(v, f"dataset.{key}", DATA_OPTION_TYPES[key])
+            for key, v in value.items()
+            if key in DATA_OPTION_TYPES
+        }
+        if "classes" in value:
+            classes = value["classes"]
+            if not isinstance(classes, list) or not all(isinstance(c, str | int) for c in classes):
+                raise self.error("dataset.classes", f"must be a list of class names, got {_show(classes)}")
+            options["classes"] = tuple(str(c) for c in classes)
+        try:
+            return source, SourceOptions(**options)
+        except DataError as error:
+            raise self.error("dataset", str(error)) from None
+
+    def data_source(self, value: Any, key: str, path: Path) -> str:
+        """A built-in name, or ``KIND:PATH`` with PATH made absolute: a relative one is taken
+        from the space file's folder (``~`` expanded), so the file means the same from anywhere."""
+        text = self.text(value, key)
+        if not is_source(text):
+            return text
+        kind, _, rest = text.partition(":")
+        if not rest:
+            raise self.error(key, f"{text}: the source needs a path after '{kind}:'")
+        where = Path(rest).expanduser()
+        return f"{kind}:{os.path.abspath(where if where.is_absolute() else path.parent / where)}"
+
+    def choice(self, value: Any, path: str, choices: tuple[_Name, ...]) -> _Name:
         return self.scalar(value, path, KnobType(str, choices=choices))
 
     def input_size(self, value: Any) -> tuple[int, int, int]:
         if not isinstance(value, list) or len(value) != 3:
             raise self.error("input", f"must be a list [C, H, W] of 3 integers, got {_show(value)}")
-        return tuple(self.scalar(v, f"input[{i}]", _POSITIVE) for i, v in enumerate(value))  # type: ignore[return-value]
+        return tuple(self.scalar(v, f"input[{i}]", _POSITIVE) for i, v in enumerate(value))
 
     def objectives(self, value: Any) -> tuple[Objective, ...]:
         value = self.mapping(value, "objectives", METRICS)
@@ -268,7 +350,7 @@ class _Loader:
         if "count" not in value:
             raise self.error("stages.count", "is required: the number of stages, e.g. 3 or {low: 2, high: 4}")
         count = self.knob(value["count"], "stages.count", KnobType(int, minimum=1, maximum=MAX_STAGES), "num_stages")
-        largest = max(count.values())
+        largest = max(count.values_as(int))
         overrides = [f"stage{i}" for i in range(1, largest + 1)]
         value = self.mapping(value, "stages", ("count", "each", *overrides))
         each = self.mapping(value.get("each"), "stages.each", (*STAGE_KNOBS, *BLOCK_KNOBS))
@@ -305,7 +387,7 @@ class _Loader:
             return Knob(f"stages.each.{_join(section, key)}", None, Fixed(default))
 
         block = resolve("block", STAGE_KNOBS["block"])
-        kinds = list(block.values())
+        kinds = block.values_as(str)
         for kind in BLOCK_KNOBS:
             if kind in own and kind not in kinds:
                 raise self.error(

@@ -14,20 +14,45 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
 from evaluation.blocks import BLOCKS
+from evaluation.images import SourceOptions
 from evaluation.metrics import Direction
 from evaluation.training import TrainConfig
 from spaces.errors import SpaceError
-from spaces.knobs import CONTINUOUS_RESOLUTION, Knob, Scalar
+from spaces.knobs import CONTINUOUS_RESOLUTION, Fixed, Knob, Scalar, as_field_type
 
-__all__ = ["Constraints", "Objective", "Space", "StageKnobs", "TrainingBudget", "TransitionKnobs"]
+__all__ = [
+    "AUTO_STEM",
+    "IMAGENET_STEM_SIDE",
+    "Constraints",
+    "Objective",
+    "Space",
+    "StageKnobs",
+    "TrainingBudget",
+    "TransitionKnobs",
+    "stem_style_for",
+]
 
-PARAMETERISATIONS = ("static", "conditional")
+Parameterisation = Literal["static", "conditional"]
+PARAMETERISATIONS: tuple[Parameterisation, ...] = ("static", "conditional")
+# ``stem: {style: auto}``: the stem follows the input's side. The ImageNet stem
+# (7x7/2 conv, 3x3/2 max pool) divides the side by 4: from 128 px it leaves at
+# least 32x32 for the stages, as CIFAR networks start with; below, the small
+# stem (3x3/1) keeps the full side (at 28 px the ImageNet stem would leave 7x7).
+AUTO_STEM = "auto"
+IMAGENET_STEM_SIDE = 128
+
+
+def stem_style_for(side: int) -> str:
+    """The stem ``auto`` stands for at an input of ``side`` pixels."""
+    return "imagenet" if side >= IMAGENET_STEM_SIDE else "small"
+
 
 Choose = Callable[[Knob], Scalar]
+_T = TypeVar("_T", bool, int, float, str)
 
 
 @dataclass(frozen=True)
@@ -98,19 +123,25 @@ class Space:
 
     ``stages`` and ``transitions`` run to the largest stage count the space
     allows; a sample with fewer stages ignores the rest.
+
+    ``dataset`` is a built-in name or a source (``folder:/abs/path``), None when
+    the space names none (the run's ``--data`` gives it); ``data_options`` how a
+    source's images are read. ``input_size`` and ``num_classes`` are None where
+    a space leaves them to its data: ``with_input`` fills them before a search.
+    ``auto_stem``: the stem's style follows the input's side (``stem_style_for``).
     """
 
     name: str
     path: Path
     source: str  # how messages name the file: "spaces/resnet.yaml" or the user's path
     description: str
-    dataset: str
-    input_size: tuple[int, int, int]
-    num_classes: int
+    dataset: str | None
+    input_size: tuple[int, int, int] | None
+    num_classes: int | None
     objectives: tuple[Objective, ...]
     constraints: Constraints
     training: TrainingBudget
-    parameterisation: Literal["static", "conditional"]
+    parameterisation: Parameterisation
     # Dicts cannot be hashed: the mappings count in equality only.
     stem: Mapping[str, Knob] = field(hash=False)
     num_stages: Knob
@@ -119,9 +150,21 @@ class Space:
     head: Mapping[str, Knob] = field(hash=False)
     conv_bias: Knob
     baselines: Mapping[str, Architecture] = field(default_factory=dict, hash=False)
+    data_options: SourceOptions | None = None
+    auto_stem: bool = False
 
     def error(self, path: str, what: str) -> SpaceError:
         return SpaceError(f"{self.source}: {path}: {what}")
+
+    def model_shape(self) -> tuple[tuple[int, int, int], int]:
+        """The input size and class count its networks are built for: a space that leaves them to
+        its data has them once ``with_input`` has filled them in from the data."""
+        unknown = "is not known: the space states none and no data set has given it yet"
+        if self.input_size is None:
+            raise self.error("input", unknown)
+        if self.num_classes is None:
+            raise self.error("num_classes", unknown)
+        return self.input_size, self.num_classes
 
     # -- from knob values to an Architecture -------------------------------------------
 
@@ -133,46 +176,51 @@ class Space:
         parameters is the same in every trial (see README, "Parameterisation").
         """
         static = self.parameterisation == "static"
-        stem = Stem(**{name: choose(knob) for name, knob in self.stem.items()})
-        count = choose(self.num_stages)
+        stem = Stem(**_chosen(choose, self.stem))
+        count = _choose_as(choose, self.num_stages, int)
         stages = []
-        for i, knobs in enumerate(self.stages):
+        for i, stage_knobs in enumerate(self.stages):
             active = i < count
             if not (active or static):
                 break
-            kind = choose(knobs.block)
+            kind = _choose_as(choose, stage_knobs.block, str)
             # The stage's depth knob is asked unless the block brings its own.
-            asked = knobs.depth is not None and (static or "depth" not in knobs.blocks[kind])
-            depth = choose(knobs.depth) if asked else None
-            values: dict[str, Scalar] = {}
-            for block, block_knobs in knobs.blocks.items():
+            depth: Scalar | None = None
+            if stage_knobs.depth is not None and (static or "depth" not in stage_knobs.blocks[kind]):
+                depth = choose(stage_knobs.depth)
+            values: dict[str, Any] = {}
+            for block, block_knobs in stage_knobs.blocks.items():
                 if block == kind:
-                    values = {name: choose(knob) for name, knob in block_knobs.items()}
+                    values = _chosen(choose, block_knobs)
                 elif static:
                     for knob in block_knobs.values():
                         choose(knob)  # asked and ignored, so that every trial has the same parameters
             if active:
-                stride = values.pop("stride", 1)
-                depth = values.pop("depth", depth)
+                where = f"stages.stage{i + 1}"
+                stride = as_field_type(values.pop("stride", 1), int, f"{where}.stride")
+                depth = as_field_type(values.pop("depth", depth), int, f"{where}.depth")
                 stages.append(Stage(block=BLOCKS[kind].spec(**values), depth=depth, stride=stride))
         transitions: list[Transition | None] = []
-        for i, knobs in enumerate(self.transitions):
+        for i, transition_knobs in enumerate(self.transitions):
             active = i < count - 1
             if not (active or static):
                 break
-            present = choose(knobs.present)
+            present = choose(transition_knobs.present)
             transition = None
             if present or static:
-                transition = Transition(compression=choose(knobs.compression), pooling=choose(knobs.pooling))
+                transition = Transition(
+                    compression=_choose_as(choose, transition_knobs.compression, float),
+                    pooling=_choose_as(choose, transition_knobs.pooling, str),
+                )
             if active:
                 transitions.append(transition if present else None)
-        head = Head(**{name: choose(knob) for name, knob in self.head.items()})
+        head = Head(**_chosen(choose, self.head))
         return Architecture(
             stem=stem,
             stages=tuple(stages),
             transitions=tuple(transitions),
             head=head,
-            conv_bias=choose(self.conv_bias),
+            conv_bias=_choose_as(choose, self.conv_bias, bool),
         )
 
     def example(self) -> Architecture:
@@ -193,16 +241,25 @@ class Space:
         input_size: tuple[int, int, int] | None = None,
         num_classes: int | None = None,
     ) -> Space:
-        """This space for another data set or input shape (the command line's overrides)."""
+        """This space for another data set or input shape (the command line's overrides, or the
+        data's own where the space leaves them out). Another data set drops the space's source
+        options; a stem ``auto`` takes the style of the new input's side."""
         if input_size is not None and (len(input_size) != 3 or min(input_size) < 1):
             raise self.error("input", f"must be 3 positive integers (C, H, W), got {input_size!r}")
         if num_classes is not None and num_classes < 2:
             raise self.error("num_classes", f"must be >= 2, got {num_classes}")
+        shape = self.input_size if input_size is None else (*input_size,)
+        stem = self.stem
+        if self.auto_stem and shape is not None:
+            stem = {**self.stem, "style": Knob("stem.style", None, Fixed(stem_style_for(shape[1])))}
+        other_data = dataset is not None and dataset != self.dataset
         return dataclasses.replace(
             self,
             dataset=self.dataset if dataset is None else dataset,
-            input_size=self.input_size if input_size is None else tuple(input_size),
+            input_size=shape,
             num_classes=self.num_classes if num_classes is None else num_classes,
+            stem=stem,
+            data_options=None if other_data else self.data_options,
         )
 
     # -- the inverse: an Architecture to knob values -----------------------------------
@@ -238,17 +295,17 @@ class Space:
                 "stages.count", f"the architecture has {len(arch.stages)} stages, the space at most {len(self.stages)}"
             )
         fit(self.num_stages, len(arch.stages))
-        for stage, knobs in zip(arch.stages, self.stages):
-            fit(knobs.block, stage.block.kind)
-            for name, knob in knobs.blocks[stage.block.kind].items():
+        for stage, stage_knobs in zip(arch.stages, self.stages):
+            fit(stage_knobs.block, stage.block.kind)
+            for name, knob in stage_knobs.blocks[stage.block.kind].items():
                 fit(knob, getattr(stage if name in ("depth", "stride") else stage.block, name))
-            if "depth" not in knobs.blocks[stage.block.kind]:
-                fit(knobs.depth_knob(stage.block.kind), stage.depth)
-        for transition, knobs in zip(arch.transitions, self.transitions):
-            fit(knobs.present, transition is not None)
+            if "depth" not in stage_knobs.blocks[stage.block.kind]:
+                fit(stage_knobs.depth_knob(stage.block.kind), stage.depth)
+        for transition, transition_knobs in zip(arch.transitions, self.transitions):
+            fit(transition_knobs.present, transition is not None)
             if transition is not None:
-                fit(knobs.compression, transition.compression)
-                fit(knobs.pooling, transition.pooling)
+                fit(transition_knobs.compression, transition.compression)
+                fit(transition_knobs.pooling, transition.pooling)
         for name, knob in self.head.items():
             fit(knob, getattr(arch.head, name))
         fit(self.conv_bias, arch.conv_bias)
@@ -297,7 +354,7 @@ class Space:
         """
         shared_counts = {k.param: _count(k) for k in self.knobs() if k.shared}
         total = 0
-        for count in self.num_stages.values():
+        for count in self.num_stages.values_as(int):
             slots = [self._stage_options(k) for k in self.stages[:count]]
             slots += [self._transition_options(k) for k in self.transitions[: count - 1]]
             states: Counter[frozenset[str]] = Counter({frozenset(): 1})
@@ -314,7 +371,7 @@ class Space:
     def _stage_options(self, knobs: StageKnobs) -> list[tuple[int, frozenset[str]]]:
         return [
             _options([knobs.depth_knob(kind), *(k for n, k in knobs.blocks[kind].items() if n != "depth")])
-            for kind in knobs.block.values()
+            for kind in knobs.block.values_as(str)
         ]
 
     def _transition_options(self, knobs: TransitionKnobs) -> list[tuple[int, frozenset[str]]]:
@@ -322,6 +379,18 @@ class Space:
             _options([knobs.compression, knobs.pooling]) if present else (1, frozenset())
             for present in knobs.present.values()
         ]
+
+
+def _chosen(choose: Choose, knobs: Mapping[str, Knob]) -> dict[str, Any]:
+    """The value ``choose`` picks for each knob, by field name: the keyword arguments of a part
+    (Stem, Head, a block's spec). The loader checked each knob against its field's type
+    (``KnobType``), which a mapping keyed by name cannot carry."""
+    return {name: choose(knob) for name, knob in knobs.items()}
+
+
+def _choose_as(choose: Choose, knob: Knob, expected: type[_T]) -> _T:
+    """The value ``choose`` picks for ``knob``, as its field's type."""
+    return as_field_type(choose(knob), expected, knob.path)
 
 
 def _count(knob: Knob) -> int:

@@ -1,6 +1,64 @@
+"""Settings for every test, and the rule that CI cannot pass by skipping.
+
+With ``CI=true`` in the environment (GitHub Actions, GitLab and ``.ci/run`` set
+it) a skipped test is a failure naming the test and its skip reason: a
+PostgreSQL server or Chromium that cannot start, or a data set not installed,
+must stop CI rather than leave it green with the test unrun. The one exception
+is a test marked ``cuda`` on a machine without CUDA, which skips everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+
+import pytest
 import torch
 
 # Tests compare numbers across code paths; keep CPU results deterministic and
 # leave the second core to pytest-xdist's other worker.
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True, warn_only=True)
+
+ON_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+NO_CUDA = "needs a CUDA device and torch.cuda.is_available() is False here"
+
+
+def _skip_allowed(item: pytest.Item) -> bool:
+    """A ``cuda`` test may skip where there is no CUDA, on CI too; no other test may skip on CI."""
+    return item.get_closest_marker("cuda") is not None and not torch.cuda.is_available()
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The reason a skip report gives (its longrepr is ``(path, line, "Skipped: reason")``)."""
+    if isinstance(report.longrepr, tuple):
+        return report.longrepr[2].removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _skip_allowed(item):
+            item.add_marker(pytest.mark.skip(reason=NO_CUDA))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # An xfail reports as skipped too (with ``wasxfail``): it is an expected failure, not a skip.
+    if ON_CI and report.skipped and not hasattr(report, "wasxfail") and not _skip_allowed(item):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} skipped under CI=true, where no test may skip: {_skip_reason(report)}"
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """A whole module skipped at import (``pytest.importorskip``, a module-level skip) fails on CI too."""
+    report = yield
+    if ON_CI and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"{collector.nodeid} skipped under CI=true, where no test may skip: {_skip_reason(report)}"
+    return report

@@ -102,6 +102,9 @@ class BlockSpec:
     """
 
     kind: ClassVar[str]
+    # Declared, not set: every subclass is a dataclass, so ``dataclasses.fields`` and
+    # ``asdict`` take a BlockSpec (typeshed's ``DataclassInstance`` protocol).
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def check(self) -> str | None:
         """A rule across fields that this spec breaks, as ``<field> <rule>, got <value>``; None if none."""
@@ -109,7 +112,7 @@ class BlockSpec:
 
     def knobs(self) -> dict[str, Any]:
         """The field values by name: the keyword arguments of the family's stage builder."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def validate(self, path: str) -> None:
         types, bounds = field_types(type(self)), field_bounds(type(self))
@@ -136,7 +139,8 @@ def has_type(value: Any, expected: type) -> bool:
 class KnobValues(Protocol):
     """The values a space file allows for one knob, as a family's ``check_knobs`` sees them."""
 
-    path: str
+    @property
+    def path(self) -> str: ...
 
     def contains(self, value: Any) -> bool: ...
 

@@ -116,7 +116,7 @@ def _check_input(spec: CSPDenseSpec, in_channels: int) -> str | None:
 
 def _tally(t: Tally, spec: CSPDenseSpec, step: Step) -> None:
     dense_channels = int(step.in_channels * spec.split)
-    depth = step.part.depth
+    depth = step.stage.depth
     tally_dense_layers(t, dense_channels, depth, spec.growth_rate, spec.bn_size, step)
     dense_out = dense_channels + depth * spec.growth_rate
     for channels, present in ((dense_out, spec.fusion != "first"), (step.out_channels, spec.fusion != "last")):

@@ -175,7 +175,7 @@ def tally_dense_layers(t: Tally, in_channels: int, depth: int, growth_rate: int,
 
 
 def _tally(t: Tally, spec: DenseSpec, step: Step) -> None:
-    tally_dense_layers(t, step.in_channels, step.part.depth, spec.growth_rate, spec.bn_size, step)
+    tally_dense_layers(t, step.in_channels, step.stage.depth, spec.growth_rate, spec.bn_size, step)
 
 
 def _describe(spec: DenseSpec) -> str:

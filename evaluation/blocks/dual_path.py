@@ -112,7 +112,7 @@ def _tally(t: Tally, spec: DualPathSpec, step: Step) -> None:
     t.norm(step.in_channels)
     t.conv(step.in_channels, r + 2 * k, 1, step.out_size)
     cin, size_in = step.in_channels, step.in_size
-    for i in range(step.part.depth):
+    for i in range(step.stage.depth):
         t.preact_bottleneck(cin, spec.bottleneck_width, r + k, size_in, step.out_size, groups=spec.groups)
         cin, size_in = r + (i + 3) * k, step.out_size
 

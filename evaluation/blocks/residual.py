@@ -113,7 +113,7 @@ def residual_out_channels(in_channels: int, depth: int, *, unit: str, width: int
 
 
 def _tally(t: Tally, spec: ResidualSpec, step: Step) -> None:
-    stage = step.part
+    stage = step.stage
     w, out = spec.width, spec.width * spec.expansion
     cin, size = step.in_channels, step.out_size
     for i in range(stage.depth):

@@ -62,7 +62,7 @@ def _check_input(spec: ResidualDenseSpec, in_channels: int) -> str | None:
 
 
 def _tally(t: Tally, spec: ResidualDenseSpec, step: Step) -> None:
-    for i in range(step.part.depth):
+    for i in range(step.stage.depth):
         c = step.in_channels * 2**i
         t.preact_bottleneck(c, c // spec.reduction, c, step.in_size, step.in_size)
 

@@ -7,10 +7,12 @@ from typing import Protocol
 
 from search.commands.ablate import AblateCommand
 from search.commands.dashboard import DashboardCommand
+from search.commands.data import DataCommand
 from search.commands.export import ExportCommand
 from search.commands.finalize import FinalizeCommand
 from search.commands.list import ListCommand
 from search.commands.onnx import OnnxCommand
+from search.commands.predict import PredictCommand
 from search.commands.profile import ProfileCommand
 from search.commands.report import ReportCommand
 from search.commands.run import RunCommand
@@ -19,8 +21,14 @@ from search.commands.train import TrainCommand
 
 
 class Command(Protocol):
-    help: str
-    description: str | None
+    """A subcommand: its one-line ``help``, its ``--help`` text (None: the one line), its
+    arguments and what it does with them. Read-only, so a class attribute of type str fits."""
+
+    @property
+    def help(self) -> str: ...
+
+    @property
+    def description(self) -> str | None: ...
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
@@ -30,6 +38,7 @@ class Command(Protocol):
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
     "list": ListCommand(),
+    "data": DataCommand(),
     "show": ShowCommand(),
     "report": ReportCommand(),
     "dashboard": DashboardCommand(),
@@ -38,5 +47,6 @@ COMMANDS: dict[str, Command] = {
     "finalize": FinalizeCommand(),
     "ablate": AblateCommand(),
     "onnx": OnnxCommand(),
+    "predict": PredictCommand(),
     "profile": ProfileCommand(),
 }

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
-N = TypeVar("N", int, float)
+N = TypeVar("N")  # int, float, Fraction: what the converter makes
 
 
 def input_size(text: str) -> tuple[int, int, int]:
@@ -18,7 +18,7 @@ def input_size(text: str) -> tuple[int, int, int]:
         values = ()
     if len(values) != 3 or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected C,H,W with positive integers, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def checked_number(convert: Callable[[str], N], ok: Callable[[N], bool], expected: str) -> Callable[[str], N]:
@@ -27,7 +27,7 @@ def checked_number(convert: Callable[[str], N], ok: Callable[[N], bool], expecte
     def parse(text: str) -> N:
         try:
             value = convert(text)
-        except ValueError:
+        except (ValueError, ArithmeticError):  # ArithmeticError: 1/0, a float too large for a Fraction
             value = None
         if value is None or not ok(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
@@ -39,6 +39,20 @@ def checked_number(convert: Callable[[str], N], ok: Callable[[N], bool], expecte
 positive_int = checked_number(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = checked_number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = checked_number(float, lambda v: 0 < v < math.inf, "a positive number")
+unit_fraction = checked_number(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
+# NumPy's generators, which Optuna's samplers seed, take 0 to 2**32 - 1.
+random_seed = checked_number(int, lambda v: 0 <= v < 2**32, "a seed from 0 to 2**32 - 1")
+port_number = checked_number(int, lambda v: 0 <= v <= 65535, "a port from 0 to 65535")
+# A number of gigabytes (10**9 bytes), given in bytes.
+gigabytes = checked_number(lambda text: float(text) * 1e9, lambda v: 0 < v < math.inf, "a positive number of GB")
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, cuda or cuda:N; whether device N exists is checked when the command starts."""
+    index = text.removeprefix("cuda:")
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -63,15 +77,14 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def gigabytes(text: str) -> float:
-    """Parse a positive number of gigabytes (10**9 bytes) into bytes."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of GB, got {text!r}")
-    return value * 1e9
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """--device, as every command that trains takes it: auto, cpu, cuda or cuda:N."""
+    parser.add_argument(
+        "--device",
+        type=device_name,
+        default="auto",
+        help="Where to train: auto, cpu, cuda or cuda:N, the N-th GPU (default: auto, CUDA when available).",
+    )
 
 
 def add_memory_limit_argument(parser: argparse.ArgumentParser) -> None:

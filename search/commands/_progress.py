@@ -1,7 +1,9 @@
-"""Progress of a search: trials done, best accuracy, front size, ETA.
+"""Progress of a search: distinct architectures evaluated, best accuracy, front size, ETA.
 
 On a terminal it is a tqdm bar with those figures as its postfix; elsewhere
-(CI, a log file) one plain line per finished trial.
+(CI, a log file) one plain line per finished trial. A trial that copied an
+evaluated architecture is listed but does not advance the count
+(``search.execution.distinct``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from evaluation.metrics import format_metric, metric_label
-from search.pareto import front_trials, objective_names
+from search.execution.distinct import holds_budget_slot
+from search.pareto import objective_names, quality_index, ranked_trials, study_directions
 from search.storage.records import TrialRecord
 
 __all__ = ["Progress", "format_duration"]
@@ -28,15 +31,15 @@ class Progress:
         stream = stream or sys.stderr  # looked up now, so redirection after import is honoured
         self.total, self.done, self.stream = total, done, stream
         self.started = time.monotonic()
-        self.finished_here = 0
+        self.counted_here = 0
         self.bar = (
             tqdm(total=total, initial=done, unit="trial", file=stream, dynamic_ncols=True) if stream.isatty() else None
         )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and holds_budget_slot(trial):
             self.done += 1
-        self.finished_here += 1
+            self.counted_here += 1
         summary = self._summary(study)
         if self.bar is not None:
             self.bar.update(self.done - self.bar.n)
@@ -55,22 +58,31 @@ class Progress:
                 flush=True,
             )
 
+    def note(self, line: str) -> None:
+        """A line that is no trial's (the sampler converged, the run stopped early), above the bar on a terminal."""
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
     def _summary(self, study: optuna.Study) -> str:
+        # The front and the best trial by search.pareto's rule, as show and export rank: one
+        # trial per architecture, so a duplicate (values copied) is not counted again.
         names = objective_names(study)
-        front = front_trials(study)
-        parts = [f"front {len(front)}"]
-        # The quality objective, as the report's y axes: the first maximised one.
-        quality = next((i for i, d in enumerate(study.directions) if d == optuna.study.StudyDirection.MAXIMIZE), None)
-        if quality is not None and front:
-            best = max(t.values[quality] for t in front)
+        ranked = ranked_trials(study)
+        parts = [f"front {sum(r.rank == 1 for r in ranked)}"]
+        quality = quality_index(study_directions(study))
+        if ranked:
+            best = ranked[0].trial.values[quality]
             parts.insert(0, f"best {metric_label(names[quality])} {format_metric(names[quality], best)}")
         remaining = self.total - self.done
-        if self.finished_here and remaining > 0:
-            per_trial = (time.monotonic() - self.started) / self.finished_here
+        if self.counted_here and remaining > 0:
+            # Per architecture evaluated: the copies between two are part of what one costs.
+            per_trial = (time.monotonic() - self.started) / self.counted_here
             parts.append(f"ETA {format_duration(per_trial * remaining)}")
         return ", ".join(parts)
 

@@ -19,17 +19,21 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from evaluation import EpochReport, TrainConfig, resolve_device
-from evaluation.data import DATASETS
-from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
+from evaluation.data import DATASETS, DataSplits, load_dataset
+from evaluation.training import PRECISIONS, SCHEDULES
 from search.commands._common import (
+    add_device_argument,
     add_memory_limit_argument,
     checked_number,
     non_negative_int,
     positive_float,
     positive_int,
+    unit_fraction,
 )
 from search.commands._progress import format_duration
+from search.commands.data import add_source_arguments, source_options
 from search.errors import UsageError
+from search.execution.workers import use_device, worker_devices
 from search.post.full_training import STATE_FILE, FullTraining, Job
 
 __all__ = [
@@ -37,10 +41,12 @@ __all__ = [
     "SWA_HELP",
     "JobProgress",
     "add_training_arguments",
+    "load_training_data",
     "print_epoch",
     "print_progress",
     "recipe_settings",
     "train_config",
+    "use_training_device",
 ]
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -72,7 +78,6 @@ SWA_HELP = (
 )
 
 
-_fraction = checked_number(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
 _below_one = checked_number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")  # momentum, label smoothing
 _non_negative_float = checked_number(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 
@@ -93,16 +98,20 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The data set, the budget, the recipe and its flags, the device, the data folder and --memory-limit."""
     defaults = TrainConfig()
     parser.add_argument(
+        "--data",
         "--dataset",
+        dest="data",
         default="fashion_mnist",
-        help=f"One of {', '.join(DATASETS)} (default: fashion_mnist).",
+        metavar="SOURCE",
+        help=f"A built-in ({', '.join(DATASETS)}) or your images: folder:PATH, csv:FILE or npz:FILE, "
+        "trained on the training and validation images, tested on the test images (default: fashion_mnist).",
     )
     parser.add_argument(
         "--epochs", type=positive_int, default=defaults.epochs, help=f"Epochs (default: {defaults.epochs})."
     )
     parser.add_argument(
         "--train-fraction",
-        type=_fraction,
+        type=unit_fraction,
         default=1.0,
         metavar="F",
         help="Train on this seeded fraction of the training set, for quick runs (default: 1).",
@@ -139,12 +148,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--swa-epochs", type=non_negative_int, default=None, metavar="N", help=f"{SWA_HELP} {_default('swa_epochs')}."
     )
-    parser.add_argument(
-        "--device",
-        choices=DEVICES,
-        default=defaults.device,
-        help="Where to train (default: auto, CUDA if present).",
-    )
+    add_device_argument(parser)
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -153,6 +157,19 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data-root", default=None, metavar="DIR", help="Look for the dataset here first.")
     add_memory_limit_argument(parser)
+    add_source_arguments(parser, resize_is_policy=False)  # --resize PX is the network's input side here
+
+
+def load_training_data(args: argparse.Namespace, *, seed: int = 0) -> DataSplits:
+    """The data of ``add_training_arguments``' flags, its validation images trained on (``validation_size=0``)."""
+    return load_dataset(
+        args.data,
+        root=args.data_root,
+        validation_size=0,
+        seed=seed,
+        options=source_options(args),
+        cache_dir=args.cache_dir,
+    )
 
 
 def recipe_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,7 +186,7 @@ def train_config(args: argparse.Namespace, *, seed: int, resize: int | None) -> 
             epochs=args.epochs,
             train_fraction=args.train_fraction,
             resize=resize,
-            device=args.device,
+            device=use_training_device(args.device),
             precision=args.precision,
             seed=seed,
             **recipe_settings(args),
@@ -178,6 +195,14 @@ def train_config(args: argparse.Namespace, *, seed: int, resize: int | None) -> 
     except ValueError as error:
         raise UsageError(str(error)) from None
     return config
+
+
+def use_training_device(device: str) -> str:
+    """Check ``device`` as ``search run`` does (``cuda:N`` must be a GPU torch finds), make
+    ``cuda:N`` the current device, and return the ``TrainConfig`` device it is: ``cuda`` for it."""
+    (device,) = worker_devices(device, 1)
+    use_device(device)
+    return "cuda" if device.startswith("cuda:") else device
 
 
 # --- progress ----------------------------------------------------------------------

@@ -11,10 +11,9 @@ from typing import Any
 import pandas as pd
 
 from evaluation import load_architecture
-from evaluation.data import load_dataset
 from evaluation.metrics import format_metric
 from search.commands._common import positive_int
-from search.commands._training import JobProgress, add_training_arguments, train_config
+from search.commands._training import JobProgress, add_training_arguments, load_training_data, train_config
 from search.post.ablate import MAX_SEEDS, ablate, make_variants, parse_variation, table_paths
 from search.post.full_training import needed_resize
 
@@ -70,7 +69,7 @@ class AblateCommand:
         arch = load_architecture(args.architecture)
         variation = parse_variation(args.vary)
         variants = make_variants(arch, variation)  # a bad --vary fails before the data set is loaded
-        data = load_dataset(args.dataset, root=args.data_root, validation_size=0)
+        data = load_training_data(args)
         resize = args.resize
         if resize is None:
             sides = [needed_resize(v.arch, data) for v in variants]

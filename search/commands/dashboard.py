@@ -6,25 +6,14 @@ import argparse
 import sys
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from search.commands._common import add_study_arguments
+from search.commands._common import add_study_arguments, port_number
 from search.errors import UsageError
-from search.storage.studies import default_storage, open_study
+from search.storage.studies import make_storage, open_study, storage_url
 
 # Loopback by default: the dashboard can rename and delete studies and has no login,
 # so anyone who can reach the port can do that.
 HOST = "127.0.0.1"
 NO_AUTH = "optuna-dashboard has no authentication: anyone who reaches it can rename and delete studies"
-
-
-def port_number(text: str) -> int:
-    """Parse a TCP port, 0 meaning any free one."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
-    return value
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -66,7 +55,8 @@ class DashboardCommand:
         from optuna_dashboard import wsgi
 
         open_study(args.study, storage=args.storage)  # fails early, naming the known studies
-        app = wsgi(args.storage or default_storage(args.study))
+        # The storage the study is in: its folder's journal.log as well as its study.db.
+        app = wsgi(make_storage(storage_url(args.study, args.storage)))
         try:
             server = make_server(args.host, args.port, app, handler_class=_QuietHandler)
         except OSError as error:

@@ -14,10 +14,12 @@ from search.storage.studies import open_study, study_dir
 class ExportCommand:
     help = "Write a study's Pareto-front architectures as YAML (and standalone PyTorch, ONNX) files."
     description = (
-        "Write the best front members of a study, best first by the first objective,\n"
-        "as best-K.yaml (the architecture plus its recorded metrics; accepted by\n"
-        "'search train' and 'search profile'), and pareto.csv / trials.csv for the\n"
-        "whole study. With --format python, also best-K.py: a file that builds the\n"
+        "Write the Pareto front of a study, one member per architecture, best first\n"
+        "by accuracy (the order of 'search show' and 'search finalize'), as\n"
+        "best-K.yaml (the architecture plus its recorded metrics; accepted by\n"
+        "'search train' and 'search profile'), pareto.csv (row K is best-K) and\n"
+        "trials.csv (the table 'search show --format csv' prints). With --format\n"
+        "python, also best-K.py: a file that builds the\n"
         "model with nothing but torch installed. With --format onnx, also best-K.onnx:\n"
         "the network as initialised (seed 0), NOT trained, since a study keeps no\n"
         "weights; input 'images' (batch, C, H, W) with a dynamic batch, output 'logits',\n"

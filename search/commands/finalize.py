@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from evaluation.training import DEVICES, PRECISIONS, SCHEDULES
+from evaluation.training import PRECISIONS, SCHEDULES
 from search.commands._common import (
+    add_device_argument,
     add_memory_limit_argument,
     add_study_arguments,
     non_negative_int,
@@ -14,8 +16,9 @@ from search.commands._common import (
     positive_int,
     shard,
 )
-from search.commands._training import SWA_HELP, JobProgress
+from search.commands._training import SWA_HELP, JobProgress, use_training_device
 from search.commands.show import format_final
+from search.pareto import study_objectives
 from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, load_final
 from search.post.finalize import DEFAULT_EPOCHS, DEFAULT_SEEDS, finalize_study
 from search.report import write_report
@@ -58,6 +61,12 @@ of a finished 80-epoch finalisation, at a constant rate for 20 epochs:
 
     python -m search finalize STUDY --folder final-swa --init-from final \
         --epochs 20 --schedule constant --lr 0.01 --swa-epochs 20
+
+The data: the study's own, read as the search read it; each model is tested on
+the test images the search never saw, and its result.json records the test
+split's confusion matrix (rows: the true class) and its most confident mistakes.
+A data set that changed since the search (a file added, removed or edited) is
+refused with what changed, before anything trains.
 
 Defaults: --epochs {DEFAULT_EPOCHS}, --seeds {DEFAULT_SEEDS}. On a 2-core CPU one Fashion-MNIST
 epoch of a front model takes minutes: the default budget for a 4-model front is
@@ -118,7 +127,15 @@ class FinalizeCommand:
         parser.add_argument(
             "--swa-epochs", type=non_negative_int, default=None, metavar="N", help=f"{SWA_HELP} (default: 0)."
         )
-        parser.add_argument("--device", choices=DEVICES, default="auto", help="Where to train (default: auto).")
+        parser.add_argument(
+            "--validation-size",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
+            help="Hold N training images out of every training and record each model's accuracy on them, "
+            "to choose among final models without the test set (default: 0, train on all).",
+        )
+        add_device_argument(parser)
         parser.add_argument(
             "--precision",
             choices=PRECISIONS,
@@ -126,12 +143,29 @@ class FinalizeCommand:
             help="Autocast precision (default: auto).",
         )
         parser.add_argument("--data-root", default=None, metavar="DIR", help="Look for the dataset here first.")
+        parser.add_argument(
+            "--data",
+            "--dataset",
+            dest="data",
+            default=None,
+            metavar="SOURCE",
+            help="The study's images at another path (moved, or mounted elsewhere), read with the study's "
+            "options; accepted when the same files fall in the same splits (default: the study's own).",
+        )
+        parser.add_argument(
+            "--cache-dir",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="Where decoded images are cached (default: $SEARCH_CACHE_DIR, else ~/.cache/densenet-search/images).",
+        )
         add_memory_limit_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         check_folder_name(args.folder, "final folder")  # before any study is opened: a path is refused outright
         if args.init_from is not None:
             check_folder_name(args.init_from, "--init-from folder")
+        device = use_training_device(args.device)
         stage = ("lr", "schedule", "swa_epochs")
         overrides = {name: getattr(args, name) for name in stage if getattr(args, name) is not None}
         study = open_study(args.study, storage=args.storage)
@@ -142,7 +176,7 @@ class FinalizeCommand:
                 top=args.top,
                 epochs=args.epochs,
                 seeds=args.seeds,
-                device=args.device,
+                device=device,
                 precision=args.precision,
                 data_root=args.data_root,
                 memory_limit=args.memory_limit,
@@ -151,10 +185,13 @@ class FinalizeCommand:
                 shard=args.shard,
                 overrides=overrides,
                 init_from=args.init_from,
+                validation_size=args.validation_size,
+                data=args.data,
+                cache_dir=args.cache_dir,
             )
         finally:
             progress.close()
-        results = load_final(args.study, args.folder)
+        results = load_final(args.study, args.folder, objectives=study_objectives(study))
         if results is not None:
             print(format_final(results))
         report = write_report(study)

@@ -7,7 +7,7 @@ import inspect
 import textwrap
 
 from evaluation.blocks import BLOCKS, BlockFamily, Bounds, field_bounds, field_types
-from spaces import builtin_space_names, load_space
+from spaces import Space, builtin_space_names, load_space
 
 
 class ListCommand:
@@ -27,13 +27,20 @@ class ListCommand:
         for name in builtin_space_names():
             space = load_space(name)
             size = f"{space.size():,}" if space.size_is_exact else f"about {space.size():.1e}"
-            shape = "x".join(map(str, space.input_size))
-            print(f"{name}  ({space.dataset}, {shape}, {space.num_classes} classes; {size} architectures)")
+            print(f"{name}  ({_data_of(space)}; {size} architectures)")
             print(textwrap.indent(textwrap.fill(space.description, width=76), "    "))
         print("\nblocks (stages.each.block), with each knob's type, default and rule:")
         for family in BLOCKS.values():
             print(_describe_family(family))
         return 0
+
+
+def _data_of(space: Space) -> str:
+    """The data set, input and classes a space states; what it leaves to the data, said so."""
+    dataset = space.dataset or "your images: --data SOURCE"
+    if space.input_size is None or space.num_classes is None:
+        return f"{dataset}, input and classes from the data"
+    return f"{dataset}, {'x'.join(map(str, space.input_size))}, {space.num_classes} classes"
 
 
 def _describe_family(family: BlockFamily) -> str:

@@ -23,7 +23,7 @@ from evaluation.deploy import (
     dataset_metadata,
 )
 from evaluation.errors import show
-from search.commands._common import input_size
+from search.commands._common import checked_number, input_size
 from search.errors import UsageError
 from search.post.full_training import WEIGHTS_FILE
 
@@ -55,8 +55,7 @@ class OnnxCommand:
         )
         parser.add_argument(
             "--opset",
-            type=int,
-            choices=OPSETS,
+            type=checked_number(int, lambda v: v in OPSETS, f"an opset from {OPSETS.start} to {OPSETS.stop - 1}"),
             default=DEFAULT_OPSET,
             metavar="N",
             help=f"ONNX opset, {OPSETS.start}-{OPSETS.stop - 1} (default: {DEFAULT_OPSET}).",
@@ -85,7 +84,7 @@ class OnnxCommand:
             raise UsageError(
                 f"{run_dir / 'weights.pt'} does not fit {run_dir / 'architecture.yaml'}: {problem}"
             ) from None
-        metadata = dataset_metadata(result.get("dataset"))
+        metadata = dataset_metadata(result.get("data") or result.get("dataset"))
         path = export_onnx(model, args.out or run_dir / "model.onnx", shape, opset=args.opset, metadata=metadata)
         difference = onnx_discrepancy(path, model, shape)
         print(path)

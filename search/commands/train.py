@@ -7,8 +7,14 @@ import sys
 from pathlib import Path
 
 from evaluation import load_architecture
-from evaluation.data import load_dataset
-from search.commands._training import add_training_arguments, print_epoch, print_progress, train_config
+from search.commands._common import random_seed
+from search.commands._training import (
+    add_training_arguments,
+    load_training_data,
+    print_epoch,
+    print_progress,
+    train_config,
+)
 from search.post.full_training import STATE_FILE, needed_resize, train_and_test
 
 
@@ -26,6 +32,10 @@ class TrainCommand:
         "label smoothing, augmentation): leave --recipe out.\n"
         "Without --resize, images keep their size unless the network cannot take it; then\n"
         "they are resized to the smallest side it can (29 px for the d2l DenseNet).\n\n"
+        "Your own images: --data folder:PATH (one sub-folder per class), csv:FILE or npz:FILE,\n"
+        "read as --resolution, --channels and --fit say (see 'search data SOURCE'); the\n"
+        "model trains on the training and validation images and is tested on the test\n"
+        "images. Then 'search predict runs/NAME FILES...' classifies new files.\n\n"
         "The training's state is saved in --out after every epoch: interrupted (Ctrl-C, a\n"
         "crash), the same command continues after the last whole epoch."
     )
@@ -33,14 +43,14 @@ class TrainCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("architecture", metavar="CONFIG_OR_PRESET", help="A preset name or a YAML file.")
         add_training_arguments(parser)
-        parser.add_argument("--seed", type=int, default=0, help="Seed (default: 0).")
+        parser.add_argument("--seed", type=random_seed, default=0, help="Seed (default: 0).")
         parser.add_argument(
             "--out", type=Path, default=None, metavar="DIR", help="Output folder (default: runs/<name>)."
         )
 
     def run(self, args: argparse.Namespace) -> int:
         arch = load_architecture(args.architecture)
-        data = load_dataset(args.dataset, root=args.data_root, validation_size=0, seed=args.seed)
+        data = load_training_data(args, seed=args.seed)
         resize = args.resize
         if resize is None:
             resize = needed_resize(arch, data)

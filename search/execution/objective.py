@@ -6,7 +6,8 @@ trial records its model's proxy scores at initialisation, on one mini-batch
 of the training split drawn with the trial's seed (``evaluation.proxies``).
 
 The order is cheapest first. An architecture that cannot be built, or breaks a
-constraint that is known before training (params, MACs, latency), is
+constraint that is known before training (params, MACs, latency; the exported
+model's ONNX latency when the space names ``onnx_latency_ms``), is
 *rejected*: it costs no training and is completed as infeasible through
 ``Trial.set_constraint``, so the sampler learns to avoid it (a FAIL would be
 ignored by Optuna's samplers, which would keep proposing it). An architecture
@@ -17,15 +18,16 @@ infeasible with its reason. So is one whose estimated training memory exceeds
 the machine's (``evaluation.memory``, before building), and one that runs out
 of memory in training anyway. Anything else that raises (model code, data) is
 recorded and left to Optuna as FAIL. Either way the trial's memory is freed
-before the next. A pruner (``search.pruners``) may stop training at a rung of
-the budget: the trial then ends PRUNED with its rung and reason, and a later
-trial of the same architecture is pruned too, without training.
+before the next. The run's stopping rule (``search.pruners``) may stop training
+at a rung of the budget or after an epoch: the trial then ends PRUNED with its
+reason, and a later trial of the same architecture is pruned too, without training.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,13 +37,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evaluation import Architecture, ArchitectureError, build_model, count
 from evaluation.data import DataSplits
+from evaluation.errors import ExportError
 from evaluation.memory import MemoryRefused, check_memory
 from evaluation.metrics import METRICS, get_metric
-from evaluation.profile import count_macs, measure_latency_ms
+from evaluation.onnx_latency import onnx_latency_ms
+from evaluation.profile import count_macs, measure_latency
 from evaluation.proxies import measure_proxies, proxy_batch
+from evaluation.scores import score_model
 from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
-from search.execution.screening import VOTE, screen_trial
-from search.pruners import Pruner, Pruning
+from search.execution.screening import Screening, screen_trial
+from search.pruners import Pruner, Pruning, RungWatch
 from search.storage.claims import claim_architecture, wait_until_finished
 from search.storage.records import TrialOutcome, TrialRecord, architecture_key
 from spaces import Space, precheck, sample_architecture
@@ -87,11 +92,12 @@ class TrialObjective:
     """The callable given to ``study.optimize``; returns the space's objective values.
 
     ``memory_limit``: bytes a trial's model may be estimated to need in training
-    (``evaluation.memory``); None takes the machine's memory. ``pruning``: how
-    trials are stopped at the rungs of their budget (``search.pruners``); None
-    takes the one the study stores, so worker processes follow their run. ``screen``:
-    candidates scored per trial, the best by ``screen_by`` (a proxy or
-    ``vote``) trained; 1 trains the sampler's proposal as it comes.
+    (``evaluation.memory``); None takes the machine's memory. ``pruner``: the
+    run's pruner (``search.pruners``), which stops trials at the rungs of their
+    budget or after an epoch; None makes one from the pruning the study stores.
+    ``screening``: candidates scored per trial, the best trained
+    (``search.execution.screening``); one candidate trains the sampler's
+    proposal as it comes.
     """
 
     space: Space
@@ -103,10 +109,8 @@ class TrialObjective:
     poll_seconds: float = 1.0
     while_waiting: Callable[[optuna.Study], None] | None = None
     memory_limit: float | None = None
-    screen: int = 1
-    screen_by: str = VOTE
-    pruning: Pruning | None = None
-    _pruner: Pruner | None = dataclasses.field(default=None, init=False, repr=False)
+    screening: Screening = Screening()
+    pruner: Pruner | None = None
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         try:
@@ -124,16 +128,24 @@ class TrialObjective:
     # -- steps --------------------------------------------------------------
 
     def _evaluate(self, trial: optuna.Trial) -> list[float]:
-        if self.screen > 1:
-            screen_trial(trial, self.space, self.data, self._trial_config(trial), count=self.screen, by=self.screen_by)
+        if self.screening.active:
+            screen_trial(
+                trial,
+                self.space,
+                self.data,
+                self._trial_config(trial),
+                count=self.screening.count,
+                by=self.screening.by,
+            )
         try:
             arch = sample_architecture(self.space, trial)
         except ArchitectureError as error:
             return self._finish(trial, TrialRecord(outcome=TrialOutcome.REJECTED, reason=str(error)), valid=False)
-        record = TrialRecord(outcome=TrialOutcome.TRAINED, architecture=arch.to_dict())
-        record.architecture_key = architecture_key(record.architecture)
+        architecture = arch.to_dict()
+        key = architecture_key(architecture)
+        record = TrialRecord(outcome=TrialOutcome.TRAINED, architecture=architecture, architecture_key=key)
 
-        previous = self._evaluated_or_wait(trial, record.architecture_key)
+        previous = self._evaluated_or_wait(trial, key)
         if previous is not None:
             return self._copy(trial, previous)
 
@@ -168,11 +180,12 @@ class TrialObjective:
 
     def _memory_refusal(self, arch: Architecture, config: TrainConfig) -> str | None:
         """Why ``arch`` cannot train in this machine's memory (``evaluation.memory``), or None."""
+        input_size, num_classes = self.space.model_shape()
         try:
             check_memory(
                 arch,
-                self.space.input_size,
-                self.space.num_classes,
+                input_size,
+                num_classes,
                 batch_size=config.batch_size,
                 limit_bytes=self.memory_limit,
                 device=config.device,
@@ -184,15 +197,29 @@ class TrialObjective:
     def _build_and_train(
         self, trial: optuna.Trial, record: TrialRecord, arch: Architecture, config: TrainConfig
     ) -> list[float]:
+        input_size, num_classes = self.space.model_shape()
         torch.manual_seed(config.seed)
-        model = build_model(arch, self.space.input_size, self.space.num_classes)
-        record.macs = count_macs(model, self.space.input_size)
-        record.latency_ms = measure_latency_ms(model, self.space.input_size, repeats=self.latency_repeats)
+        model = build_model(arch, input_size, num_classes)
+        record.macs = count_macs(model, input_size)
+        latency = measure_latency(model, input_size, repeats=self.latency_repeats)
+        record.latency_ms, record.latency_spread = latency.ms, latency.spread
         limit = self.space.constraints.limit("latency_ms")
         if limit is not None and record.latency_ms > limit:
             record.outcome = TrialOutcome.REJECTED
             record.reason = f"latency {record.latency_ms:.2f} ms > max_latency_ms {limit:g}"
             return self._finish(trial, record, valid=True)
+        if self._names("onnx_latency_ms"):
+            # The export costs seconds: paid only by a space that judges its trials by it.
+            try:
+                record.onnx_latency_ms = onnx_latency_ms(model, input_size, repeats=self.latency_repeats)
+            except ExportError as error:
+                record.outcome, record.reason = TrialOutcome.REJECTED, f"no ONNX latency: {_first_line(error)}"
+                return self._finish(trial, record, valid=False)  # a model that does not deploy is no result
+            limit = self.space.constraints.limit("onnx_latency_ms")
+            if limit is not None and record.onnx_latency_ms > limit:
+                record.outcome = TrialOutcome.REJECTED
+                record.reason = f"ONNX latency {record.onnx_latency_ms:.2f} ms > max_onnx_latency_ms {limit:g}"
+                return self._finish(trial, record, valid=True)
 
         record.proxies, failures = self._proxies(model, config)
         record.proxy_failures = failures or None
@@ -203,7 +230,7 @@ class TrialObjective:
             model,
             self.data,
             config,
-            on_epoch=self._epoch_callback(trial, record),
+            on_epoch=self._epoch_callback(trial, record, watch),
             checkpoints=watch.checkpoints,
             on_checkpoint=watch,
         )
@@ -215,20 +242,37 @@ class TrialObjective:
         if result.diverged:
             record.outcome, record.reason = TrialOutcome.DIVERGED, result.stopped_reason
             return self._finish(trial, record, valid=False)
-        if watch.stopped is not None:
-            record.outcome, record.reason = TrialOutcome.PRUNED, watch.stopped.reason
+        if watch.stop_reason is not None:
+            record.outcome, record.reason = TrialOutcome.PRUNED, watch.stop_reason
             self._finish(trial, record, valid=True)
             raise optuna.TrialPruned(record.reason)
         if result.stopped_reason:
             record.reason = result.stopped_reason
+        self._score(model, record, config)
         return self._finish(trial, record, valid=True)
 
+    def _score(self, model: torch.nn.Module, record: TrialRecord, config: TrainConfig) -> None:
+        """The trained model's class-balanced scores (``val_scores``: balanced accuracy, macro-F1,
+        ROC AUC for two classes) and each class's accuracy, on the validation split (``evaluation.scores``)."""
+        images, labels = self.data.val
+        if len(labels) == 0:
+            return
+        started = time.perf_counter()
+        scores = score_model(model, images, labels, config, mean=self.data.mean, std=self.data.std)
+        record.val_scores = scores.metrics()
+        record.per_class_accuracy = scores.per_class_accuracy
+        record.eval_seconds += time.perf_counter() - started
+
+    def _names(self, metric: str) -> bool:
+        """Whether the space names ``metric`` as an objective or a constraint."""
+        return metric in {o.metric for o in self.space.objectives} or self.space.constraints.limit(metric) is not None
+
     def _pruner_for(self, trial: optuna.Trial) -> Pruner:
-        """The run's pruner over this budget, made once: the given pruning, else the study's."""
-        if self._pruner is None:
-            pruning = self.pruning if self.pruning is not None else Pruning.of_study(trial.study)
-            self._pruner = Pruner(pruning, self.space.objectives, planned_images(self.data, self.config))
-        return self._pruner
+        """The run's pruner: the one given, else one made once from the pruning the study stores."""
+        if self.pruner is None:
+            pruning = Pruning.of_study(trial.study)
+            self.pruner = Pruner(pruning, self.space.objectives, planned_images(self.data, self.config))
+        return self.pruner
 
     def _proxies(self, model: torch.nn.Module, config: TrainConfig) -> tuple[dict[str, float | None], dict[str, str]]:
         """The zero-cost proxies of the untrained ``model`` on the trial's proxy batch."""
@@ -238,19 +282,23 @@ class TrialObjective:
 
     def _counts(self, arch: Architecture) -> tuple[int, int] | None:
         """Closed-form params and MACs, or None when the architecture cannot be built."""
+        input_size, num_classes = self.space.model_shape()
         try:
-            counts = count(arch, self.space.input_size, self.space.num_classes)
+            counts = count(arch, input_size, num_classes)
         except ArchitectureError:
             return None
         return counts.params, counts.macs
 
-    def _epoch_callback(self, trial: optuna.Trial, record: TrialRecord) -> Callable[[EpochReport], bool]:
+    def _epoch_callback(
+        self, trial: optuna.Trial, record: TrialRecord, watch: RungWatch
+    ) -> Callable[[EpochReport], bool]:
         def on_epoch(report: EpochReport) -> bool:
-            # The curve grows here, epoch by epoch, so a report drawn mid-run shows it.
-            # Pruning happens at the rungs (search.pruners), not here.
+            # The curve grows here, epoch by epoch, so a report drawn mid-run shows it;
+            # then a per-epoch stopping rule, if the run's has one, may stop the trial.
+            assert report.val_accuracy is not None, "open_run_data refuses data without validation images"
             record.val_accuracy_per_epoch.append(report.val_accuracy)
             trial.set_user_attr("val_accuracy_per_epoch", record.val_accuracy_per_epoch)
-            return False
+            return watch.after_epoch(report)
 
         return on_epoch
 

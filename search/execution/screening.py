@@ -8,8 +8,8 @@ built with the weights the trial would train from and scored by every
 zero-cost proxy (``evaluation.proxies``) on the trial's proxy batch; one that
 cannot be built or breaks a constraint known before training is never chosen
 unless all are. The best by ``screen_by``, a proxy or ``vote`` (the lowest
-mean rank across proxies; ties go to the earlier candidate, so to the
-sampler's own), becomes the trial's architecture.
+mean rank across the proxies that vote, ``Proxy.votes``; ties go to the
+earlier candidate, so to the sampler's own), becomes the trial's architecture.
 
 What keeps the samplers learning from what was trained: the sampler's
 proposal is asked without storing it on the trial (``Trial.relative_params``
@@ -42,6 +42,7 @@ from evaluation.data import DataSplits
 from evaluation.proxies import PROXIES, measure_proxies, proxy_batch
 from evaluation.training import TrainConfig, resolve_device
 from search.errors import UsageError
+from search.storage._optuna import fix_params, fixed_params, stored_trial
 from search.storage.records import architecture_key
 from spaces import Space, precheck, sample_architecture
 
@@ -51,6 +52,7 @@ __all__ = [
     "SCREEN_BY",
     "VOTE",
     "Candidate",
+    "Screening",
     "check_screening",
     "choose",
     "screen_trial",
@@ -89,10 +91,30 @@ class Candidate:
         return entry
 
 
+@dataclass(frozen=True)
+class Screening:
+    """``--screen K --screen-by P``: ``count`` candidates per trial, the best by ``by`` trained.
+
+    ``by`` is a proxy of ``evaluation.proxies.PROXIES`` or ``vote`` (the
+    lowest mean rank across proxies); ``count`` 1 trains the sampler's
+    proposal as it comes. A request that cannot run is refused when made.
+    """
+
+    count: int = 1
+    by: str = VOTE
+
+    def __post_init__(self) -> None:
+        check_screening(self.count, self.by)
+
+    @property
+    def active(self) -> bool:
+        return self.count > 1
+
+
 def check_screening(screen: int, screen_by: str) -> None:
     """Refuse a screening request that cannot run, before anything starts."""
-    if screen < 1:
-        raise UsageError(f"screen must be >= 1, got {screen}")
+    if isinstance(screen, bool) or not isinstance(screen, int) or screen < 1:
+        raise UsageError(f"screen must be >= 1, got {screen!r}")
     if screen_by not in SCREEN_BY:
         raise UsageError(f"unknown screen_by {screen_by!r}; expected one of {', '.join(SCREEN_BY)}")
 
@@ -106,10 +128,10 @@ def screen_trial(
     for a trial whose parameters were set before (enqueued or retried: it is
     trained as asked).
     """
-    if trial.params or _fixed_params(trial):
+    if trial.params or fixed_params(trial):
         return None
     study = trial.study
-    frozen = copy.deepcopy(study._storage.get_trial(trial._trial_id))  # a copy: it fills in as knobs are picked
+    frozen = copy.deepcopy(stored_trial(study, trial))  # a copy: it fills in as knobs are picked
     candidates = [_candidate("sampler", space, _SamplerPick(trial, frozen))]
     random = optuna.samplers.RandomSampler(seed=_random_seed(config.seed))
     for _ in range(count - 1):
@@ -120,7 +142,7 @@ def screen_trial(
     for candidate in candidates:
         _score(candidate, space, images, labels, seed=config.seed)
     chosen = choose(candidates, by)
-    _fix_params(trial, candidates[chosen].params)
+    fix_params(trial, candidates[chosen].params)
     trial.set_user_attr(SCREENED_ATTR, [c.to_attr(chosen=i == chosen) for i, c in enumerate(candidates)])
     trial.set_user_attr(SCREENED_BY_ATTR, by)
     return candidates
@@ -134,7 +156,7 @@ def choose(candidates: Sequence[Candidate], by: str) -> int:
     trainable = [i for i, c in enumerate(candidates) if c.reason is None]
     if not trainable:
         return 0
-    names = list(PROXIES) if by == VOTE else [by]
+    names = [name for name, proxy in PROXIES.items() if proxy.votes] if by == VOTE else [by]
     ranks = {i: 0.0 for i in trainable}
     for name in names:
         for i, rank in _ranks([candidates[i].scores.get(name) for i in trainable], PROXIES[name].higher_is_better):
@@ -208,7 +230,7 @@ class _SamplerPick:
 def _candidate(source: str, space: Space, pick: Callable[[str, BaseDistribution], Any]) -> Candidate:
     proposal = _Proposal(pick)
     try:
-        architecture: Architecture | None = sample_architecture(space, proposal)  # type: ignore[arg-type]
+        architecture: Architecture | None = sample_architecture(space, proposal)
     except ArchitectureError as error:
         return Candidate(source, proposal.params, None, reason=str(error))
     return Candidate(source, proposal.params, architecture)
@@ -223,7 +245,7 @@ def _score(candidate: Candidate, space: Space, images: torch.Tensor, labels: tor
         return
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # the weights the trial would train from
-        model = build_model(candidate.architecture, space.input_size, space.num_classes)
+        model = build_model(candidate.architecture, *space.model_shape())
     candidate.scores, candidate.failures = measure_proxies(model, images, labels)
 
 
@@ -234,14 +256,6 @@ def _random_seed(seed: int) -> int:
 def _single_value(distribution: BaseDistribution) -> Any:
     if isinstance(distribution, CategoricalDistribution):
         return distribution.choices[0]
-    return distribution.low  # type: ignore[attr-defined]
-
-
-def _fixed_params(trial: optuna.Trial) -> dict[str, Any]:
-    return trial.study._storage.get_trial(trial._trial_id).system_attrs.get("fixed_params") or {}
-
-
-def _fix_params(trial: optuna.Trial, params: dict[str, Any]) -> None:
-    """Make ``trial``'s suggestions return ``params``, as ``enqueue_trial`` does for a queued trial."""
-    trial.storage.set_trial_system_attr(trial._trial_id, "fixed_params", params)
-    trial._fixed_params = dict(params)  # optuna.Trial reads fixed_params once, when it is made
+    if isinstance(distribution, IntDistribution | FloatDistribution):
+        return distribution.low
+    raise TypeError(f"no single value of {distribution!r}: Optuna has no other kind of distribution")

@@ -45,6 +45,7 @@ import pandas as pd
 import yaml
 
 from evaluation import Architecture, ArchitectureError, TrainConfig, count
+from evaluation.atomic import atomic_write, write_text
 from evaluation.blocks import BLOCKS
 from evaluation.data import DataSplits
 from search.errors import UsageError
@@ -289,7 +290,8 @@ def ablate(
     table = ablation_table(variants, [records[i * seeds : (i + 1) * seeds] for i in range(len(variants))])
     csv_path, json_path = table_paths(out, variation)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv_path, index=False)
+    with atomic_write(csv_path) as temporary:
+        table.to_csv(temporary, index=False)
     document = {
         "architecture": source,
         "vary": variation.key,
@@ -298,7 +300,7 @@ def ablate(
         "settings": {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"},
         "rows": json.loads(table.to_json(orient="records")),
     }
-    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    write_text(json_path, json.dumps(document, indent=2) + "\n")
     return table
 
 

@@ -9,23 +9,23 @@ import optuna
 import torch
 import yaml
 
-from evaluation import Architecture, build_model, export_onnx
+from evaluation import build_model, export_onnx
+from evaluation.atomic import atomic_write, write_text
 from evaluation.deploy import dataset_metadata
 from evaluation.standalone import standalone_source
-from search.pareto import front_trials, objective_names, recorded_metrics, trials_frame
+from search.pareto import front_frame, objective_names, ranked_trials, recorded_metrics, trials_frame
 from search.storage.records import TrialRecord
 
 __all__ = ["export_study", "standalone_source"]
 
 
-def ranked_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Front members, best first by the first objective (ties: lower trial number)."""
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return sorted(front_trials(study), key=lambda t: (sign * t.values[0], t.number))
-
-
 def export_study(study: optuna.Study, out: Path, *, top: int | None, python: bool, onnx: bool = False) -> list[Path]:
     """Write ``best-K.yaml`` (and ``best-K.py``, ``best-K.onnx``) per chosen front member, plus CSVs.
+
+    The front and its order are ``search.pareto``'s rule (one member per
+    architecture, best first by the quality objective), as ``search show`` and
+    ``search finalize`` rank; pareto.csv lists the members in that order, so
+    its row K is best-K. trials.csv is the table ``search show --format csv`` prints.
 
     A study holds no trained weights, so ``best-K.onnx`` is the network as
     initialised with seed 0: a graph to check that a runtime takes it
@@ -34,7 +34,9 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
     out.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = study.user_attrs.get("settings", {})
     written = []
-    for rank, trial in enumerate(ranked_front(study)[:top], start=1):
+    ranked = ranked_trials(study)
+    front = [r.trial for r in ranked if r.rank == 1]
+    for rank, trial in enumerate(front[:top], start=1):
         record = TrialRecord.load(trial)
         path = out / f"best-{rank}.yaml"
         names = objective_names(study)
@@ -53,20 +55,25 @@ def export_study(study: optuna.Study, out: Path, *, top: int | None, python: boo
                 "num_classes": settings.get("num_classes"),
             },
         }
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        write_text(path, yaml.safe_dump(document, sort_keys=False))
         written.append(path)
         input_size = tuple(settings.get("input_size") or (3, 224, 224))
         num_classes = settings.get("num_classes") or 1000
+        if python or onnx:
+            arch = record.built_architecture(trial=trial.number, study=study.study_name, to="build")
         if python:
-            source = standalone_source(record.architecture, input_size[0], num_classes)
+            source = standalone_source(arch, input_size[0], num_classes)
             written.append(out / f"best-{rank}.py")
-            written[-1].write_text(source)
+            write_text(written[-1], source)
         if onnx:
             torch.manual_seed(0)
-            model = build_model(Architecture.from_dict(record.architecture), input_size, num_classes)
-            metadata = {**dataset_metadata(settings.get("dataset")), "weights": "untrained (seed 0)"}
+            model = build_model(arch, input_size, num_classes)
+            described = settings.get("data") or settings.get("dataset")  # a source's classes and decoding
+            metadata = {**dataset_metadata(described), "weights": "untrained (seed 0)"}
             written.append(export_onnx(model, out / f"best-{rank}.onnx", input_size, metadata=metadata))
-    frame = trials_frame(study)
-    frame.to_csv(out / "trials.csv", index=False)
-    frame[frame["front"]].to_csv(out / "pareto.csv", index=False)
+    frame = trials_frame(study, ranked)
+    with atomic_write(out / "trials.csv") as temporary:
+        frame.to_csv(temporary, index=False)
+    with atomic_write(out / "pareto.csv") as temporary:
+        front_frame(frame, ranked).to_csv(temporary, index=False)
     return [*written, out / "pareto.csv", out / "trials.csv"]

@@ -9,16 +9,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from search.pareto import dominates
+from search.pareto import is_non_dominated, spearman, to_losses
 from search.post.full_training import RESULT_FILE
 from search.storage.studies import check_folder_name, study_dir
+from spaces import Objective
 
 __all__ = [
     "FINAL_COLUMNS",
@@ -28,7 +29,6 @@ __all__ = [
     "final_dir",
     "final_rows",
     "load_final",
-    "rank_correlation",
     "summarize_final",
 ]
 
@@ -63,18 +63,32 @@ class FinalModel:
     params: int
     macs: int
     latency_ms: float | None
-    on_final_front: bool  # no other finalized model has a higher mean test accuracy at no more MACs
+    on_final_front: bool  # no other finalized model beats it on the study's objectives (see ``FinalResults``)
+
+    def value(self, metric: str) -> float | None:
+        """The model's value of a metric after full training: accuracy is the mean test accuracy."""
+        return {
+            "accuracy": self.test_mean,
+            "params": self.params,
+            "macs": self.macs,
+            "latency_ms": self.latency_ms,
+        }.get(metric)
 
 
 @dataclass(frozen=True)
 class FinalResults:
-    """Every finalized model of a study, by trial number, and how well the search ranked them."""
+    """Every finalized model of a study, by trial number, and how well the search ranked them.
+
+    The final front is the models no other beats on the study's ``objectives``,
+    with the mean test accuracy in place of the search's validation accuracy.
+    """
 
     models: tuple[FinalModel, ...]
     # Spearman's rank correlation of the search's validation accuracy with the mean test
-    # accuracy; None with fewer than two models or when either is constant.
+    # accuracy (search.pareto.spearman); None with fewer than three models or when either is constant.
     rank_correlation: float | None
     source: Path
+    objectives: tuple[Objective, ...]
 
     def model(self, trial: int) -> FinalModel | None:
         return next((m for m in self.models if m.trial == trial), None)
@@ -111,14 +125,15 @@ def _row(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def summarize_final(frame: pd.DataFrame, source: Path) -> FinalResults:
-    """Per model: mean and sample standard deviation of test accuracy over its seeds."""
+def summarize_final(frame: pd.DataFrame, source: Path, objectives: Sequence[Objective]) -> FinalResults:
+    """Per model: mean and sample standard deviation of test accuracy over its seeds; the final
+    front by ``objectives`` (the study's)."""
     models = []
-    for trial, rows in frame.groupby("trial", sort=True):
+    for _, rows in frame.groupby("trial", sort=True):
         std = rows["test_accuracy"].std() if len(rows) > 1 else None
         models.append(
             FinalModel(
-                trial=int(trial),
+                trial=int(rows["trial"].iloc[0]),
                 seeds=len(rows),
                 test_mean=float(rows["test_accuracy"].mean()),
                 test_std=None if std is None else float(std),
@@ -129,37 +144,38 @@ def summarize_final(frame: pd.DataFrame, source: Path) -> FinalResults:
                 on_final_front=False,
             )
         )
-    on_front = _front(models)
+    on_front = _front(models, objectives)
     models = [dataclasses.replace(m, on_final_front=m.trial in on_front) for m in models]
-    pairs = [(m.val_accuracy, m.test_mean) for m in models if m.val_accuracy is not None]
-    return FinalResults(models=tuple(models), rank_correlation=rank_correlation(pairs), source=source)
+    searched = [(m.val_accuracy, m.test_mean) for m in models if m.val_accuracy is not None]
+    rho = spearman([val for val, _ in searched], [test for _, test in searched])
+    return FinalResults(models=tuple(models), rank_correlation=rho, source=source, objectives=tuple(objectives))
 
 
-def load_final(study_name: str, folder: str = FINAL_FOLDER) -> FinalResults | None:
-    """The study's final.csv (in ``folder``) summarised, or None when the study was never finalized."""
+def load_final(study_name: str, folder: str = FINAL_FOLDER, *, objectives: Sequence[Objective]) -> FinalResults | None:
+    """The study's final.csv (in ``folder``) summarised, or None when the study was never finalized.
+
+    ``objectives``: the study's (``search.pareto.study_objectives``), for the final front."""
     path = final_dir(study_name, folder) / FINAL_CSV
     if not path.is_file():
         return None
     frame = pd.read_csv(path)
     if frame.empty:
         return None
-    return summarize_final(frame, path)
+    return summarize_final(frame, path, objectives)
 
 
-def rank_correlation(pairs: Iterable[tuple[float, float]]) -> float | None:
-    """Spearman's rho of the pairs (Pearson's of their average ranks, so ties count half)."""
-    frame = pd.DataFrame(list(pairs), columns=["a", "b"])
-    if len(frame) < 2:
-        return None
-    rho = frame["a"].rank().corr(frame["b"].rank())
-    return None if not math.isfinite(rho) else float(rho)
+def _front(models: list[FinalModel], objectives: Sequence[Objective]) -> set[int]:
+    """Trials no other finalized model dominates on ``objectives``; a value a model lacks ranks worst."""
+    if not models:
+        return set()
+    worst = {"maximize": -math.inf, "minimize": math.inf}
+    values = [[_or(m.value(o.metric), worst[o.direction]) for o in objectives] for m in models]
+    on_front = is_non_dominated(to_losses(values, [o.direction for o in objectives]))
+    return {m.trial for m, kept in zip(models, on_front) if kept}
 
 
-def _front(models: list[FinalModel]) -> set[int]:
-    """Trials no other finalized model dominates on (mean test accuracy up, MACs down)."""
-    points = {m.trial: (m.test_mean, m.macs) for m in models}
-    directions = ("maximize", "minimize")
-    return {t for t, p in points.items() if not any(dominates(q, p, directions) for q in points.values())}
+def _or(value: float | None, fallback: float) -> float:
+    return fallback if value is None else float(value)
 
 
 def _optional(value: Any) -> float | None:

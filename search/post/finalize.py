@@ -2,8 +2,9 @@
 
 A search ranks architectures by validation accuracy after brief training;
 ``finalize_study`` checks that ranking. Each chosen trial's architecture is
-trained on the whole training split (no validation split) with the recipe the
-study's trials were trained with, for ``epochs`` epochs, once per seed
+trained on the whole training split (or all but ``validation_size`` images
+held out, whose accuracy each result then records, so that a choice among
+final models need not read the test set) with the recipe the study's trials were trained with, for ``epochs`` epochs, once per seed
 (0, 1, ..., seeds - 1, the same for every model, so models compare seed by
 seed), and evaluated on the test set once. Files go to
 ``studies/<study>/final/trial-<n>/seed-<s>/`` (weights.pt, model.onnx,
@@ -11,12 +12,10 @@ architecture.yaml, result.json); ``final/final.csv`` holds one row per model and
 whose result.json exists is not repeated, so an interrupted run resumes and a
 later run with more seeds or a larger ``top`` trains only what is new.
 
-Which trials, ``select_trials``: the candidates are the completed trials
-within every constraint that recorded an architecture, one per architecture
-(a duplicate stands for its original). They are ranked by non-dominated
-sorting: rank 1 is the Pareto front, rank 2 the front of the rest, and so on;
-within a rank by the quality objective (the first maximised one, accuracy),
-best first, then by trial number. Without ``top`` the front is finalized;
+Which trials, ``select_trials``: the study's trials ranked by the rule of
+``search.pareto`` (completed, within every constraint, one per architecture;
+non-dominated rank first, then the quality objective, accuracy, best first),
+those that recorded an architecture. Without ``top`` the front is finalized;
 with it, the first ``top`` of that order (past the front when it is smaller).
 """
 
@@ -24,21 +23,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from evaluation import Architecture, TrainConfig
+from evaluation import TrainConfig
 from evaluation.atomic import atomic_write
-from evaluation.data import load_dataset
 from evaluation.metrics import METRICS
 from search.errors import UsageError
-from search.pareto import is_feasible, rank_by_fronts
+from search.pareto import ranked_trials
 from search.post.final_results import FINAL_CSV, FINAL_FOLDER, final_dir, final_rows
 from search.post.full_training import WEIGHTS_FILE, Job, JobReporter, run_jobs
-from search.storage.records import TrialOutcome, TrialRecord
+from search.post.study_data import open_study_data
+from search.storage.records import TrialRecord
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_SEEDS", "final_config", "finalize_study", "plan_final", "select_trials"]
 
@@ -48,31 +48,10 @@ DEFAULT_SEEDS = 3  # the fewest that give a standard deviation with one degree o
 
 def select_trials(study: optuna.Study, top: int | None = None) -> list[FrozenTrial]:
     """The trials to finalize, best first: the front, or the first ``top`` by the rule above."""
-    ranked = _ranked_candidates(study)
+    ranked = [r for r in ranked_trials(study) if TrialRecord.load(r.trial).architecture is not None]
     if top is None:
-        return [trial for rank, trial in ranked if rank == 1]
-    return [trial for _, trial in ranked[:top]]
-
-
-def _ranked_candidates(study: optuna.Study) -> list[tuple[int, FrozenTrial]]:
-    """(non-dominated rank, trial) for every candidate, in the order of the rule above."""
-    return rank_by_fronts(_candidates(study), [d.name.lower() for d in study.directions])
-
-
-def _candidates(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed feasible trials with an architecture, the first of each architecture only."""
-    seen: set[str] = set()
-    chosen = []
-    for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
-        record = TrialRecord.load(trial)
-        if trial.values is None or not is_feasible(trial) or record.architecture is None:
-            continue
-        key = record.architecture_key or str(record.architecture)
-        if record.outcome is TrialOutcome.DUPLICATE or key in seen:
-            continue
-        seen.add(key)
-        chosen.append(trial)
-    return chosen
+        return [r.trial for r in ranked if r.rank == 1]
+    return [r.trial for r in ranked[:top]]
 
 
 def final_config(
@@ -120,7 +99,7 @@ def plan_final(
         }
         if init_from is not None:
             extra["initialised_from"] = init_from
-        arch = Architecture.from_dict(record.architecture)
+        arch = record.built_architecture(trial=trial.number, study=study.study_name, to="train")
         for seed in range(seeds):
             init = None if start is None else start / model / f"seed-{seed}" / WEIGHTS_FILE
             jobs.append(Job(f"{model} seed {seed}", arch, seed, where / model / f"seed-{seed}", extra, init))
@@ -142,16 +121,28 @@ def finalize_study(
     shard: tuple[int, int] = (0, 1),
     overrides: Mapping[str, Any] | None = None,
     init_from: str | None = None,
+    validation_size: int = 0,
+    data: str | None = None,
+    cache_dir: Path | None = None,
 ) -> pd.DataFrame:
     """Train and test the chosen trials (see the module's doc); return final.csv's table.
 
     ``overrides`` replace settings of the study's recipe (``TrainConfig`` fields);
     ``init_from`` names a final folder whose weights each training starts from,
     a second stage on top of it (e.g. constant-rate weight averaging).
+    ``validation_size`` training images (the data set's seed-0 split) are held
+    out of every training; each result.json records the model's accuracy on them.
 
     final.csv is rewritten after every training, from every result.json under
     the folder (also those of models an earlier run, or another shard, trained),
     so it is whole even when the run is interrupted.
+
+    The data is the study's, read again as the search read it
+    (``search.post.study_data``): ``data`` names the same data set at another
+    path, ``cache_dir`` where its decoded images are cached. Data that is not
+    the search's (a file added, removed or changed since) is refused before
+    anything trains. Each result.json records the test split's confusion
+    matrix and most confident mistakes.
     """
     if seeds < 1 or epochs < 1 or (top is not None and top < 1):
         raise UsageError(f"seeds, epochs and top must be >= 1, got {seeds}, {epochs} and {top}")
@@ -161,13 +152,10 @@ def finalize_study(
     trials = select_trials(study, top)
     if not trials:
         raise UsageError(f"study {study.study_name} has no completed feasible trial to finalize")
-    dataset = study.user_attrs.get("settings", {}).get("dataset")
-    if dataset is None:
-        raise UsageError(f"study {study.study_name} records no dataset in its settings; it was not made by search run")
     if init_from == folder:
         raise UsageError(f"--init-from {init_from} is the folder being trained; name the finished one")
     config = final_config(study, epochs=epochs, device=device, precision=precision, overrides=overrides)
-    data = load_dataset(dataset, root=data_root, validation_size=0)
+    splits = open_study_data(study, dataset=data, root=data_root, cache_dir=cache_dir, validation_size=validation_size)
     where = final_dir(study.study_name, folder)
 
     def write_table() -> None:
@@ -176,6 +164,6 @@ def finalize_study(
             final_rows(where).to_csv(temporary, index=False)
 
     jobs = plan_final(study, trials, seeds=seeds, folder=folder, init_from=init_from)[index::count]
-    run_jobs(jobs, data, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)
+    run_jobs(jobs, splits, config, memory_limit=memory_limit, reporter=reporter, after_job=write_table, onnx=True)
     write_table()
     return pd.read_csv(where / FINAL_CSV)

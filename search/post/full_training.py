@@ -5,13 +5,14 @@
 mean the same whichever command wrote them. ``run_jobs`` trains a list of
 (architecture, seed) jobs, skipping those whose result.json exists: how
 finalize and ablate resume. Within a job, the training's state is saved to
-``training-state.pt`` after every epoch, so a training cut short by a crash or
-Ctrl-C continues after its last whole epoch when the command runs again.
+``training-state.pt`` after every epoch, so a training cut short by a crash,
+Ctrl-C or SIGTERM continues after its last whole epoch when the command runs again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,16 +36,19 @@ from evaluation import (
     smallest_input_side,
     train,
 )
-from evaluation.atomic import atomic_write
-from evaluation.data import DataSplits
+from evaluation.atomic import atomic_write, write_bytes
+from evaluation.data import DataSplits, describe_data
 from evaluation.deploy import dataset_metadata, export_onnx
 from evaluation.errors import differences
 from evaluation.memory import check_memory
 from evaluation.profile import measure_latency_ms
-from evaluation.training import with_defaults
+from evaluation.scores import ClassScores, class_scores
+from evaluation.training import predict_probabilities, with_defaults
 from search.errors import UsageError
+from search.execution.interrupts import sigterm_as_interrupt
 
 __all__ = [
+    "MISCLASSIFIED_KEPT",
     "RECIPE_FIELDS",
     "RESULT_FILE",
     "STATE_FILE",
@@ -61,6 +65,8 @@ __all__ = [
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "weights.pt"  # a CPU state_dict, for torch.load(weights_only=True)
 STATE_FILE = "training-state.pt"  # an unfinished training's last epoch (evaluation.train's state_file)
+# Misclassified test images a result.json lists (the most confident mistakes first): a report's grid, not a dump.
+MISCLASSIFIED_KEPT = 64
 # The settings that make two runs comparable: a finished job is kept only when these match.
 # Device, precision and the seed are not among them (the seed is the job's own).
 RECIPE_FIELDS = (
@@ -122,7 +128,9 @@ def train_and_test(
 
     ``out`` receives weights.pt (a CPU state_dict, for ``torch.load(weights_only=True)``),
     architecture.yaml and result.json: ``label`` as its ``architecture``, the test
-    accuracy, params, MACs, times, every setting and the per-epoch history, then
+    accuracy, params, MACs, times, every setting and the per-epoch history, the
+    test split's class-balanced scores, confusion matrix and most confident
+    mistakes (``_test_scores``), the data's description (``describe_data``), then
     ``extra``'s entries. ``measure_latency`` adds ``latency_ms`` measured as a
     search trial does (batch 1, on the CPU, before training), so final and search
     costs compare. ``onnx`` adds model.onnx, checked in onnxruntime
@@ -133,6 +141,8 @@ def train_and_test(
     ``resumed_after_epoch`` says after which epoch, 0 when it ran in one go.
     ``init``: a weights.pt of ``arch`` to train on from (a second stage, such as
     weight averaging after a finished schedule); the caller records it in ``extra``.
+    When ``data`` holds validation images (held out of ``data.train``), the record's
+    ``val_accuracy`` is the trained model's on them (None without), ``val_images`` their count.
     """
     shape = input_shape(data, config)
     check_memory(
@@ -153,16 +163,26 @@ def train_and_test(
     state_file = out / STATE_FILE
     result = train(model, data, config, on_epoch=on_epoch, on_progress=on_progress, state_file=state_file)
     eval_started = time.perf_counter()
-    test_accuracy = evaluate(model, *data.test, config, mean=data.mean, std=data.std)
+    # One pass over the test images gives the accuracy, the class-balanced scores and the confusion matrix.
+    probabilities = predict_probabilities(model, data.test[0], config, mean=data.mean, std=data.std).numpy()
+    labels = data.test[1].numpy()
+    scores = class_scores(labels, probabilities)
     test_seconds = time.perf_counter() - eval_started
+    # The trained model's (after weight averaging too) on images held out of training, if any:
+    # what a choice among final models may read, since the test accuracy must choose nothing.
+    val_accuracy = evaluate(model, *data.val, config, mean=data.mean, std=data.std) if len(data.val[1]) else None
     seconds = time.perf_counter() - started + result.resumed_seconds
 
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    torch.save(weights, out / WEIGHTS_FILE)
+    buffer = io.BytesIO()  # torch.save to a file says "unexpected pos" for a full disk; this names the file
+    torch.save(weights, buffer)
+    write_bytes(out / WEIGHTS_FILE, buffer.getvalue())
     save_architecture(arch, out / "architecture.yaml")
     if onnx:
-        export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data.name))
-    record = _record(label, arch, data, config, result, shape, test_accuracy, seconds, test_seconds, model)
+        export_onnx(model, out / "model.onnx", shape, metadata=dataset_metadata(data))
+    record = _record(label, arch, data, config, result, shape, scores.accuracy, seconds, test_seconds, model)
+    record.update(_test_scores(scores, labels, probabilities))
+    record.update(val_accuracy=val_accuracy, val_images=len(data.val[1]))
     if latency_ms is not None:
         record["latency_ms"] = latency_ms
     record.update(extra or {})
@@ -206,6 +226,31 @@ def _record(
         "resumed_after_epoch": result.resumed_after_epoch,
         "settings": dataclasses.asdict(config),
         "history": [dataclasses.asdict(report) for report in result.epochs],
+        "data": describe_data(data),  # what search predict and search onnx prepare new images by
+    }
+
+
+def _test_scores(scores: ClassScores, labels: Any, probabilities: Any) -> dict[str, Any]:
+    """The test split's class-balanced scores, each class's accuracy, the confusion matrix (row: the
+    true class, column: the predicted one) and the most confident mistakes: ``index`` is the image's
+    position in the test split (``data.test``; a source's cache row ``ranges["test"][0] + index``),
+    ``true`` and ``predicted`` class indices, ``probability`` the predicted class's."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = [int(i) for i in (predicted != labels).nonzero()[0]]
+    wrong.sort(key=lambda i: -float(probabilities[i, predicted[i]]))  # stable: ties keep the split's order
+    return {
+        "test_scores": scores.metrics(),
+        "test_per_class_accuracy": scores.per_class_accuracy,
+        "confusion_matrix": scores.confusion,
+        "misclassified": [
+            {
+                "index": i,
+                "true": int(labels[i]),
+                "predicted": int(predicted[i]),
+                "probability": round(float(probabilities[i, predicted[i]]), 6),
+            }
+            for i in wrong[:MISCLASSIFIED_KEPT]
+        ],
     }
 
 
@@ -257,37 +302,42 @@ def run_jobs(
     trained otherwise is refused with a ``UsageError`` before anything trains,
     since mixing it in would make means and comparisons meaningless.
     ``after_job`` runs after each trained job (to rewrite a summary table);
-    ``onnx`` writes each model's model.onnx too.
+    ``onnx`` writes each model's model.onnx too. Ctrl-C or SIGTERM stops it
+    with a KeyboardInterrupt (``search.errors.Terminated`` for SIGTERM) once
+    the last whole epoch is saved; the command line exits 130 or 143.
     """
     for job in jobs:
         if job.done:
-            _check_kept(job, config)
+            _check_kept(job, config, held_out=len(data.val[1]))
         elif job.init is not None:
-            _check_init(job)
+            _check_init(job, job.init, held_out=len(data.val[1]))
     if reporter is not None:
         reporter.begin(jobs)
-    for job in jobs:
-        if job.done:
-            continue
-        if reporter is not None:
-            reporter.job_started(job)
-        training = train_and_test(
-            job.arch,
-            data,
-            dataclasses.replace(config, seed=job.seed),
-            job.out,
-            label=job.name,
-            memory_limit=memory_limit,
-            measure_latency=True,
-            onnx=onnx,
-            extra={**job.extra, "seed": job.seed},
-            on_epoch=None if reporter is None else reporter.on_epoch,
-            init=job.init,
-        )
-        if reporter is not None:
-            reporter.job_finished(job, training)
-        if after_job is not None:
-            after_job()
+    # SIGTERM (Slurm, Kubernetes) stops the trainings as Ctrl-C does: the job at hand
+    # keeps its last whole epoch in its training state, and the next run resumes it.
+    with sigterm_as_interrupt():
+        for job in jobs:
+            if job.done:
+                continue
+            if reporter is not None:
+                reporter.job_started(job)
+            training = train_and_test(
+                job.arch,
+                data,
+                dataclasses.replace(config, seed=job.seed),
+                job.out,
+                label=job.name,
+                memory_limit=memory_limit,
+                measure_latency=True,
+                onnx=onnx,
+                extra={**job.extra, "seed": job.seed},
+                on_epoch=None if reporter is None else reporter.on_epoch,
+                init=job.init,
+            )
+            if reporter is not None:
+                reporter.job_finished(job, training)
+            if after_job is not None:
+                after_job()
     return [read_result(job.out) for job in jobs]
 
 
@@ -296,23 +346,38 @@ def read_result(folder: Path) -> dict[str, Any]:
     return json.loads((folder / RESULT_FILE).read_text())
 
 
-def _check_init(job: Job) -> None:
-    """Refuse, before anything trains, a start that is missing or of another architecture."""
-    if not job.init.is_file():
-        raise UsageError(f"{job.init} does not exist: {job.name} has no weights to start from")
-    kept = job.init.parent / "architecture.yaml"
+def _check_init(job: Job, init: Path, *, held_out: int) -> None:
+    """Refuse, before anything trains, a start (``init``, the job's weights) that is missing, of another
+    architecture, or that trained on other images than this training holds out (its validation accuracy
+    would have seen them)."""
+    if not init.is_file():
+        raise UsageError(f"{init} does not exist: {job.name} has no weights to start from")
+    kept = init.parent / "architecture.yaml"
     if not kept.is_file() or load_architecture(kept) != job.arch:
-        raise UsageError(f"{job.init.parent} holds another architecture than {job.name}; it cannot start it")
+        raise UsageError(f"{init.parent} holds another architecture than {job.name}; it cannot start it")
+    _check_held_out(init.parent, held_out)
 
 
-def _check_kept(job: Job, config: TrainConfig) -> None:
-    """Refuse a finished job trained on another architecture or recipe than asked."""
+def _check_kept(job: Job, config: TrainConfig, *, held_out: int) -> None:
+    """Refuse a finished job trained on another architecture, recipe or validation split than asked."""
     where = job.out
     if load_architecture(where / "architecture.yaml") != job.arch:
         raise UsageError(f"{where} holds another architecture than {job.name}; remove that folder to retrain it")
+    _check_held_out(where, held_out)
     kept = with_defaults(read_result(where).get("settings", {}))
     differs = differences(kept, dataclasses.asdict(config), RECIPE_FIELDS)
     if differs:
         raise UsageError(
             f"{where} was trained with {', '.join(differs)}; pass the same settings, or remove it to retrain"
+        )
+
+
+def _check_held_out(where: Path, held_out: int) -> None:
+    """Refuse results trained with another number of training images held out for validation."""
+    result = where / RESULT_FILE
+    kept = read_result(where).get("val_images", 0) if result.is_file() else held_out
+    if kept != held_out:
+        raise UsageError(
+            f"{where} was trained with {kept} training images held out for validation, not {held_out}; "
+            "pass the same validation size, or remove it to retrain"
         )

@@ -52,10 +52,20 @@ Single-objective spaces may take Optuna's own pruners instead (``median``,
 ``hyperband``), checked at the same rungs with the accuracy reported at step
 = images seen; ``none`` checks nothing. The pruner is always chosen
 explicitly and stored with the study: never Optuna's default MedianPruner.
+
+The rules are a table (``STOPPING_RULES``, ``search.pruners.config``): a new
+rule, judged at rungs or after each epoch, is a new entry (``stopping_rule``).
 """
 
 from search.pruners.budget import BudgetSpent, budget_spent, images_saved_fraction
-from search.pruners.config import PRUNERS, RUNG_ACCURACIES, RUNG_DECISIONS, Pruning
+from search.pruners.config import (
+    RUNG_ACCURACIES,
+    RUNG_DECISIONS,
+    STOPPING_RULES,
+    Pruning,
+    StoppingRule,
+    stopping_rule,
+)
 from search.pruners.moasha import RungPoint, Verdict, decide, rank_points
 from search.pruners.replay import (
     Replayed,
@@ -66,19 +76,26 @@ from search.pruners.replay import (
     rung_point,
     study_objectives,
 )
+from search.pruners.rules import PRUNERS, Asha, Hyperband, Median, NoStopping
 from search.pruners.watch import Pruner, RungWatch
 
 __all__ = [
     "PRUNERS",
     "RUNG_ACCURACIES",
     "RUNG_DECISIONS",
+    "STOPPING_RULES",
+    "Asha",
     "BudgetSpent",
+    "Hyperband",
+    "Median",
+    "NoStopping",
     "Pruner",
     "Pruning",
     "Replayed",
     "RungDecision",
     "RungPoint",
     "RungWatch",
+    "StoppingRule",
     "Verdict",
     "budget_spent",
     "decide",
@@ -88,5 +105,6 @@ __all__ = [
     "recorded_rungs",
     "replay_decisions",
     "rung_point",
+    "stopping_rule",
     "study_objectives",
 ]

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from search.pareto import losses_dominate
+import numpy as np
+
+from search.pareto import crowding_distances, non_dominated_ranks, to_losses
 
 __all__ = ["RungPoint", "Verdict", "decide", "rank_points"]
 
@@ -37,55 +38,18 @@ class Verdict:
         return f"rank {self.rank} of {self.points} by non-dominated sorting, {within} the top {self.keep} (1/{eta})"
 
 
-def _fronts(losses: dict[int, tuple[float, ...]]) -> list[list[int]]:
-    """Non-dominated fronts of the points (trial number -> losses), best first (Deb et al.'s fast sort)."""
-    numbers = sorted(losses)
-    beaten_by = {n: 0 for n in numbers}
-    beats: dict[int, list[int]] = {n: [] for n in numbers}
-    for i, a in enumerate(numbers):
-        for b in numbers[i + 1 :]:
-            if losses_dominate(losses[a], losses[b]):
-                beats[a].append(b)
-                beaten_by[b] += 1
-            elif losses_dominate(losses[b], losses[a]):
-                beats[b].append(a)
-                beaten_by[a] += 1
-    fronts, current = [], [n for n in numbers if beaten_by[n] == 0]
-    while current:
-        fronts.append(current)
-        following = []
-        for a in current:
-            for b in beats[a]:
-                beaten_by[b] -= 1
-                if beaten_by[b] == 0:
-                    following.append(b)
-        current = sorted(following)
-    return fronts
-
-
-def _crowding(front: list[int], losses: dict[int, tuple[float, ...]]) -> dict[int, float]:
-    """NSGA-II's crowding distance within one front; the ends of each objective's span get infinity."""
-    distance = dict.fromkeys(front, 0.0)
-    for k in range(len(losses[front[0]])):
-        ordered = sorted(front, key=lambda n: (losses[n][k], n))
-        span = losses[ordered[-1]][k] - losses[ordered[0]][k]
-        if not 0 < span < math.inf:  # all equal, or unmeasured (infinite) values: nothing to tell apart
-            continue
-        distance[ordered[0]] = distance[ordered[-1]] = math.inf
-        for before, point, after in zip(ordered, ordered[1:], ordered[2:]):
-            distance[point] += (losses[after][k] - losses[before][k]) / span
-    return distance
-
-
 def rank_points(points: Iterable[RungPoint], directions: Sequence[str]) -> list[RungPoint]:
     """The points best first: by non-dominated front, then crowding distance (larger first), then trial number."""
-    by_number = {p.trial: p for p in points}
-    signs = [-1.0 if d == "maximize" else 1.0 for d in directions]
-    losses = {n: tuple(s * v for s, v in zip(signs, p.values)) for n, p in by_number.items()}
+    ordered_points = sorted({p.trial: p for p in points}.values(), key=lambda p: p.trial)
+    if not ordered_points:
+        return []
+    losses = to_losses((p.values for p in ordered_points), directions)
+    ranks = non_dominated_ranks(losses)
     ordered: list[RungPoint] = []
-    for front in _fronts(losses):
-        crowding = _crowding(front, losses)
-        ordered += [by_number[n] for n in sorted(front, key=lambda n: (-crowding[n], n))]
+    for rank in range(1, int(ranks.max()) + 1):
+        front = np.flatnonzero(ranks == rank)  # by trial number, so crowding ties go to the earlier trial
+        crowding = crowding_distances(losses[front])
+        ordered += [ordered_points[front[i]] for i in sorted(range(len(front)), key=lambda i: (-crowding[i], i))]
     return ordered
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 
 from evaluation.metrics import get_metric
+from search.pareto import study_objectives  # also exported here: search.pruners has always offered it
 from search.pruners.config import RUNG_ACCURACIES, RUNG_DECISIONS
 from search.pruners.moasha import RungPoint, Verdict, decide
 from spaces import Objective
@@ -22,12 +23,6 @@ __all__ = [
     "rung_point",
     "study_objectives",
 ]
-
-
-def study_objectives(study: optuna.Study) -> tuple[Objective, ...]:
-    """The study's objectives (metric names and directions), as the storage holds them."""
-    names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
-    return tuple(Objective(name, d.name.lower()) for name, d in zip(names, study.directions))
 
 
 def recorded_rungs(user_attrs: Mapping[str, Any]) -> dict[int, float]:

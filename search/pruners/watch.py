@@ -1,4 +1,4 @@
-"""One run's pruner, and one trial's watch over its rungs (``train``'s ``on_checkpoint``)."""
+"""One run's pruner, and one trial's watch over its rungs and epochs (``train``'s callbacks)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
-from evaluation.training import Checkpoint
-from search.pruners.config import RUNG_ACCURACIES, RUNG_DECISIONS, SINGLE_OBJECTIVE_PRUNERS, Pruning
-from search.pruners.moasha import decide
-from search.pruners.replay import RungDecision, rung_point
+from evaluation.training import Checkpoint, EpochReport
+from search.pruners.config import RUNG_ACCURACIES, RUNG_DECISIONS, Pruning
+from search.pruners.replay import RungDecision
 from spaces import Objective
 
 __all__ = ["Pruner", "RungWatch"]
 
 
 class Pruner:
-    """The pruner of one run: the rungs of its budget and how a trial is judged at each."""
+    """The pruner of one run: the rungs of its budget and the rule that judges a trial.
+
+    ``optuna`` is the Optuna pruner of the rule (NopPruner unless Optuna's
+    own decides). Each worker makes one and gives it to its study as well
+    (``study.pruner``), so the rule's decisions and the sampler see the same
+    one: Hyperband keeps its brackets between trials and TPE samples within them.
+    """
 
     def __init__(self, pruning: Pruning, objectives: Sequence[Objective], budget: int) -> None:
         pruning.check(objectives)
         self.pruning, self.objectives, self.budget = pruning, tuple(objectives), budget
+        self.rule = pruning.rule
         self.rungs = pruning.rungs(budget)
-        # One Optuna pruner for the run: Hyperband keeps its brackets between trials.
-        self.optuna = pruning.optuna_pruner(budget) if pruning.kind in SINGLE_OBJECTIVE_PRUNERS else None
+        self.optuna = pruning.optuna_pruner(budget)
 
     def watch(self, trial: optuna.Trial) -> RungWatch:
         """``train``'s ``on_checkpoint`` for ``trial``, with the rungs to stop at."""
@@ -34,13 +40,18 @@ class Pruner:
 
 @dataclass
 class RungWatch:
-    """One trial at its rungs: records its accuracy, then asks the pruner; ``stopped`` says why it ended."""
+    """One trial at its rungs and epochs: records, asks the rule, records the decision.
+
+    ``stopped`` holds the rung decision that stopped the trial, and ``stop_reason``
+    why it stopped, at a rung or after an epoch; both None while it goes on.
+    """
 
     pruner: Pruner
     trial: optuna.Trial
     accuracies: dict[str, float] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     stopped: RungDecision | None = None
+    stop_reason: str | None = None
 
     @property
     def checkpoints(self) -> tuple[int, ...]:
@@ -57,42 +68,42 @@ class RungWatch:
         self.trial.set_user_attr(RUNG_ACCURACIES, self.accuracies)
         if len(self.pruner.objectives) == 1:  # Optuna keeps intermediate values for one objective only
             self.trial.report(checkpoint.val_accuracy, step=images)
-        decision = self._decide(rung, images)
+        decision = self.pruner.rule.at_rung(self, rung, images)
         self.decisions.append(decision.to_attr())
         self.trial.set_user_attr(RUNG_DECISIONS, self.decisions)
         if decision.continued:
             return False
-        self.stopped = decision
+        self.stopped, self.stop_reason = decision, decision.reason
         return True
 
-    def _decide(self, rung: int, images: int) -> RungDecision:
-        pruning, study = self.pruner.pruning, self.trial.study
-        trials = study.get_trials(deepcopy=False)
-        own = next(t for t in trials if t.number == self.trial.number)
-        common = {"rung": rung + 1, "rungs": len(self.pruner.rungs), "images": images}
-        common |= {"pruner": pruning.kind, "eta": pruning.eta}
-        where = f"rung {rung + 1} of {len(self.pruner.rungs)}, {images:,} of {self.pruner.budget:,} images"
-        if self.pruner.optuna is not None:
-            stop = self.pruner.optuna.prune(study, own)
-            verb = "stopped by" if stop else "kept by"
-            return RungDecision(
-                continued=not stop, reason=f"{verb} Optuna's {pruning.kind} pruner at {where}", **common
-            )
-        objectives = self.pruner.objectives
-        point = rung_point(own.number, {**own.user_attrs, RUNG_ACCURACIES: self.accuracies}, images, objectives)
-        assert point is not None  # the accuracy was just recorded
-        peers = [
-            p
-            for t in trials
-            if t.number != own.number and (p := rung_point(t.number, t.user_attrs, images, objectives)) is not None
-        ]
-        verdict = decide(point, peers, [o.direction for o in objectives], pruning.eta)
-        reason = f"{'continued' if verdict.continued else 'stopped'} at {where}: {verdict.reason(pruning.eta)}"
+    def after_epoch(self, report: EpochReport) -> bool:
+        """``train``'s ``on_epoch`` verdict: True when the rule stops the trial after this epoch."""
+        reason = self.pruner.rule.after_epoch(self, report)
+        if reason is None:
+            return False
+        self.stop_reason = reason
+        return True
+
+    # -- what rules read ------------------------------------------------------------
+
+    def trials(self) -> list[FrozenTrial]:
+        """Every trial of the study now, this one included (as the storage holds it)."""
+        return self.trial.study.get_trials(deepcopy=False)
+
+    def decision(self, rung: int, images: int, *, continued: bool, reason: str, **details: Any) -> RungDecision:
+        """A decision at rung ``rung`` (0-based), as recorded on the trial."""
+        pruning = self.pruner.pruning
         return RungDecision(
-            continued=verdict.continued,
+            rung=rung + 1,
+            rungs=len(self.pruner.rungs),
+            images=images,
+            continued=continued,
             reason=reason,
-            rank=verdict.rank,
-            points=verdict.points,
-            peers=tuple(sorted(p.trial for p in peers)),
-            **common,
+            pruner=pruning.kind,
+            eta=pruning.eta,
+            **details,
         )
+
+    def where(self, rung: int, images: int) -> str:
+        """``rung 1 of 2, 100 of 900 images``: where a decision was taken, in words."""
+        return f"rung {rung + 1} of {len(self.pruner.rungs)}, {images:,} of {self.pruner.budget:,} images"

@@ -1,35 +1,67 @@
-"""The report's data: ``collect_report(study)`` reads a study into plain values (the compute half)."""
+"""The report's data: ``collect_report(study)`` reads a study into plain values (the compute half).
+
+The data panel (``DataPanel``, ``ModelErrors``) reads the study's images
+again: a source's from its cache, found by the fingerprint the study
+recorded (``settings["data"]``, ``evaluation.data.describe_data``'s record),
+without listing or decoding anything; a built-in data set's from its arrays
+(never downloaded for a report). Each finalised model's mistakes come from
+its result.json files: the fields ``confusion_matrix`` and ``misclassified``
+that ``search finalize`` writes (``ERROR_FIELDS`` says exactly what).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+import torch
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from evaluation.data import DATASETS, DataError, load_dataset
+from evaluation.images import SPLITS, cache_root, find_cache, is_source
 from evaluation.metrics import METRICS
 from evaluation.proxies import PROXIES
 from search.errors import UsageError
-from search.pareto import front_trials, is_feasible, objective_names, running_front_sizes
+from search.pareto import (
+    front_size_history,
+    is_feasible,
+    objective_names,
+    quality_index,
+    rank_trials,
+    spearman,
+    study_directions,
+    study_objectives,
+)
 from search.post.final_results import FinalResults, load_final
 from search.pruners import BudgetSpent, RungDecision, recorded_decisions, recorded_rungs
 from search.storage.records import TrialOutcome, TrialRecord
 
 __all__ = [
     "CORRELATED_COSTS",
+    "ERROR_FIELDS",
     "IMPORTANCE_MIN_TRIALS",
+    "MISCLASSIFIED_SHOWN",
+    "SAMPLES_PER_CLASS",
     "Correlation",
+    "DataPanel",
     "Importance",
+    "Misclassified",
+    "ModelErrors",
     "ParamAxis",
     "ReportData",
     "TrialPoint",
     "collect_report",
+    "data_panel",
+    "model_errors",
 ]
 
 # PED-ANOVA compares the best 10% of trials with all of them; below this many
@@ -38,8 +70,18 @@ IMPORTANCE_MIN_TRIALS = 10
 # Set beside the proxies' rank correlations with accuracy: a proxy is worth screening
 # with only where it ranks accuracy better than size alone (about 0.75 on NAS-Bench-201).
 CORRELATED_COSTS = ("params", "macs")
-# Fewer trials than this give no rank correlation.
-CORRELATION_MIN_TRIALS = 3
+SAMPLES_PER_CLASS = 8  # training images shown per class, spread evenly over the class's rows
+MISCLASSIFIED_SHOWN = 24  # test images shown per finalised model, the most confident mistakes first
+# What the panel reads from each finalised model's result.json (studies/<study>/final/<model>/seed-<s>/),
+# beside "trial" and "seed"; classes are in the order of the study's settings["data"]["classes"].
+ERROR_FIELDS = {
+    "confusion_matrix": "list of C lists of C ints: [true class][predicted class] counts over the whole test split",
+    "misclassified": (
+        'list of {"index": int, "true": int, "predicted": int, "probability": float}: every misclassified '
+        "test image (or at least the most confident ones), index = its position in the test split as "
+        "load_dataset orders it (DataSplits.test), probability = the predicted class's softmax probability"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -102,7 +144,8 @@ class Correlation:
     """A metric against final validation accuracy over the trained trials, with Spearman's rho so far.
 
     ``running[k]`` is the rank correlation over the first ``k + 1`` trials (by
-    number); None while there are fewer than three, or the values do not vary.
+    number); None while ``search.pareto.spearman`` has none (fewer than three,
+    or values that do not vary).
     """
 
     metric: str
@@ -115,6 +158,60 @@ class Correlation:
     def rho(self) -> float | None:
         """Spearman's rho over every trial."""
         return self.running[-1] if self.running else None
+
+
+@dataclass(frozen=True)
+class DataPanel:
+    """What the report shows of a study's data: class counts per split and sample training images.
+
+    ``counts[split]``: images per class (in ``classes`` order) of ``train``,
+    ``val`` and ``test``; ``samples[c]``: up to ``SAMPLES_PER_CLASS`` training
+    images of class ``c``, uint8 (N, C, H, W). ``note``: why there are no
+    counts or samples (the data cannot be opened), in one line.
+    """
+
+    source: str
+    classes: tuple[str, ...]
+    counts: dict[str, tuple[int, ...]]
+    samples: tuple[np.ndarray, ...]
+    note: str | None = None
+    cache: str | None = None  # a source's cache folder
+    skipped: int = 0  # a source's files that could not be decoded
+
+    @property
+    def opened(self) -> bool:
+        return self.note is None
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """One test image a finalised model got wrong, with the image when the data could be opened."""
+
+    index: int
+    label: int
+    predicted: int
+    confidence: float | None
+    image: np.ndarray | None  # uint8 (C, H, W)
+
+
+@dataclass(frozen=True)
+class ModelErrors:
+    """A finalised model's mistakes on the test split: its confusion matrix (summed over its seeds)
+    and the most confident misclassified images of its first seed."""
+
+    trial: int
+    seeds: int
+    confusion: tuple[tuple[int, ...], ...]
+    misclassified: tuple[Misclassified, ...]  # at most MISCLASSIFIED_SHOWN, most confident first
+    misclassified_total: int  # how many its first seed recorded
+
+    @property
+    def test_images(self) -> int:
+        return sum(map(sum, self.confusion))
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.confusion[i][i] for i in range(len(self.confusion))) / max(1, self.test_images)
 
 
 @dataclass(frozen=True)
@@ -133,11 +230,13 @@ class ReportData:
     generated_at: str
     final: FinalResults | None = None  # ``search finalize``'s results, when the study has them
     correlations: tuple[Correlation, ...] = ()  # the proxies' and costs' with accuracy; () without proxies
+    data: DataPanel | None = None  # None when the settings name no data set the toolkit knows
+    errors: tuple[ModelErrors, ...] = ()  # finalised models that recorded their confusion matrix
 
     @property
     def quality(self) -> int:
         """Index of the objective drawn on the y axes: the first maximised one (accuracy)."""
-        return next((i for i, d in enumerate(self.directions) if d == "maximize"), 0)
+        return quality_index(self.directions)
 
     @property
     def budget(self) -> BudgetSpent:
@@ -165,33 +264,37 @@ class ReportData:
 def collect_report(study: optuna.Study) -> ReportData:
     """Read ``study`` into a ``ReportData``; safe while other processes add trials."""
     names = tuple(objective_names(study))
-    directions = tuple(d.name.lower() for d in study.directions)
-    front = tuple(t.number for t in front_trials(study))
-    on_front = set(front)
+    directions = study_directions(study)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    front = tuple(sorted(r.trial.number for r in rank_trials(trials, directions) if r.rank == 1))
+    on_front = set(front)
     settings = dict(study.user_attrs.get("settings") or {})
     epochs = (settings.get("training") or {}).get("epochs")
     points = tuple(_trial_point(t, on_front, epochs) for t in trials)
+    final = _final(study)
+    panel, test_image = data_panel(settings)
     return ReportData(
         study_name=study.study_name,
         objectives=names,
         directions=directions,
         trials=points,
         front=front,
-        front_size_history=_front_size_history(points, directions),
+        front_size_history=tuple(front_size_history(trials, directions)),
         knobs=_knobs(trials),
         importances=_importances(study, names, directions),
         settings=settings,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        final=_final(study.study_name),
+        final=final,
         correlations=_correlations(points),
+        data=panel,
+        errors=() if final is None else model_errors(final.source.parent, test_image),
     )
 
 
-def _final(name: str) -> FinalResults | None:
+def _final(study: optuna.Study) -> FinalResults | None:
     """The study's finalized models; a study whose name is no folder name (made elsewhere) has none."""
     try:
-        return load_final(name)
+        return load_final(study.study_name, objectives=study_objectives(study))
     except UsageError:
         return None
 
@@ -209,16 +312,6 @@ def _correlations(points: Sequence[TrialPoint]) -> tuple[Correlation, ...]:
         running = tuple(spearman(xs[: k + 1], ys[: k + 1]) for k in range(len(xs)))
         found.append(Correlation(name, numbers, xs, ys, running))
     return tuple(found)
-
-
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (scipy's, ties sharing their mean rank); None for fewer
-    than three pairs or values that do not vary."""
-    if len(xs) < CORRELATION_MIN_TRIALS or len(set(xs)) < 2 or len(set(ys)) < 2:
-        return None
-    from scipy.stats import spearmanr  # 1.5 s to import: only reports with proxies pay it
-
-    return float(spearmanr(xs, ys).statistic)
 
 
 def _trial_point(trial: FrozenTrial, on_front: set[int], epochs: int | None) -> TrialPoint:
@@ -251,16 +344,6 @@ def _trial_point(trial: FrozenTrial, on_front: set[int], epochs: int | None) -> 
         progress=tuple(progress),
         rung_epochs=rung_epochs,
     )
-
-
-def _front_size_history(points: Sequence[TrialPoint], directions: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    """(trial number, size of the front among trials up to it), for every trial.
-
-    Counts like ``Study.best_trials``: feasible completed trials only, equal
-    value vectors do not dominate each other.
-    """
-    sizes = running_front_sizes((p.values if p.finished else None for p in points), directions)
-    return tuple(zip((p.number for p in points), sizes))
 
 
 def _knobs(trials: list[FrozenTrial]) -> tuple[ParamAxis, ...]:
@@ -322,3 +405,133 @@ def _importance(study: optuna.Study, knobs: list[str], index: int, name: str, ma
     if total <= 0:
         return Importance(name, {}, "no knob separates the best 10% of trials from the rest (every importance is 0)")
     return Importance(name, {k: v / total for k, v in sorted(raw.items(), key=lambda kv: -kv[1])})
+
+
+# --- the data panel ----------------------------------------------------------------------------
+
+TestImage = Callable[[int], np.ndarray]  # a test image (C, H, W) by its position in the test split
+
+
+def data_panel(settings: dict[str, Any]) -> tuple[DataPanel | None, TestImage | None]:
+    """The study's data as the panel shows it, and a reader of its test images (None when not opened).
+
+    The data set is ``settings["data"]["dataset"]`` (``describe_data``), else
+    ``settings["dataset"]``; None, None when neither names one the toolkit
+    knows. Data that cannot be opened gives a panel with a ``note``, never an error.
+    """
+    recorded = settings.get("data")
+    described: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    name = described.get("dataset", settings.get("dataset"))
+    if not isinstance(name, str):
+        return None, None
+    if is_source(name):
+        return _source_panel(name, described)
+    if name in DATASETS:
+        return _builtin_panel(name, settings)
+    return None, None
+
+
+def _spread(rows: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` of ``rows``, evenly spaced from the first to the last."""
+    if len(rows) <= count:
+        return rows
+    return rows[np.unique(np.linspace(0, len(rows) - 1, count).round().astype(int))]
+
+
+def _samples(labels: np.ndarray, classes: int, read: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, ...]:
+    """``SAMPLES_PER_CLASS`` training images of each class; ``read`` fetches rows of the training split."""
+    return tuple(read(_spread(np.flatnonzero(labels == c), SAMPLES_PER_CLASS)) for c in range(classes))
+
+
+def _source_panel(source: str, described: dict[str, Any]) -> tuple[DataPanel, TestImage | None]:
+    classes = tuple(described.get("classes") or ())
+    fingerprint = described.get("fingerprint")
+    cache = find_cache(source, fingerprint) if isinstance(fingerprint, str) else None
+    if cache is None:
+        why = (
+            f"no cache under {cache_root()} holds its images with the fingerprint the study recorded "
+            f"({str(fingerprint)[:12]}): deleted, moved, or the images changed since"
+            if fingerprint
+            else "the study recorded no fingerprint of its images"
+        )
+        return DataPanel(source, classes, {}, (), note=f"The data of this study cannot be opened: {why}."), None
+    ranges = cache.ranges
+    counts = {split: tuple(int(n) for n in cache.meta["counts"][split]) for split in SPLITS}
+    start, stop = ranges["train"]
+    samples = _samples(cache.labels[start:stop], len(cache.meta["classes"]), lambda rows: cache.images[start + rows])
+    first_test = ranges["test"][0]
+    panel = DataPanel(
+        source,
+        tuple(cache.meta["classes"]),
+        counts,
+        samples,
+        cache=str(cache.directory),
+        skipped=int(cache.meta.get("skipped", 0)),
+    )
+    return panel, lambda index: np.asarray(cache.images[first_test + index])
+
+
+def _builtin_panel(name: str, settings: dict[str, Any]) -> tuple[DataPanel, TestImage | None]:
+    """A built-in data set split as the search split it: its validation size and seed."""
+    from search.execution.run_data import VALIDATION_SIZE  # the run writes the report: imported here, not at the top
+
+    validation_size = settings.get("validation_size", VALIDATION_SIZE)
+    spec = DATASETS[name]
+    try:
+        data = load_dataset(name, validation_size=validation_size, seed=int(settings.get("seed") or 0), download=False)
+    except DataError as error:
+        note = f"The data of this study cannot be opened: {error}."
+        return DataPanel(name, spec.class_names, {}, (), note=note), None
+    counts = {
+        split: tuple(np.bincount(labels.numpy(), minlength=spec.num_classes).tolist())
+        for split, (_, labels) in zip(SPLITS, (data.train, data.val, data.test))
+    }
+    images = data.train[0]
+    samples = _samples(data.train[1].numpy(), spec.num_classes, lambda rows: images[torch.from_numpy(rows)].numpy())
+    test = data.test[0]
+    return DataPanel(name, spec.class_names, counts, samples), lambda index: test[index].numpy()
+
+
+def _test_image(read: TestImage | None, index: int) -> np.ndarray | None:
+    """The test image at ``index``; None without data, or for an index past the test split (another split)."""
+    if read is None or index < 0:
+        return None
+    try:
+        return read(index)
+    except IndexError:
+        return None
+
+
+def model_errors(folder: Path, test_image: TestImage | None) -> tuple[ModelErrors, ...]:
+    """Each finalised model's ``ERROR_FIELDS`` under ``folder`` (``<model>/seed-<s>/result.json``).
+
+    Models whose records lack a confusion matrix (finalised before it was
+    recorded) are left out. Misclassified images come from ``test_image``;
+    without it (the data cannot be opened) they are listed without pixels.
+    """
+    by_trial: dict[int, list[dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*/seed-*/result.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record.get("confusion_matrix"), list) and "trial" in record:
+            by_trial.setdefault(int(record["trial"]), []).append(record)
+    found = []
+    for trial, records in sorted(by_trial.items()):
+        records.sort(key=lambda r: r.get("seed", 0))
+        matrix = np.sum([np.asarray(r["confusion_matrix"], dtype=np.int64) for r in records], axis=0)
+        mistakes = sorted(records[0].get("misclassified") or [], key=lambda m: -(m.get("probability") or 0.0))
+        shown = tuple(
+            Misclassified(
+                index=int(m["index"]),
+                label=int(m["true"]),
+                predicted=int(m["predicted"]),
+                confidence=None if m.get("probability") is None else float(m["probability"]),
+                image=_test_image(test_image, int(m["index"])),
+            )
+            for m in mistakes[:MISCLASSIFIED_SHOWN]
+        )
+        confusion = tuple(tuple(int(v) for v in row) for row in matrix)
+        found.append(ModelErrors(trial, len(records), confusion, shown, len(mistakes)))
+    return tuple(found)

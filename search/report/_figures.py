@@ -14,7 +14,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from evaluation.metrics import METRICS, Metric, format_metric, metric_label
-from search.report._data import CORRELATED_COSTS, Correlation, Importance, ParamAxis, ReportData, TrialPoint
+from search.report._data import (
+    CORRELATED_COSTS,
+    Correlation,
+    DataPanel,
+    Importance,
+    ModelErrors,
+    ParamAxis,
+    ReportData,
+    TrialPoint,
+)
 from search.storage.records import TrialOutcome, describe_architecture
 
 __all__ = [
@@ -22,6 +31,8 @@ __all__ = [
     "PARCOORDS_MAX_KNOBS",
     "PLOT_CONFIG",
     "SLICES_MAX_KNOBS",
+    "class_counts_figure",
+    "confusion_figure",
     "curves_figure",
     "history_figure",
     "importance_figure",
@@ -94,6 +105,13 @@ def _architecture_lines(architecture: dict[str, Any] | None) -> list[str]:
         if i < len(transitions) and transitions[i] is not None:
             lines.append(f"   then {next(segments)}")
     return lines
+
+
+def _value(trial: TrialPoint, index: int) -> float:
+    """Objective ``index`` of a drawn trial, which finished with values (``TrialPoint.drawn``)."""
+    if trial.values is None:
+        raise ValueError(f"trial #{trial.number} has no values to draw")
+    return trial.values[index]
 
 
 def _hover(data: ReportData, trial: TrialPoint) -> str:
@@ -216,7 +234,7 @@ def history_figure(data: ReportData) -> dict[str, Any]:
             }
         else:
             i = data.objectives.index(name)
-            values = [t.values[i] for t in drawn]
+            values = [_value(t, i) for t in drawn]
             best = max if data.directions[i] == "maximize" else min
             title = (
                 f"{metric_label(name)} of each feasible trial, and the {'highest' if best is max else 'lowest'} so far"
@@ -404,10 +422,10 @@ def _knob_codes(knob: ParamAxis, values: list[Any]) -> tuple[list[float], list[f
     if knob.kind == "categorical":
         labels = [str(c) for c in knob.choices]
         codes = [float(knob.choices.index(v)) if v in knob.choices else -1.0 for v in values]
-        ticks = list(range(len(labels)))
+        positions = list(range(len(labels)))
         if any(c < 0 for c in codes):
-            return codes, [-1.0, *ticks], [ABSENT, *labels]
-        return codes, [float(t) for t in ticks], labels
+            return codes, [-1.0, *positions], [ABSENT, *labels]
+        return codes, [float(p) for p in positions], labels
     scale = (lambda v: math.log10(float(v))) if knob.log else float
     present = [scale(v) for v in values if v is not None]
     if not present:
@@ -465,7 +483,7 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
             )
         )
     for i, name in enumerate(data.objectives):
-        values = [t.values[i] for t in trials]
+        values = [_value(t, i) for t in trials]
         dimensions.append(
             _drop_none(
                 {
@@ -475,7 +493,7 @@ def parcoords_figure(data: ReportData) -> dict[str, Any]:
                 }
             )
         )
-    quality = [t.values[data.quality] for t in trials]
+    quality = [_value(t, data.quality) for t in trials]
     quality_name = data.objectives[data.quality]
     return {
         "data": [
@@ -509,7 +527,7 @@ def _grid(titles: list[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     from plotly.subplots import make_subplots  # heavy; only needed to draw
 
     rows = max(1, math.ceil(len(titles) / _SLICE_COLUMNS))
-    cells = [{} if k < len(titles) else None for k in range(rows * _SLICE_COLUMNS)]
+    cells: list[dict[str, Any] | None] = [{} if k < len(titles) else None for k in range(rows * _SLICE_COLUMNS)]
     grid = make_subplots(
         rows=rows,
         cols=_SLICE_COLUMNS,
@@ -537,7 +555,7 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
     y_name = data.objectives[data.quality]
     layout, axes = _grid([knob.name for knob in knobs])
     traces: list[dict[str, Any]] = []
-    y_values = [t.values[data.quality] for t in trials]
+    y_values = [_value(t, data.quality) for t in trials]
     first_y = _axis_ref(axes[0][1]) if axes else None
     for k, (knob, (x_key, y_key)) in enumerate(zip(knobs, axes)):
         # Trials without the knob (a stage their network lacks) sit at ABSENT.
@@ -554,11 +572,11 @@ def slices_figure(data: ReportData) -> dict[str, Any]:
                     "xaxis": _axis_ref(x_key),
                     "yaxis": _axis_ref(y_key),
                     "x": [c + jitter * (((t.number * 0.6180339) % 1.0) - 0.5) for t, c in group],
-                    "y": [t.values[data.quality] for t, _ in group],
+                    "y": [_value(t, data.quality) for t, _ in group],
                     "customdata": [t.number for t, _ in group],
                     "text": [
                         f"trial #{t.number}: {knob.name} = {t.knobs.get(knob.name, 'absent')}<br>"
-                        f"{metric_label(y_name)} {format_metric(y_name, t.values[data.quality])}"
+                        f"{metric_label(y_name)} {format_metric(y_name, _value(t, data.quality))}"
                         for t, _ in group
                     ],
                     "hovertemplate": "%{text}<extra></extra>",
@@ -647,6 +665,68 @@ def spearman_figure(data: ReportData) -> dict[str, Any]:
         margin={"l": 70, "r": 20, "t": 70, "b": 60},
     )
     return {"data": traces, "layout": layout}
+
+
+_SPLIT_COLOURS = {"train": _TRAINED, "val": _PRUNED, "test": _FRONT}
+_SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def class_counts_figure(panel: DataPanel) -> dict[str, Any]:
+    """Images per class in each split, as grouped bars: a skewed class or an empty split shows at a glance."""
+    traces = [
+        {
+            "type": "bar",
+            "name": f"{_SPLIT_NAMES[split]} ({sum(counts):,})",
+            "x": list(panel.classes),
+            "y": list(counts),
+            "marker": {"color": _SPLIT_COLOURS.get(split, _GREY)},
+            "hovertemplate": f"%{{x}}: %{{y:,}} {_SPLIT_NAMES[split]} images<extra></extra>",
+        }
+        for split, counts in panel.counts.items()
+    ]
+    layout = _layout(
+        title={"text": "Images per class and split", "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        barmode="group",
+        xaxis={"title": {"text": "class"}, "type": "category", "automargin": True},
+        yaxis={"title": {"text": "images"}},
+        height=380,
+        margin={"l": 70, "r": 20, "t": 80, "b": 60},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+    )
+    return {"data": traces, "layout": layout}
+
+
+def confusion_figure(errors: ModelErrors, classes: tuple[str, ...]) -> dict[str, Any]:
+    """The model's test confusion matrix: cells coloured by the share of each true class, labelled by count."""
+    size = len(errors.confusion)
+    names = list(classes) if len(classes) == size else [str(i) for i in range(size)]
+    shares = [[n / max(1, sum(row)) for n in row] for row in errors.confusion]
+    trace = {
+        "type": "heatmap",
+        "x": names,
+        "y": names,
+        "z": shares,
+        "zmin": 0,
+        "zmax": 1,
+        "text": [[f"{n:,}" for n in row] for row in errors.confusion],
+        "texttemplate": "%{text}" if size <= 20 else None,
+        "colorscale": "Blues",
+        "reversescale": True,  # plotly's Blues runs dark to light: empty cells light, the diagonal dark
+        "colorbar": {"title": {"text": "share of the true class"}, "tickformat": ".0%"},
+        "hovertemplate": "true %{y}, predicted %{x}: %{text} images (%{z:.1%} of the class)<extra></extra>",
+    }
+    title = (
+        f"Trial #{errors.trial}: test confusion matrix ({errors.test_images:,} images"
+        f"{f' over {errors.seeds} seeds' if errors.seeds > 1 else ''}, accuracy {errors.accuracy:.1%})"
+    )
+    layout = _layout(
+        title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        xaxis={"title": {"text": "predicted class"}, "type": "category", "automargin": True},
+        yaxis={"title": {"text": "true class"}, "type": "category", "autorange": "reversed", "automargin": True},
+        height=max(380, 120 + 28 * size),
+        margin={"l": 90, "r": 20, "t": 60, "b": 60},
+    )
+    return _drop_none({"data": [trace], "layout": layout})
 
 
 def _axis_ref(key: str) -> str:

@@ -4,7 +4,9 @@ Each finalized trial is drawn twice at its MACs: its mean test accuracy after
 full training (error bars: one sample standard deviation over its seeds) and
 the validation accuracy the search ranked it by, joined by a line, so a
 reader sees how far each moved and whether the ranking held; Spearman's rho
-says it in one number.
+says it in one number. The final front is taken on the study's objectives
+(``FinalResults``); it is drawn as a staircase when those are the plot's two
+axes, accuracy and MACs, and marked in the table always.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-from evaluation.metrics import format_metric
+from evaluation.metrics import format_metric, metric_label
+from search.pareto import MIN_RANK_PAIRS
 from search.post.final_results import FinalModel, FinalResults
 from search.report._figures import _axis, _layout
 
@@ -35,11 +38,18 @@ def _hover(model: FinalModel) -> str:
     return "<br>".join(lines)
 
 
+def _front_is_a_staircase(final: FinalResults) -> bool:
+    """The final front is the border of the plot's attained region only when the study's objectives
+    are the plot's axes (accuracy up, MACs down); elsewhere it is a set of points."""
+    return {o.metric: o.direction for o in final.objectives} == {"accuracy": "maximize", "macs": "minimize"}
+
+
 def final_figure(final: FinalResults) -> dict[str, Any]:
-    """Mean test accuracy (± std) and search validation accuracy against MACs, the final front as a staircase."""
+    """Mean test accuracy (± std) and search validation accuracy against MACs, the final front as a staircase
+    when the study's objectives are those two."""
     models = sorted(final.models, key=lambda m: (m.macs, -m.test_mean))
     searched = [m for m in models if m.val_accuracy is not None]
-    front = [m for m in models if m.on_final_front]
+    front = [m for m in models if m.on_final_front] if _front_is_a_staircase(final) else []
     links_x: list[float | None] = []
     links_y: list[float | None] = []
     for m in searched:
@@ -137,16 +147,19 @@ def _table(final: FinalResults) -> str:
 def final_section(final: FinalResults, plot: Callable[[str, dict[str, Any]], str]) -> str:
     """The section's HTML; ``plot(id, figure)`` registers the figure and returns its div."""
     rho = final.rank_correlation
+    objectives = html.escape(", ".join(f"{metric_label(o.metric)} ({o.direction})" for o in final.objectives))
+    front = "the red staircase, ★ in the table" if _front_is_a_staircase(final) else "★ in the table"
     agreement = (
         f"Spearman's rho of the search's validation accuracy and the final test accuracy: <b>{rho:.2f}</b> "
         f"over {len(final.models)} models (1: the search ranked them as full training does)."
         if rho is not None
-        else "Spearman's rho needs at least two finalized models whose accuracies differ."
+        else f"Spearman's rho needs at least {MIN_RANK_PAIRS} finalized models whose accuracies differ."
     )
     return (
         f"<p class=note>Trials retrained by <code>search finalize</code> on the whole training split and tested "
         f"once per seed ({html.escape(str(final.source))}). Filled points: mean test accuracy, bars one sample "
         "standard deviation over seeds; open points: the validation accuracy the search ranked them by, joined "
-        f"to their final result. The red staircase is the final front (test accuracy vs MACs). {agreement}</p>"
+        f"to their final result. The final front ({front}) holds the models no other beats on the study's "
+        f"objectives ({objectives}) with test accuracy in place of validation accuracy. {agreement}</p>"
         f'<div class="grid">{plot("final-front", final_figure(final))}<div class="table-wrap">{_table(final)}</div></div>'
     )

@@ -26,6 +26,7 @@ from evaluation.atomic import atomic_write
 from evaluation.metrics import format_metric, metric_label
 from search.pruners import Pruning, RungDecision
 from search.report._data import ReportData, TrialPoint, collect_report
+from search.report._data_section import data_section, errors_section
 from search.report._figures import (
     ABSENT,
     PARCOORDS_MAX_KNOBS,
@@ -312,6 +313,9 @@ def render_report(data: ReportData) -> str:
     sections = [("front", "Pareto front", _front_section(data, figures))]
     if data.final is not None:
         sections.append(("final", "Final front", final_section(data.final, functools.partial(_plot, figures))))
+    if data.errors:
+        errors = errors_section(data.errors, data.data, functools.partial(_plot, figures))
+        sections.append(("errors", "Test errors", errors))
     if drawn:
         sections.append(("history", "Optimisation history", _plot(figures, "history", history_figure(data))))
     if any(t.progress for t in data.trials):
@@ -323,6 +327,8 @@ def render_report(data: ReportData) -> str:
     sections.append(("importances", "Which knobs matter", _importances_section(data, figures)))
     if drawn and data.knobs:
         sections.append(("knobs", "Knobs", _knobs_section(data, figures)))
+    if data.data is not None:
+        sections.append(("data", "Data", data_section(data.data, functools.partial(_plot, figures))))
     sections.append(
         (
             "trials",

@@ -27,6 +27,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from search.errors import UsageError
+from search.storage._optuna import heartbeat_interval, live_trial, record_heartbeat, set_trial_state, stored_trial
 from search.storage.records import TrialOutcome, TrialRecord
 
 __all__ = ["HEARTBEAT_ATTR", "WORKER_ATTR", "KeepAlive", "LeasePolicy", "fail_stale", "last_beat", "worker_name"]
@@ -40,7 +42,8 @@ class LeasePolicy:
     """How often a running trial beats, how long without a beat makes it stale, and retries.
 
     The defaults follow Optuna's advice of a grace period several heartbeats
-    long, so a busy worker is never taken for a dead one.
+    long, so a busy worker is never taken for a dead one. An impossible policy
+    is refused when made (``UsageError``).
     """
 
     heartbeat_interval: int = 10
@@ -49,14 +52,14 @@ class LeasePolicy:
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval < 1:
-            raise ValueError(f"heartbeat_interval must be >= 1 s, got {self.heartbeat_interval}")
+            raise UsageError(f"heartbeat_interval must be >= 1 s, got {self.heartbeat_interval}")
         if self.grace_period <= self.heartbeat_interval:
-            raise ValueError(
+            raise UsageError(
                 f"grace_period must be longer than heartbeat_interval ({self.heartbeat_interval} s), "
                 f"got {self.grace_period}"
             )
         if self.retry_failed < 0:
-            raise ValueError(f"retry_failed must be >= 0, got {self.retry_failed}")
+            raise UsageError(f"retry_failed must be >= 0, got {self.retry_failed}")
 
 
 def worker_name() -> str:
@@ -66,8 +69,7 @@ def worker_name() -> str:
 
 def has_optuna_heartbeat(study: optuna.Study) -> bool:
     """Whether the study's storage beats itself (an RDB storage made with a heartbeat interval)."""
-    interval = getattr(study._storage, "get_heartbeat_interval", None)
-    return interval is not None and interval() is not None
+    return heartbeat_interval(study) is not None
 
 
 class KeepAlive:
@@ -102,7 +104,7 @@ class KeepAlive:
 
     def _beat(self) -> None:
         if self.optuna_heartbeat:
-            self.study._storage.record_heartbeat(self.trial._trial_id)
+            record_heartbeat(self.study, self.trial)
         else:
             self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
 
@@ -120,9 +122,7 @@ def fail_stale(study: optuna.Study, policy: LeasePolicy) -> None:
         if silent > policy.grace_period:
             reason = f"no heartbeat for {silent:.0f} s (grace period {policy.grace_period} s): its worker stopped"
             if _fail(study, trial, reason) and policy.retry_failed:
-                RetryHeartbeatStaleTrialCallback(max_retry=policy.retry_failed)(
-                    study, study._storage.get_trial(trial._trial_id)
-                )
+                RetryHeartbeatStaleTrialCallback(max_retry=policy.retry_failed)(study, stored_trial(study, trial))
 
 
 def last_beat(trial: FrozenTrial) -> float:
@@ -137,7 +137,7 @@ def _fail(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
     The storage's state change is the arbiter: of two reapers, one wins.
     """
     try:
-        TrialRecord.save_outcome(optuna.Trial(study, trial._trial_id), TrialOutcome.FAILED, reason)
-        return study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        TrialRecord.save_outcome(live_trial(study, trial), TrialOutcome.FAILED, reason)
+        return set_trial_state(study, trial, TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False

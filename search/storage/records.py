@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial
 
 from evaluation import Architecture
 from evaluation.metrics import METRICS, Metric
+from search.errors import UsageError
 
 __all__ = ["TrialOutcome", "TrialRecord", "architecture_key", "describe_architecture"]
 
@@ -59,11 +60,19 @@ class TrialRecord:
     params: int | None = None
     macs: int | None = None
     latency_ms: float | None = None
+    # The exported model's latency in onnxruntime (evaluation.onnx_latency), measured only
+    # when the space names onnx_latency_ms; and how steady latency_ms was (evaluation.profile).
+    onnx_latency_ms: float | None = None
+    latency_spread: float | None = None
     # Zero-cost proxy scores of the trained model at initialisation (evaluation.proxies),
     # None for a proxy that failed or was not finite; why, in proxy_failures.
     proxies: dict[str, float | None] | None = None
     proxy_failures: dict[str, str] | None = None
     val_accuracy_per_epoch: list[float] = field(default_factory=list)
+    # The trained model on the validation split (evaluation.scores): balanced accuracy, macro-F1
+    # and ROC AUC (two classes) by name, and each class's accuracy, None for a class without images.
+    val_scores: dict[str, float | None] | None = None
+    per_class_accuracy: list[float | None] | None = None
     epochs_run: int = 0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
@@ -103,6 +112,13 @@ class TrialRecord:
         default = TrialOutcome.FAILED if trial.state.name == "FAIL" else TrialOutcome.UNKNOWN
         attrs["outcome"] = TrialOutcome(attrs.get("outcome", default))
         return cls(**attrs)
+
+    def built_architecture(self, *, trial: int, study: str, to: str) -> Architecture:
+        """The architecture trial ``trial`` of ``study`` recorded, to ``to`` (build, train); a trial of
+        a study made elsewhere may record none, which is the user's one-line error."""
+        if self.architecture is None:
+            raise UsageError(f"trial {trial} of study {study!r} records no architecture to {to}")
+        return Architecture.from_dict(self.architecture)
 
     def value(self, metric: Metric) -> float | None:
         """The trial's value of ``metric``, None when it has none; per-epoch metrics

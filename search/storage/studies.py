@@ -6,6 +6,9 @@ The storage is ``study.db`` (SQLite) for one process, ``journal.log`` (Optuna's
 journal file, safe for concurrent writers) for workers on one machine, or any
 Optuna URL (PostgreSQL for many machines); ``journal:PATH`` names a journal file.
 RDB storages get Optuna's heartbeats, so a trial whose worker died is failed.
+
+A storage that cannot be opened, or holds no study, is a ``UsageError`` (one
+line); how each kind is opened safely is ``search.storage.backends``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from evaluation.atomic import write_text
+from evaluation.metrics import Direction
 from search.errors import UsageError
+from search.storage.backends import check_sqlite, open_journal, open_rdb, shown_url
 from search.storage.leases import HEARTBEAT_ATTR, last_beat
 
 __all__ = [
@@ -111,18 +116,23 @@ def make_storage(
 
     ``retry_failed`` re-queues a stale trial's parameters up to that many times
     (Optuna's RetryHeartbeatStaleTrialCallback, formerly RetryFailedTrialCallback); the journal's own lease does the same.
+
+    Raises:
+        UsageError: The storage cannot be opened, or is not an Optuna storage.
     """
     if url.startswith(JOURNAL_PREFIX):
         path = Path(url.removeprefix(JOURNAL_PREFIX))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return open_journal(path)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        check_sqlite(path)
     if heartbeat_interval is None:
-        return RDBStorage(url)
+        return open_rdb(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
+        return open_rdb(
             url,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
@@ -136,7 +146,7 @@ def create_or_resume(
     *,
     name: str,
     storage: str | BaseStorage | None,
-    directions: list[str],
+    directions: list[Direction],
     metric_names: list[str],
     sampler: optuna.samplers.BaseSampler,
     settings: dict[str, Any],
@@ -157,7 +167,7 @@ def create_or_resume(
     folder.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=name,
-        storage=storage or default_storage(name),
+        storage=storage or make_storage(default_storage(name)),
         directions=directions,
         sampler=sampler,
         pruner=pruner or optuna.pruners.NopPruner(),
@@ -175,7 +185,7 @@ def create_or_resume(
             study.set_metric_names(metric_names)
     stored, changed = _merge_settings(study.user_attrs.get("settings"), settings)
     study.set_user_attr("settings", stored)
-    (folder / "settings.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    write_text(folder / "settings.yaml", yaml.safe_dump(stored, sort_keys=False))
     return study, changed
 
 
@@ -225,18 +235,23 @@ def open_study(name: str, *, storage: str | None = None) -> optuna.Study:
         # Read, not run: it prunes nothing (rather than Optuna's default MedianPruner).
         return optuna.load_study(study_name=name, storage=make_storage(url), pruner=optuna.pruners.NopPruner())
     except KeyError:
-        raise UsageError(f"no study {name!r} in storage {url}") from None
+        raise UsageError(f"no study {name!r} in storage {shown_url(url)}") from None
 
 
 def finished_trials(study: optuna.Study) -> int:
-    """Trials that count toward a run's total: complete or pruned (failed ones are retried)."""
+    """Finished trials: complete or pruned (failed ones are retried), copies of evaluated architectures
+    included; the budget counts distinct ones (``search.execution.distinct.counted_trials``)."""
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
     """Wall seconds ``trials`` ran, over every start of their study: the union of their spans,
     so a pause between two runs does not count and trials of workers side by side count once."""
-    spans = sorted((t.datetime_start, _stopped_at(t)) for t in trials if t.datetime_start and t.datetime_complete)
+    spans = sorted(
+        (t.datetime_start, _stopped_at(t, t.datetime_complete))
+        for t in trials
+        if t.datetime_start and t.datetime_complete
+    )
     total, end = 0.0, None
     for start, stop in spans:
         if end is None or start > end:
@@ -248,14 +263,15 @@ def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
     return total
 
 
-def _stopped_at(trial: FrozenTrial) -> datetime:
-    """When ``trial`` stopped running: a failed one at its last lease beat (journal storage).
+def _stopped_at(trial: FrozenTrial, complete: datetime) -> datetime:
+    """When ``trial``, which Optuna finished at ``complete``, stopped running: a failed one at
+    its last lease beat (journal storage).
 
     A trial whose worker was killed is failed by the next worker that looks,
     maybe a day later, and that is when Optuna sets its end; its last beat is
     when it really stopped.
     """
-    stop = trial.datetime_complete
+    stop = complete
     if trial.state == TrialState.FAIL and HEARTBEAT_ATTR in trial.user_attrs:
         stop = min(stop, datetime.fromtimestamp(last_beat(trial)))
     return stop

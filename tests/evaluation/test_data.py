@@ -48,7 +48,7 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     spec = dataclasses.replace(DATASETS["fashion_mnist"], system_dirs=(paths["system"],))
     monkeypatch.setitem(DATASETS, "fashion_mnist", spec)
 
-    def offline(spec: data_module.DatasetSpec, directory: Path) -> None:
+    def offline(torchvision_class: str, directory: Path) -> None:
         raise OSError("network unreachable")
 
     monkeypatch.setattr(data_module, "_download", offline)
@@ -80,7 +80,7 @@ def test_load_dataset_lookup_order_prefers_root_then_env_then_system_then_cache(
 def test_load_dataset_downloads_when_no_copy_exists(places: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     fetched: list[Path] = []
 
-    def download(spec: data_module.DatasetSpec, directory: Path) -> None:
+    def download(torchvision_class: str, directory: Path) -> None:
         fetched.append(directory)
         _write_fake_mnist(directory / "FashionMNIST" / "raw", 5)
 
@@ -208,3 +208,25 @@ def test_batch_pipeline_resizes_to_the_asked_side() -> None:
     images = torch.full((3, 1, 8, 8), 255, dtype=torch.uint8)
     out = _pipeline(resize=20)(images, augment=True)
     assert out.shape == (3, 1, 20, 20), f"resize 20 must give 20x20 images, got {tuple(out.shape)}"
+
+
+def test_batch_pipeline_resizes_a_large_batch_block_by_block_to_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big batch is converted to float and resized a block at a time (an evaluation batch of 512 at 224 px
+    would otherwise hold 300 MB of floats at once): the same images as torch's resize of the whole batch."""
+    images = torch.randint(0, 256, (37, 3, 40, 40), dtype=torch.uint8)
+    monkeypatch.setattr(data_module, "_RESIZE_BLOCK", 5 * 3 * 40 * 40 * 4)  # 5 images a block: 8 blocks
+    out = _pipeline(resize=24)(images, augment=False)
+    whole = torch.nn.functional.interpolate(images.float(), size=(24, 24), mode="bilinear", align_corners=False)
+    assert torch.equal(out, whole.sub(0.5 * 255).mul(1 / (0.25 * 255))), "block by block, bit for bit the same"
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_batch_pipeline_crops_by_slices_and_by_gather_agree(flip: bool) -> None:
+    """The CPU's slice per image and CUDA's one gather cut the same windows (both run here, on the CPU)."""
+    padded = torch.randint(0, 256, (24, 3, 14, 14), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(3)
+    offsets = torch.randint(0, 5, (2, 24), generator=generator)
+    flips = torch.rand(24, generator=generator) < 0.5 if flip else None
+    by_slices = data_module._crop_by_slices(padded, offsets, flips, (10, 10))
+    by_gather = data_module._crop_by_gather(padded, offsets, flips, (10, 10))
+    assert by_slices.shape == (24, 3, 10, 10) and torch.equal(by_slices, by_gather), "the same windows either way"

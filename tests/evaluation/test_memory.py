@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_builder_property import architectures
+from timing import cpu_seconds
 
 from evaluation import Architecture, ArchitectureError, Stage, build_model, count, preset
 from evaluation.blocks import DenseSpec
@@ -47,20 +46,35 @@ def test_estimate_memory_counts_parameters_as_the_closed_form() -> None:
     assert estimate.state == 16 * estimate.params, "weights, gradients and two optimizer slots, 4 bytes each"
 
 
-def huge_dense() -> Architecture:
-    """The model that grew `search profile` to 22.7 GB before the kernel killed it."""
-    return Architecture(stages=(Stage(DenseSpec(growth_rate=4096), depth=5000),))
+HUGE_DEPTH = 5000
+
+
+def huge_dense(depth: int = HUGE_DEPTH) -> Architecture:
+    """The model that grew `search profile` to 22.7 GB before the kernel killed it (at depth 5000)."""
+    return Architecture(stages=(Stage(DenseSpec(growth_rate=4096), depth=depth),))
 
 
 def test_check_memory_refuses_at_once_naming_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused from the closed form, nothing built: at most linear in depth, so refusing 5000 layers
+    costs at most 5000 refusals of one (measured: 25 to 35 times as much)."""
     built = []
     monkeypatch.setattr(torch.nn.Module, "__init__", lambda *a, **k: built.append(1))
-    start = time.perf_counter()
-    with pytest.raises(MemoryRefused, match="--memory-limit") as error:
-        check_memory(huge_dense(), (3, 224, 224), 1000, batch_size=16, limit_bytes=64e9)
-    seconds = time.perf_counter() - start
-    assert seconds < 1.0 and built == [], f"refused in {seconds:.2f} s, {len(built)} modules built"
-    assert "GB limit" in str(error.value) and "\n" not in str(error.value), str(error.value)
+    errors: list[MemoryRefused] = []
+
+    def refuse(depth: int, limit_bytes: float) -> None:
+        with pytest.raises(MemoryRefused, match="--memory-limit") as error:
+            check_memory(huge_dense(depth), (3, 224, 224), 1000, batch_size=16, limit_bytes=limit_bytes)
+        errors.append(error.value)
+
+    one_layer = cpu_seconds(lambda: refuse(1, 1e9), rounds=5)  # 57 GB for one layer: over 1 GB
+    seconds = cpu_seconds(lambda: refuse(HUGE_DEPTH, 64e9), rounds=5)
+    assert built == [], f"{len(built)} modules built"
+    assert seconds < HUGE_DEPTH * one_layer, (
+        f"refusing {HUGE_DEPTH} layers took {seconds * 1e3:.2f} ms of CPU, one layer {one_layer * 1e3:.3f} ms: "
+        f"{seconds / one_layer:.0f}x, more than linear in depth"
+    )
+    message = str(errors[-1])
+    assert "GB limit" in message and "\n" not in message, message
 
 
 def test_architecture_refuses_an_absurd_depth_before_any_count() -> None:

@@ -14,7 +14,9 @@ def test_get_metric_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as caught:
         get_metric("flops")
     assert str(caught.value) == (
-        "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip"
+        "unknown metric 'flops'; known metrics: accuracy, macs, params, latency_ms, balanced_accuracy, macro_f1, "
+        "roc_auc, synflow, naswot, grad_norm, snip, meco, zico, az_expressivity, az_progressivity, az_trainability, "
+        "onnx_latency_ms"
     ), str(caught.value)
 
 
@@ -76,10 +78,19 @@ def test_metric_label_short_names() -> None:
         "macs": "MACs",
         "params": "parameters",
         "latency_ms": "latency",
+        "balanced_accuracy": "balanced accuracy",
+        "macro_f1": "macro-F1",
+        "roc_auc": "ROC AUC",
         "synflow": "synflow",
         "naswot": "NASWOT",
         "grad_norm": "grad norm",
         "snip": "SNIP",
+        "meco": "MeCo",
+        "zico": "ZiCo",
+        "az_expressivity": "AZ expressivity",
+        "az_progressivity": "AZ progressivity",
+        "az_trainability": "AZ trainability",
+        "onnx_latency_ms": "ONNX latency",
         "objective0": "objective0",
     }, labels
 

@@ -6,11 +6,24 @@ no MACs; linear c -> n has c*n + n parameters and c*n MACs.
 """
 
 import json
+import time
 
 import pytest
 
 from evaluation import Architecture, build_model, count, preset, save_architecture
-from evaluation.profile import count_macs, count_macs_torch, profile_model
+from evaluation.profile import (
+    LATENCY_MAX_ROUNDS,
+    LATENCY_MAX_SPREAD,
+    LATENCY_ROUNDS,
+    Latency,
+    count_macs,
+    count_macs_torch,
+    latency_clock,
+    measure_latency,
+    measure_latency_ms,
+    profile_model,
+    time_calls,
+)
 from search.cli import main
 
 
@@ -187,3 +200,80 @@ def test_profile_command_unknown_name_exits_2_with_one_line(capsys):
     err = capsys.readouterr().err
     assert code == 2, "a user's mistake exits with 2"
     assert err.count("\n") == 1 and err.startswith("error: densenet999: neither a preset nor a file"), err
+
+
+class ScriptedClock:
+    """A clock that advances only when the timed call runs, by the duration the script gives
+    each call in turn (milliseconds): latency measurement without a real machine's noise."""
+
+    def __init__(self, durations_ms: list[float]) -> None:
+        self.durations = iter(durations_ms)
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self) -> None:
+        self.now += next(self.durations) / 1000.0
+
+
+def _rounds(*per_round: float, repeats: int = 4, warmup: int = 2) -> ScriptedClock:
+    """A clock whose calls take ``per_round[i]`` ms in round i, after ``warmup`` calls of 0."""
+    return ScriptedClock([0.0] * warmup + [ms for ms in per_round for _ in range(repeats)])
+
+
+def test_time_calls_steady_calls_stop_after_the_first_rounds() -> None:
+    clock = _rounds(*[2.0] * LATENCY_ROUNDS)
+    latency = time_calls(clock.run, repeats=4, clock=clock)
+    assert latency == Latency(ms=pytest.approx(2.0), spread=pytest.approx(0.0, abs=1e-9), rounds=5, settled=True), (
+        latency
+    )
+
+
+def test_time_calls_a_burst_of_load_is_measured_again_not_reported() -> None:
+    # Three of the first five rounds under load: their median is the burst (200 ms); the spread check
+    # measures again until the middle half of the last five rounds agree: after round 7, [200, 2, 2, 2, 2].
+    clock = _rounds(200.0, 200.0, 200.0, 2.0, 2.0, 2.0, 2.0, 2.0)
+    latency = time_calls(clock.run, repeats=4, clock=clock)
+    assert latency == Latency(ms=pytest.approx(2.0), spread=pytest.approx(0.0, abs=1e-9), rounds=7, settled=True), (
+        latency
+    )
+    clock = _rounds(200.0, 2.0)
+    one_round = time_calls(clock.run, repeats=4, rounds=1, max_rounds=1, clock=clock)
+    assert (one_round.rounds, one_round.ms) == (1, pytest.approx(200.0)), "one round, as trials had: the burst passes"
+
+
+def test_time_calls_spikes_inside_a_round_do_not_move_its_median() -> None:
+    durations = [0.0, 0.0] + [2.0, 2.0, 90.0, 2.0] * LATENCY_ROUNDS  # one call in four is preempted
+    clock = ScriptedClock(durations)
+    assert time_calls(clock.run, repeats=4, clock=clock).ms == pytest.approx(2.0), "each round ignores its spike"
+
+
+def test_time_calls_that_never_settle_stop_at_the_cap_and_say_so() -> None:
+    alternating = [1.0, 3.0] * (LATENCY_MAX_ROUNDS // 2)
+    clock = _rounds(*alternating)
+    latency = time_calls(clock.run, repeats=4, clock=clock)
+    # The median of 1s and 3s is 2; their quartiles 1 and 3: the spread (3 - 1) / 2 = 1, far above the bound.
+    assert (latency.rounds, latency.settled) == (LATENCY_MAX_ROUNDS, False), latency
+    assert latency.ms == pytest.approx(2.0) and latency.spread == pytest.approx(1.0), latency
+    assert latency.spread > LATENCY_MAX_SPREAD, "the spread is recorded, above the bound"
+
+
+def test_measure_latency_keeps_its_signature_and_reports_the_spread():
+    model = build_model(preset("d2l_densenet"), (1, 32, 32), 10)
+    model.train()
+    latency = measure_latency(model, (1, 32, 32), repeats=2)
+    assert latency.ms > 0 and latency.rounds >= LATENCY_ROUNDS and latency.spread >= 0, latency
+    assert latency.settled == (latency.spread <= LATENCY_MAX_SPREAD), latency
+    assert measure_latency_ms(model, (1, 32, 32), batch_size=2, repeats=2, warmup=1) > 0, "the objective's call"
+    assert model.training, "the model's mode is restored"
+
+
+def test_latency_clock_is_the_thread_cpu_time_only_when_the_pass_runs_on_this_thread_alone() -> None:
+    # Linux's thread clock counts nanoseconds; a thread waiting for a core does not advance it.
+    assert latency_clock(threads=1, cuda=False) is time.thread_time, "one CPU thread: its CPU time"
+    assert latency_clock(threads=2, cuda=False) is time.perf_counter, "several threads: wall time"
+    assert latency_clock(threads=1, cuda=True) is time.perf_counter, "a GPU works apart from the thread: wall time"
+    started = time.thread_time()
+    time.sleep(0.05)
+    assert time.thread_time() - started < 0.01, "time spent not running (here: asleep) is not counted"

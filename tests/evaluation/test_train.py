@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sklearn.metrics import accuracy_score
 
 from evaluation import (
     Architecture,
@@ -102,11 +103,26 @@ def test_train_fidelity_knobs_fraction_and_resize(digits: DataSplits) -> None:
     assert seen[0][2:] == (16, 16), f"resize 16 must feed 16x16 images, fed {seen[0]}"
 
 
+def _reference_accuracy(model: torch.nn.Module, data: DataSplits) -> float:
+    """Validation accuracy written out by hand (uint8 to [0, 1], the training set's mean and std,
+    one forward pass in eval mode, argmax) and scored by scikit-learn, outside the training code."""
+    images, labels = data.val
+    mean, std = (torch.tensor(values).view(1, -1, 1, 1) for values in (data.mean, data.std))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        predicted = model((images.float() / 255 - mean) / std).argmax(1)
+    model.train(was_training)
+    return float(accuracy_score(labels.numpy(), predicted.numpy()))
+
+
 def test_evaluate_agrees_with_the_per_epoch_validation(digits: DataSplits) -> None:
     model = _model()
     result = train(model, digits, QUICK)
     accuracy = evaluate(model, *digits.val, QUICK, mean=digits.mean, std=digits.std)
     assert accuracy == result.val_accuracies[-1], f"evaluate gave {accuracy}, training saw {result.val_accuracies[-1]}"
+    reference = _reference_accuracy(model, digits)
+    assert accuracy == reference, f"evaluate gave {accuracy}, scikit-learn's accuracy_score {reference}"
 
 
 def test_resolve_precision_auto_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,6 +178,10 @@ def test_checkpoints_validate_mid_epoch_and_match_a_run_stopped_there(digits: Da
     assert cut.stopped_reason == f"stopped by on_checkpoint at {seen[0].images} images"
     assert evaluate(stopped, *digits.val, QUICK, mean=digits.mean, std=digits.std) == seen[0].val_accuracy, (
         "the checkpoint's accuracy is the model's at that step"
+    )
+    reference = _reference_accuracy(stopped, digits)
+    assert seen[0].val_accuracy == reference, (
+        f"the checkpoint recorded {seen[0].val_accuracy}, scikit-learn's accuracy_score gives {reference}"
     )
 
 

@@ -52,7 +52,10 @@ def studies_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throwaway PostgreSQL server on loopback for this test session; skips the test when none starts."""
+    """A throwaway PostgreSQL server on loopback for this test session.
+
+    When none starts the test skips with the reason, which under CI=true is a failure (tests/conftest.py).
+    """
     with ExitStack() as stack:
         try:
             server = stack.enter_context(throwaway_server())

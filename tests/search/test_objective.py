@@ -8,12 +8,13 @@ from optuna.trial import TrialState
 
 from evaluation import Architecture, Head, Stage, Stem, TrainConfig
 from evaluation.blocks import DenseSpec
+from evaluation.errors import ExportError
 from search.execution import objective as objective_module
 from search.execution.objective import VALID_CONSTRAINT, TrialObjective
 from search.pareto import front_trials
 from search.storage.records import TrialOutcome, TrialRecord
+from spaces import Constraints, enqueue_architecture
 from spaces import Objective as SpaceObjective
-from spaces import enqueue_architecture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -150,3 +151,53 @@ def test_objective_ranks_a_trial_without_latency_last(tiny_space, digits):
     assert [t.number for t in study.best_trials] == [with_latency.number], (
         f"the trial without latency is dominated, not best: {[(t.number, t.values) for t in study.best_trials]}"
     )
+
+
+def _onnx_space(space, limit: float):
+    """``space`` with ``max_onnx_latency_ms: limit`` beside its other constraints."""
+    return dataclasses.replace(space, constraints=Constraints({**space.constraints.limits, "onnx_latency_ms": limit}))
+
+
+def test_objective_measures_onnx_latency_when_the_space_constrains_it(tiny_space, digits, monkeypatch):
+    """The exported model timed in onnxruntime: recorded and held to max_onnx_latency_ms; over it, refused untrained."""
+    calls = counting_train(monkeypatch)
+    for limit, outcome in ((1000.0, "trained"), (1e-6, "rejected")):
+        study, objective = make(_onnx_space(tiny_space, limit), digits)
+        study.enqueue_trial(enqueue_architecture(tiny_space, arch(4)))
+        study.optimize(objective, n_trials=1)
+        trial = study.trials[0]
+        attrs = trial.user_attrs
+        assert trial.state == TrialState.COMPLETE and attrs["outcome"] == outcome, attrs
+        assert 0 < attrs["onnx_latency_ms"] < 1000, f"an ONNX latency in milliseconds is recorded: {attrs}"
+        assert attrs["latency_ms"] > 0 and attrs["latency_spread"] >= 0, f"PyTorch latency and its spread: {attrs}"
+        excess = (attrs["onnx_latency_ms"] - limit) / limit
+        assert trial.constraints["onnx_latency_ms"] == excess, f"relative excess over the limit: {trial.constraints}"
+        assert trial.constraints[VALID_CONSTRAINT] == 0.0, "a measured, refused model is still a valid result"
+    assert len(calls) == 1, "the model over the limit is not trained"
+    assert "max_onnx_latency_ms 1e-06" in attrs["reason"], attrs["reason"]
+
+
+def test_objective_measures_onnx_latency_only_when_the_space_names_it(tiny_space, digits):
+    study, objective = make(tiny_space, digits)
+    study.enqueue_trial(enqueue_architecture(tiny_space, arch(4)))
+    study.optimize(objective, n_trials=1)
+    attrs = study.trials[0].user_attrs
+    assert attrs["outcome"] == "trained" and "onnx_latency_ms" not in attrs, f"no export, no ONNX latency: {attrs}"
+    assert "latency_spread" in attrs, attrs
+
+
+def test_objective_refuses_a_model_that_does_not_export(tiny_space, digits, monkeypatch):
+    """An export that fails (or computes other logits) is no deployable result: refused, infeasible, untrained."""
+    calls = counting_train(monkeypatch)
+
+    def no_export(*args, **kwargs):
+        raise ExportError("model.onnx: onnxruntime logits differ from PyTorch's by 0.5")
+
+    monkeypatch.setattr(objective_module, "onnx_latency_ms", no_export)
+    study, objective = make(_onnx_space(tiny_space, 1000.0), digits)
+    study.enqueue_trial(enqueue_architecture(tiny_space, arch(4)))
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["outcome"] == "rejected", trial.user_attrs
+    assert trial.user_attrs["reason"] == "no ONNX latency: model.onnx: onnxruntime logits differ from PyTorch's by 0.5"
+    assert trial.constraints[VALID_CONSTRAINT] == 1.0 and calls == [], "infeasible, and not trained"

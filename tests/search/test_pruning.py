@@ -303,7 +303,12 @@ def test_median_pruner_is_refused_on_a_multi_objective_space(pruning_space_file,
 def test_median_pruner_on_a_single_objective_space_reports_at_the_rungs(pruning_space_file, studies_dir) -> None:
     single = pruning_space_file.with_name("single.yaml")
     single.write_text(PRUNING_SPACE.replace("{accuracy: maximize, macs: minimize}", "{accuracy: maximize}"))
-    study = search.run_search(space=single, study_name="single", trials=2, pruner="median", report=False)
+    study = search.run_search(
+        space=single,
+        study=search.StudySpec("single", report=False),
+        budget=search.Budget(trials=2),
+        pruning=search.Pruning("median"),
+    )
     assert isinstance(study.pruner, optuna.pruners.MedianPruner), study.pruner
     budget = study.trials[0].user_attrs["images_planned"]
     rungs = Pruning("median").rungs(budget)

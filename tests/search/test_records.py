@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
+from evaluation import Architecture
+from search.errors import UsageError
 from search.storage.records import TrialOutcome, TrialRecord
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -42,3 +45,13 @@ def test_trial_record_save_outcome_keeps_the_curve_so_far() -> None:
     record = TrialRecord.load(study.trials[0])
     assert (record.outcome, record.reason) == (TrialOutcome.FAILED, "interrupted by Ctrl-C"), record
     assert record.val_accuracy_per_epoch == [0.4, 0.6], "the curve reported before the stop stays"
+
+
+def test_built_architecture_is_the_recorded_one_or_a_one_line_usage_error() -> None:
+    """A trial of a study made elsewhere (or one cut short) may record no architecture to build or train."""
+    arch = Architecture.from_dict({"stem": {"width": 8}, "stages": [{"block": "residual", "depth": 1, "width": 8}]})
+    record = TrialRecord(outcome=TrialOutcome.TRAINED, architecture=arch.to_dict())
+    assert record.built_architecture(trial=3, study="s", to="build") == arch
+    with pytest.raises(UsageError) as caught:
+        TrialRecord(outcome=TrialOutcome.FAILED).built_architecture(trial=3, study="s", to="train")
+    assert str(caught.value) == "trial 3 of study 's' records no architecture to train", caught.value

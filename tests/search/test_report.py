@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from synthetic_study import make_study
+from timing import cpu_seconds
 
 from evaluation.metrics import METRICS
 from evaluation.proxies import PROXIES
@@ -183,14 +183,23 @@ def test_report_command_writes_out(
     assert "no study 'missing'" in capsys.readouterr().err, "the error names the study"
 
 
-def test_write_report_thousand_trials_under_30_seconds(tmp_path: Path) -> None:
+def test_write_report_thousand_trials_costs_at_most_thirty_reports_of_a_hundred(tmp_path: Path) -> None:
+    """Timed against a 100-trial report written in the same test: ten times the trials may cost 30
+    times as much (linear is 10, quadratic 100; measured 6 to 9)."""
     study = make_study(1000, seed=6)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) > 500, "most synthetic trials complete"
-    started = time.perf_counter()
-    path = write_report(study, tmp_path / "report.html")
-    seconds = time.perf_counter() - started
-    print(f"report of 1000 trials written in {seconds:.1f} s, {path.stat().st_size / 1e6:.1f} MB")
-    assert seconds < 30, f"report generation took {seconds:.1f} s for 1000 trials"
+    small = make_study(100, seed=6)
+    baseline = cpu_seconds(lambda: write_report(small, tmp_path / "small.html"), rounds=2)  # the first pays set-up
+    seconds = cpu_seconds(lambda: write_report(study, tmp_path / "report.html"), rounds=1)
+    path = tmp_path / "report.html"
+    print(
+        f"report of 1000 trials written in {seconds:.1f} s of CPU, {path.stat().st_size / 1e6:.1f} MB; "
+        f"100 trials in {baseline:.2f} s"
+    )
+    assert seconds < 30 * baseline, (
+        f"report generation took {seconds:.1f} s of CPU for 1000 trials, {baseline:.2f} s for 100: "
+        f"{seconds / baseline:.0f} times as much, over 30"
+    )
 
 
 def test_collect_report_importances_note_when_no_knob_varies() -> None:
@@ -275,5 +284,8 @@ def test_render_report_proxies_section(with_proxies, page) -> None:
     titles = [a["text"] for a in figures["proxies"]["layout"]["annotations"]]
     assert any(t.startswith("<b>NASWOT: ρ = 1.00 (n = ") for t in titles), titles
     lines = {t["name"].split(" (")[0]: t for t in figures["spearman"]["data"]}
-    assert set(lines) == {"synflow", "NASWOT", "grad norm", "SNIP", "parameters", "MACs"}, sorted(lines)
+    assert set(lines) == {
+        *("synflow", "NASWOT", "grad norm", "SNIP", "MeCo", "ZiCo"),
+        *("AZ expressivity", "AZ progressivity", "AZ trainability", "parameters", "MACs"),
+    }, sorted(lines)
     assert lines["MACs"]["line"]["dash"] == "dash" and lines["NASWOT"]["line"]["dash"] == "solid", "costs dashed"

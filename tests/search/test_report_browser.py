@@ -36,7 +36,10 @@ def _find_chromium() -> str | None:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Chromium's path; installed from Debian when missing and we may (root, apt-get)."""
+    """Chromium's path; installed from Debian when missing and we may (root, apt-get).
+
+    Without one the tests skip, which under CI=true is a failure naming the reason (tests/conftest.py).
+    """
     path = _find_chromium()
     if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], check=False, timeout=900)
@@ -133,10 +136,21 @@ def test_report_browser_renders_report_from_disk(chromium: str, tmp_path: Path) 
 
 
 def test_report_browser_thousand_trials_render(chromium: str, tmp_path: Path) -> None:
+    """Timed against Chromium opening a 10-trial report in the same test (wall time: Chromium's work
+    is spread over its own processes): 1000 trials may take 8 times as long (measured 2 to 3)."""
+    small = make_study(10, seed=12)
+    baseline = _visit(chromium, write_report(small, tmp_path / "small.html"), tmp_path / "chromium-small")
     study = make_study(1000, seed=12)
     page = write_report(study, tmp_path / "report.html")
     seen = _visit(chromium, page, tmp_path / "chromium")
-    print(f"1000-trial report: Chromium loaded and rendered it in {seen.seconds:.1f} s wall time")
+    print(
+        f"1000-trial report: Chromium loaded and rendered it in {seen.seconds:.1f} s wall time, "
+        f"a 10-trial one in {baseline.seconds:.1f} s"
+    )
+    assert baseline.body.get("rendered") == "true", f"10-trial report did not render: {baseline.body}"
     assert seen.body.get("rendered") == "true", f"1000-trial report did not render: {seen.body}"
     assert int(seen.body["front-points"]) == len(front_trials(study)), "front plot matches with 1000 trials"
-    assert seen.seconds < 60, f"Chromium took {seen.seconds:.0f} s to open the 1000-trial report"
+    assert seen.seconds < 8 * baseline.seconds, (
+        f"Chromium took {seen.seconds:.1f} s to open the 1000-trial report, {baseline.seconds:.1f} s "
+        f"for 10 trials: {seen.seconds / baseline.seconds:.1f} times as long, over 8"
+    )

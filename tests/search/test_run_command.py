@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from evaluation import Architecture, load_architecture
 from search.cli import main
+from search.execution.distinct import counted_trials
 from search.pareto import front_trials
 from search.storage.studies import open_study
 
@@ -36,10 +37,13 @@ def test_run_resumes_without_training_twice_and_exports_for_train(tiny_space_fil
     assert _run(tiny_space_file, "tiny", 3) == 0, "first run"
     first = {t.number: t.datetime_complete for t in open_study("tiny").trials}
     assert _run(tiny_space_file, "tiny", 5) == 0, "resumed run"
-    trials = open_study("tiny").trials
-    assert len(trials) == 5, f"resume tops up to 5 trials, got {len(trials)}"
+    study = open_study("tiny")
+    trials = study.trials
+    assert counted_trials(study) == 5, f"resume tops up to 5 distinct architectures, got {counted_trials(study)}"
+    keys = [t.user_attrs["architecture_key"] for t in trials if t.user_attrs["outcome"] != "duplicate"]
+    assert len(set(keys)) == len(keys) == 5, f"each counted trial is a distinct architecture: {keys}"
     assert all(t.state == TrialState.COMPLETE for t in trials), [t.state for t in trials]
-    assert {t.number: t.datetime_complete for t in trials[:3]} == first, "earlier trials are kept, not rerun"
+    assert {t.number: t.datetime_complete for t in trials[: len(first)]} == first, "earlier trials are kept, not rerun"
     settings = yaml.safe_load((studies_dir / "tiny" / "settings.yaml").read_text())
     assert settings["dataset"] == "digits" and settings["trials"] == 5, f"resolved settings are written: {settings}"
 
@@ -128,5 +132,6 @@ def test_run_interrupted_with_ctrl_c_keeps_finished_trials(tiny_space_file, stud
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) >= finished, "no finished trial is lost"
     assert not [t for t in trials if t.state == TrialState.RUNNING], "no trial is left RUNNING"
-    assert _run(tiny_space_file, "stopped", len(complete) + 1) == 0, "the study resumes"
-    assert len(open_study("stopped").get_trials(states=(TrialState.COMPLETE,))) == len(complete) + 1, "one more trial"
+    evaluated = counted_trials(open_study("stopped"))
+    assert _run(tiny_space_file, "stopped", evaluated + 1) == 0, "the study resumes"
+    assert counted_trials(open_study("stopped")) == evaluated + 1, "one more architecture"

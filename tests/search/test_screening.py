@@ -13,7 +13,7 @@ from evaluation import Architecture
 from evaluation.proxies import PROXIES
 from search.cli import main
 from search.execution.screening import Candidate, choose
-from search.samplers import make_sampler
+from search.samplers import SamplerContext, SamplerSpec
 from spaces import sample_architecture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -25,13 +25,17 @@ def screened(tiny_space, tmp_path_factory) -> optuna.Study:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEARCH_STUDIES_DIR", str(tmp_path_factory.mktemp("studies")))
         return search.run_search(
-            space=tiny_space, study_name="screened", trials=TRIALS, screen=3, screen_by="naswot", report=False
+            space=tiny_space,
+            study=search.StudySpec("screened", report=False),
+            budget=search.Budget(trials=TRIALS),
+            screening=search.Screening(count=3, by="naswot"),
         )
 
 
 def plain_proposals(space, trials: int) -> list[dict]:
     """The parameters the run's sampler proposes trial after trial, with nothing trained or screened."""
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", seed=0, trials=trials))
+    sampler = SamplerSpec("tpe").make(SamplerContext(space=space, seed=0, trials=trials))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     proposals = []
     for _ in range(trials):
         trial = study.ask()
@@ -42,7 +46,8 @@ def plain_proposals(space, trials: int) -> list[dict]:
 
 
 def test_screen_records_every_candidate_and_trains_the_best_by_the_proxy(screened, tiny_space) -> None:
-    assert len(screened.trials) == TRIALS, "one trial per slot: the candidates that lost are no trials"
+    copies = sum(t.user_attrs["outcome"] == "duplicate" for t in screened.trials)  # hold no slot of the budget
+    assert len(screened.trials) == TRIALS + copies, "one trial per slot: the candidates that lost are no trials"
     for trial in screened.trials:
         candidates = trial.user_attrs["screened"]
         assert trial.user_attrs["screened_by"] == "naswot"
@@ -64,15 +69,20 @@ def test_screen_records_every_candidate_and_trains_the_best_by_the_proxy(screene
 
 
 def test_screen_asks_the_trials_own_sampler_for_the_first_candidate(screened, tiny_space) -> None:
+    # The first TRIALS are TPE's random start-up trials; later ones (copies made more) depend on the values.
     proposals = plain_proposals(tiny_space, TRIALS)
-    first = [next(c for c in t.user_attrs["screened"] if c["source"] == "sampler") for t in screened.trials]
+    first = [next(c for c in t.user_attrs["screened"] if c["source"] == "sampler") for t in screened.trials[:TRIALS]]
     drawn = [sample_architecture(tiny_space, FixedTrial(p)).to_dict() for p in proposals]
     assert [c["architecture"] for c in first] == drawn, "candidate 0 is what the sampler alone would propose"
 
 
 def test_screen_1_leaves_the_search_as_it_was(tiny_space, studies_dir) -> None:
-    study = search.run_search(space=tiny_space, study_name="plain", trials=TRIALS, report=False)
-    assert [t.params for t in study.trials] == plain_proposals(tiny_space, TRIALS), "the sampler's own proposals"
+    study = search.run_search(
+        space=tiny_space, study=search.StudySpec("plain", report=False), budget=search.Budget(trials=TRIALS)
+    )
+    assert [t.params for t in study.trials[:TRIALS]] == plain_proposals(tiny_space, TRIALS), (
+        "the sampler's own proposals (its random start-up trials; copies made the study longer)"
+    )
     for trial in study.trials:
         assert "screened" not in trial.user_attrs, "nothing is screened"
         if trial.user_attrs["outcome"] == "trained":
@@ -83,7 +93,10 @@ def test_screen_1_leaves_the_search_as_it_was(tiny_space, studies_dir) -> None:
 def test_screen_trains_an_enqueued_architecture_as_asked(tiny_space, studies_dir) -> None:
     baseline = tiny_space.example()
     study = search.run_search(
-        space=tiny_space, study_name="enqueued", trials=1, screen=3, enqueue=[baseline], report=False
+        space=tiny_space,
+        study=search.StudySpec("enqueued", enqueue=(baseline,), report=False),
+        budget=search.Budget(trials=1),
+        screening=search.Screening(count=3),
     )
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE and "screened" not in trial.user_attrs, trial.user_attrs
@@ -116,14 +129,15 @@ def test_choose_by_a_proxy_or_by_the_mean_rank() -> None:
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        ({"screen": 0}, "screen must be >= 1, got 0"),
-        ({"screen": 2, "screen_by": "zen"}, "unknown screen_by 'zen'; expected one of synflow, naswot"),
-        ({"screen": 2, "workers": 2}, "screen 2 needs one worker, got workers 2"),
+        ({"count": 0}, "screen must be >= 1, got 0"),
+        ({"count": 2, "by": "zen"}, "unknown screen_by 'zen'; expected one of synflow, naswot"),
     ],
 )
 def test_run_search_refuses_a_screening_it_cannot_run(tiny_space, studies_dir, request_, message) -> None:
     with pytest.raises(search.UsageError, match=message):
-        search.run_search(space=tiny_space, study_name="refused", report=False, **request_)
+        search.run_search(
+            space=tiny_space, study=search.StudySpec("refused", report=False), screening=search.Screening(**request_)
+        )
     assert not (studies_dir / "refused").exists(), "nothing is created for a refused request"
 
 

@@ -16,9 +16,14 @@ import pytest
 from optuna.trial import TrialState
 
 import search
+from evaluation import TrainConfig
+from search.execution.distinct import counted_trials, holds_budget_slot
+from search.execution.plan import SearchPlan
+from search.execution.workers import prepare_study
 from search.samplers import worker_seed
 from search.storage.leases import HEARTBEAT_ATTR
-from search.storage.studies import busy_seconds, make_storage
+from search.storage.studies import busy_seconds, make_storage, open_study
+from spaces import load_space
 
 GRACE_PERIOD = 3
 
@@ -96,22 +101,31 @@ def test_workers_survive_a_sigkill_and_reach_the_budget_exactly(tiny_space_file,
         f"--retry-failed 1 queues the killed trial's parameters once: {[t.number for t in retried]}"
     )
     assert not [t.number for t in trials if t.state == TrialState.RUNNING], "no trial is left RUNNING"
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 6, f"exactly the budget is finished: {[(t.number, t.state.name) for t in trials]}"
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and holds_budget_slot(t)]
+    assert len(counted) == 6, f"exactly the budget is evaluated: {[(t.number, t.state.name) for t in trials]}"
+    assert len({t.user_attrs["architecture_key"] for t in counted}) == 6, "six distinct architectures"
     trained = Counter(t.user_attrs["architecture_key"] for t in trials if t.user_attrs.get("outcome") == "trained")
     assert max(trained.values()) == 1, f"no architecture is trained twice: {trained}"
 
 
 def test_workers_refuse_sqlite(tiny_space, studies_dir) -> None:
     with pytest.raises(search.UsageError, match=r"--workers 2 needs a storage safe for concurrent writers"):
-        search.run_search(space=tiny_space, storage=f"sqlite:///{studies_dir}/x.db", workers=2, report=False)
+        search.run_search(
+            space=tiny_space,
+            study=search.StudySpec(storage=f"sqlite:///{studies_dir}/x.db", report=False),
+            workers=search.Workers(count=2),
+        )
 
 
 def test_a_later_start_with_other_settings_is_told_what_differs(tiny_space, studies_dir) -> None:
-    search.run_search(space=tiny_space, study_name="changed", trials=1, report=False)
+    search.run_search(space=tiny_space, study=search.StudySpec("changed", report=False), budget=search.Budget(trials=1))
     plans: list[search.RunPlan] = []
     study = search.run_search(
-        space=tiny_space, study_name="changed", trials=1, epochs=2, seed=3, report=False, on_start=plans.append
+        space=tiny_space,
+        study=search.StudySpec("changed", report=False),
+        budget=search.Budget(trials=1, epochs=2),
+        seed=3,
+        on_start=plans.append,
     )
     assert plans[0].settings_changed == "training.epochs 1 -> 2; training.seed 0 -> 3; seed 0 -> 3", plans[0]
     settings = study.user_attrs["settings"]
@@ -150,3 +164,77 @@ def test_busy_seconds_ends_a_trial_failed_as_stale_at_its_last_beat() -> None:
     finished.datetime_start, finished.datetime_complete = t0, t0 + timedelta(seconds=90)
     finished.set_user_attr(HEARTBEAT_ATTR, (t0 + timedelta(seconds=80)).timestamp())
     assert busy_seconds([finished]) == 90, "a finished trial ran until its end"
+
+
+def _search(space: Path, study: str, workers: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The same 4-trial search, screened and pruned by ASHA, on ``workers`` processes."""
+    command = [*_command(space, study, 4, workers=workers), "--screen", "2", "--pruner", "asha"]
+    return subprocess.run(command, env=env, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+def test_one_and_two_workers_run_the_same_search_with_screening_and_the_same_pruner(
+    tiny_space_file, studies_dir
+) -> None:
+    """One set-up path: a worker process samples, screens and prunes as the run in one process does."""
+    env = {**os.environ, "SEARCH_STUDIES_DIR": str(studies_dir)}
+    for name, workers in (("one", 1), ("two", 2)):
+        done = _search(tiny_space_file, name, workers, env)
+        assert done.returncode == 0, f"--workers {workers} --screen 2 runs: {done.stderr[-800:]}"
+    one, two = open_study("one"), open_study("two")  # SQLite for one worker, the journal file for two
+    volatile = ("command", "written")
+    settings = [{k: v for k, v in s.user_attrs["settings"].items() if k not in volatile} for s in (one, two)]
+    assert settings[0] == settings[1], "both record the same settings"
+    assert settings[0]["pruner"]["kind"] == "asha" and settings[0]["screening"] == {"count": 2, "by": "vote"}
+    assert one.user_attrs["pruner"] == two.user_attrs["pruner"] == settings[0]["pruner"], "and the same pruner"
+    for study in (one, two):
+        trials = study.trials
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert counted_trials(study) == 4, (
+            f"{study.study_name}: the budget: {[(t.number, t.state.name) for t in trials]}"
+        )
+        for trial in finished:
+            screened = trial.user_attrs.get("screened", [])
+            assert len(screened) == 2 and trial.user_attrs["screened_by"] == "vote", (
+                f"{study.study_name} trial {trial.number} is screened: {trial.user_attrs}"
+            )
+            if trial.user_attrs["outcome"] in ("trained", "pruned"):
+                decisions = trial.user_attrs.get("rung_decisions", [])
+                assert decisions and {d["pruner"] for d in decisions} == {"asha"}, (
+                    f"{study.study_name} trial {trial.number} is judged by ASHA at its rungs: {trial.user_attrs}"
+                )
+
+
+def test_every_worker_gives_its_study_the_runs_pruner_and_its_own_sampler(tiny_space_file, digits, tmp_path) -> None:
+    """Hyperband's brackets: the pruner the rules ask is the one the study (so its sampler) holds, in every worker."""
+    single = tmp_path / "single.yaml"
+    single.write_text(
+        tiny_space_file.read_text().replace("{accuracy: maximize, macs: minimize}", "{accuracy: maximize}")
+    )
+    space = load_space(single)
+    plan = SearchPlan(
+        study_name="plan",
+        storage_url="journal:unused",
+        space=space,
+        data=search.DataSpec("digits"),
+        seed=0,
+        config=TrainConfig(epochs=1, batch_size=64, device="cpu"),
+        budget=search.Budget(trials=4),
+        sampler=search.SamplerSpec("tpe"),
+        pruning=search.Pruning("hyperband"),
+        leases=search.LeasePolicy(),
+        screening=search.Screening(),
+        devices=("cpu", "cpu"),
+        threads=1,
+        memory_limit=None,
+        existing_trials=0,
+    )
+    proposals = []
+    for worker in range(plan.workers):
+        study = optuna.create_study(direction="maximize")
+        pruner = prepare_study(plan, study, worker, digits)
+        assert isinstance(study.pruner, optuna.pruners.HyperbandPruner) and study.pruner is pruner.optuna, (
+            f"worker {worker}: the study holds the pruner its rules decide with"
+        )
+        assert isinstance(study.sampler, optuna.samplers.TPESampler), study.sampler
+        proposals.append(study.ask().suggest_float("x", 0.0, 1.0))
+    assert proposals[0] != proposals[1], f"each worker's sampler has its own seed: {proposals}"

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from evaluation import build_model
-from evaluation.architecture import Architecture, Stage, Transition
-from evaluation.blocks import DenseSpec
+from evaluation.architecture import Architecture, Head, Stage, Stem, Transition
+from evaluation.blocks import DenseSpec, ResidualSpec
 from spaces import Space, SpaceError, enqueue_architecture, load_space, precheck, sample_architecture
 
 BUILTINS = ["densenet", "densenet_hybrid", "resnet"]
@@ -285,11 +285,62 @@ def test_sample_architecture_conditional_asks_only_active_knobs(write_space: Cal
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
+# Each built-in space's example written out by hand from its file: every knob at its first choice
+# or low end (stage count, depth, widths, rates), fixed values as the file gives them.
+EXAMPLES = {
+    "densenet": Architecture(
+        stem=Stem(style="small", width=16),
+        stages=(Stage(DenseSpec(growth_rate=12, bn_size=0), depth=2),) * 3,
+        transitions=(Transition(compression=0.5, pooling="avg"),) * 2,
+        head=Head(norm=True),
+        conv_bias=True,
+    ),
+    "resnet": Architecture(
+        stem=Stem(style="small", width=16),
+        stages=(
+            Stage(ResidualSpec(unit="basic", width=16), depth=1, stride=1),
+            Stage(ResidualSpec(unit="basic", width=32), depth=1, stride=2),
+        ),
+        transitions=(None,),
+        head=Head(norm=False),
+        conv_bias=False,
+    ),
+    "densenet_hybrid": Architecture(
+        stem=Stem(style="small", width=16),
+        stages=(Stage(DenseSpec(growth_rate=8, bn_size=0), depth=1),) * 2,
+        transitions=(Transition(compression=0.5, pooling="avg"),),
+        head=Head(norm=True),
+        conv_bias=False,
+    ),
+}
+
+
 def test_space_example_is_deterministic_and_passes_precheck() -> None:
     for name in BUILTINS:
         space = load_space(name)
         assert space.example() == space.example(), name
         assert precheck(space, space.example()) is None, f"{name}: {precheck(space, space.example())}"
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_space_example_is_the_architecture_written_out_from_the_file(name: str) -> None:
+    example = load_space(name).example()
+    assert example == EXAMPLES[name], f"{name}: example() gave {example}, the file's first values are {EXAMPLES[name]}"
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_space_example_is_what_optuna_distributions_lowest_values_sample(name: str) -> None:
+    """The first choice or low end as Optuna's own distributions of a sampled trial state them."""
+    space = load_space(name)
+    trial = _random_study(seed=0).ask()
+    sample_architecture(space, trial)  # the static parameterisation asks every knob
+    first = {
+        param: distribution.choices[0]
+        if isinstance(distribution, optuna.distributions.CategoricalDistribution)
+        else distribution.low
+        for param, distribution in trial.distributions.items()
+    }
+    assert sample_architecture(space, optuna.trial.FixedTrial(first)) == space.example(), f"{name}: {first}"
 
 
 def test_precheck_states_the_broken_rule() -> None:

@@ -14,7 +14,8 @@ from evaluation.blocks import BLOCKS
 from spaces import SpaceError, builtin_space_names, load_space
 from spaces.schema import BLOCK_KNOBS, HEAD_KNOBS, STEM_KNOBS, TRANSITION_KNOBS
 
-BUILTINS = ["densenet", "densenet_hybrid", "resnet"]
+BUILTINS = ["densenet", "densenet_hybrid", "images", "resnet"]
+FASHION_BUILTINS = ["densenet", "densenet_hybrid", "resnet"]  # the spaces made for Fashion-MNIST; images takes any data
 STAGES = "stages:\n  count: 2\n  each: {block: dense, depth: {low: 1, high: 3}}\n"
 
 
@@ -22,7 +23,7 @@ def test_builtin_space_names_lists_the_shipped_files() -> None:
     assert builtin_space_names() == BUILTINS, f"built-in spaces: {builtin_space_names()}"
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("name", FASHION_BUILTINS)
 def test_load_space_reads_each_builtin(name: str) -> None:
     space = load_space(name)
     assert space.name == name, f"name {space.name!r}"
@@ -62,7 +63,7 @@ def test_load_space_unknown_name_is_one_line() -> None:
     with pytest.raises(SpaceError) as caught:
         load_space("no_such_space")
     assert str(caught.value) == (
-        "no_such_space: neither a built-in space (densenet, densenet_hybrid, resnet) nor a file"
+        "no_such_space: neither a built-in space (densenet, densenet_hybrid, images, resnet) nor a file"
     ), str(caught.value)
 
 
@@ -190,7 +191,9 @@ def test_load_space_unknown_name_is_one_line() -> None:
         ),
         pytest.param(
             STAGES + "objectives: {accuracy: maximize, flops: minimize}\n",
-            "objectives.flops: unknown key; expected one of accuracy, macs, params, latency_ms, synflow, naswot, grad_norm, snip",
+            "objectives.flops: unknown key; expected one of accuracy, macs, params, latency_ms, balanced_accuracy, "
+            "macro_f1, roc_auc, synflow, naswot, grad_norm, snip, meco, zico, az_expressivity, az_progressivity, "
+            "az_trainability, onnx_latency_ms",
             id="unknown-metric",
         ),
         pytest.param(
@@ -278,3 +281,124 @@ def test_readme_example_loads_and_holds_its_baseline(tmp_path: Path) -> None:
     space = load_space(path)
     assert space.baseline("small_dense").stages[0].depth == 4, "the example's baseline"
     assert not space.size_is_exact, "the example has a continuous range (head.dropout on a log scale)"
+
+
+# --- the data set: a built-in, a source, or the run's; the images space --------------------------------
+
+SOURCE_HEADER = "description: d\nobjectives: {accuracy: maximize}\n"
+
+
+def test_images_space_takes_input_and_classes_from_the_data() -> None:
+    space = load_space("images")
+    assert (space.dataset, space.input_size, space.num_classes) == (None, None, None), space
+    assert space.auto_stem and space.data_options is None, space
+    assert [o.metric for o in space.objectives] == ["accuracy", "macs"], space.objectives
+    assert space.size_is_exact and space.size() > 10**9, space.size()
+    styles = {
+        side: list(space.with_input(input_size=(3, side, side), num_classes=2).stem["style"].values())
+        for side in (28, 96, 127, 128, 224)
+    }
+    assert styles == {28: ["small"], 96: ["small"], 127: ["small"], 128: ["imagenet"], 224: ["imagenet"]}, styles
+
+
+def test_a_space_without_its_input_says_so_before_anything_is_built() -> None:
+    """The images space leaves input and classes to its data: until ``with_input``, nothing can be counted."""
+    from spaces import precheck
+
+    space = load_space("images")
+    unknown = "is not known: the space states none and no data set has given it yet"
+    with pytest.raises(SpaceError) as caught:
+        precheck(space, space.example())
+    assert str(caught.value) == f"spaces/images.yaml: input: {unknown}", str(caught.value)
+    with pytest.raises(SpaceError) as caught:
+        space.with_input(input_size=(3, 32, 32)).model_shape()
+    assert str(caught.value) == f"spaces/images.yaml: num_classes: {unknown}", str(caught.value)
+    shaped = space.with_input(input_size=(3, 32, 32), num_classes=5)
+    assert shaped.model_shape() == ((3, 32, 32), 5) and precheck(shaped, shaped.example()) is None
+
+
+@pytest.mark.parametrize(("shape", "stem"), [((1, 28, 28), "small"), ((3, 224, 224), "imagenet")])
+def test_images_space_samples_build_at_small_and_imagenet_sizes(shape: tuple[int, int, int], stem: str) -> None:
+    """Every sample the closed form admits builds with the parameters it counted (torch's count is the reference)."""
+    import optuna
+    import torch
+
+    from evaluation import build_model, count
+    from spaces import precheck, sample_architecture
+
+    space = load_space("images").with_input(input_size=shape, num_classes=2)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    admitted = 0
+    for _ in range(12):
+        trial = study.ask()
+        arch = sample_architecture(space, trial)
+        study.tell(trial, 0.0)
+        assert arch.stem.style == stem, arch.stem
+        if precheck(space, arch) is not None:
+            continue
+        admitted += 1
+        model = build_model(arch, shape, 2)
+        assert sum(p.numel() for p in model.parameters()) == count(arch, shape, 2).params, arch.describe()
+        if admitted == 1:
+            with torch.no_grad():
+                assert model.eval()(torch.zeros(1, *shape)).shape == (1, 2), arch.describe()
+    assert admitted >= 6, f"only {admitted} of 12 samples fit {shape}"
+
+
+def test_space_dataset_as_a_source_mapping(tmp_path: Path) -> None:
+    from evaluation.images import SourceOptions
+
+    path = tmp_path / "spaces" / "cells.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        SOURCE_HEADER
+        + "dataset: {source: 'folder:../data/cells', resolution: 96, channels: 3, resize: pad, classes: [a, b]}\n"
+        + STAGES
+    )
+    space = load_space(path)
+    assert space.dataset == f"folder:{tmp_path / 'data' / 'cells'}", "a relative path is the space file's folder's"
+    assert space.data_options == SourceOptions(resolution=96, channels=3, resize="pad", classes=("a", "b"))
+    assert (space.input_size, space.num_classes) == (None, None), "a source gives its input and classes"
+    path.write_text(SOURCE_HEADER + "dataset: csv:/abs/labels.csv\ninput: [1, 32, 32]\n" + STAGES)
+    space = load_space(path)
+    assert (space.dataset, space.input_size, space.num_classes) == ("csv:/abs/labels.csv", (1, 32, 32), None)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(
+            "dataset: fashion_mnist\n",
+            "input: is required with the built-in data set fashion_mnist (a folder:, csv: or npz: source gives it)",
+            id="builtin-without-input",
+        ),
+        pytest.param(
+            "dataset: {source: folder:x, colour: true}\n",
+            "dataset.colour: unknown key; expected one of source, resolution, channels, resize, background, "
+            "val_fraction, test_fraction, split_seed, flip, strict, classes",
+            id="unknown-option",
+        ),
+        pytest.param("dataset: {resolution: 32}\n", "dataset.source: is required", id="no-source"),
+        pytest.param(
+            "dataset: {source: digits, resolution: 32}\n",
+            "dataset.source: options apply to folder:, csv: and npz: sources; 'digits' is not one "
+            "(a built-in data set is written as dataset: NAME)",
+            id="options-on-builtin",
+        ),
+        pytest.param(
+            "dataset: {source: folder:x, channels: 2}\n", "dataset: channels must be 1 or 3, got 2", id="channels"
+        ),
+        pytest.param(
+            "dataset: {source: folder:x, resolution: 0}\n",
+            "dataset.resolution: value (0) must be >= 1",
+            id="resolution",
+        ),
+        pytest.param("dataset: 'folder:'\n", "dataset: folder:: the source needs a path after 'folder:'", id="no-path"),
+    ],
+)
+def test_space_dataset_mistakes_are_one_line(tmp_path: Path, document: str, expected: str) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(SOURCE_HEADER + document + STAGES)
+    with pytest.raises(SpaceError) as caught:
+        load_space(path)
+    assert str(caught.value) == f"{path}: {expected}", str(caught.value)

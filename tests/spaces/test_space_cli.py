@@ -18,8 +18,14 @@ def test_list_command_shows_each_builtin_with_size(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     for name in builtin_space_names():
         space = load_space(name)
-        assert f"{name}  (fashion_mnist, 1x28x28, 10 classes; {space.size():,} architectures)" in out, out
+        data = (
+            "your images: --data SOURCE, input and classes from the data"
+            if name == "images"
+            else "fashion_mnist, 1x28x28, 10 classes"
+        )
+        assert f"{name}  ({data}; {space.size():,} architectures)" in out, out
         assert space.description.split()[0] in out, f"{name}: description missing"
+    assert "images  (" in out, "the space for a user's images is listed"
     for kind, family in BLOCKS.items():
         assert f"\n  {kind}: " in out, f"block {kind} is not listed"
         for knob in field_types(family.spec):
