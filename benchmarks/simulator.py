@@ -43,7 +43,7 @@ from sklearn.base import RegressorMixin
 from evaluation import ArchitectureError, count
 from evaluation.metrics import METRICS, get_metric
 from search.execution.objective import VALID_CONSTRAINT
-from search.pareto import hypervolume_2d, losses_dominate
+from search.pareto import dominates, hypervolume
 from search.storage.records import TrialOutcome, architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
@@ -60,6 +60,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "simulator"
 FIT = RESULTS / "fit.json"
 # User attributes a simulated trial records (a real trial records many more, under the same names).
 KEY, OUTCOME, MEAN, FALLBACK = "architecture_key", "outcome", "simulated_mean_accuracy", "fallback"
+LOSSES = ("minimize", "minimize")  # the directions of the (accuracy loss, log10 MACs) pairs a curve scores
 
 
 class Surrogate:
@@ -318,9 +319,9 @@ def hypervolume_curve(
             chosen = [
                 (true, macs)
                 for observed, true, macs in feasible
-                if not any(losses_dominate(other, (observed, macs)) for other in recorded)
+                if not any(dominates(other, (observed, macs), LOSSES) for other in recorded)
             ]
-        curve.append(hypervolume_2d(chosen, corner))
+        curve.append(hypervolume(chosen, corner))
     return curve
 
 

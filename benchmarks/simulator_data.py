@@ -33,11 +33,11 @@ import torch
 
 from evaluation import Architecture, build_model, count, train
 from evaluation.data import DataSplits, load_dataset
-from search.run import VALIDATION_SIZE
+from search.execution.run_data import VALIDATION_SIZE
 from search.storage.records import TrialOutcome, architecture_key
 from spaces import Space, load_space, precheck, sample_architecture
 
-from result_cache import load_cache, save_cache
+from result_cache import journal_to_read, load_cache, save_cache
 
 __all__ = [
     "BUDGET_KEYS",
@@ -61,8 +61,8 @@ SPACE = "densenet_hybrid"
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMITTED_JOURNALS = (
     RESULTS / "headline" / "journal.log",
-    *sorted((RESULTS / "search_efficiency").glob("*.log")),
-)
+    *sorted(path.with_suffix("") for path in (RESULTS / "search_efficiency").glob("*.log.gz")),
+)  # committed packed (X.log.gz); read through result_cache.journal_to_read
 FIDELITY = RESULTS / "fidelity.json"
 FIDELITY_RUN = "1ep_20pct"  # the panel's run at the space's budget
 TRAINED = RESULTS / "simulator" / "trained.json"
@@ -106,35 +106,36 @@ def committed_observations(
     observations: list[Observation] = []
     sources: list[dict[str, Any]] = []
     for path in journals:
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-        for summary in optuna.get_all_study_summaries(storage):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            settings = study.user_attrs.get("settings", {})
-            training = settings.get("training", {})
-            used = at_default_budget(training, space) and settings.get("space") == space.name
-            found = [
-                Observation(
-                    architecture=trial.user_attrs["architecture"],
-                    accuracy=float(trial.values[0]),
-                    source=summary.study_name,
-                    seed=int(training["seed"]) + trial.number,  # search.execution.objective's per-trial seed
-                    split_seed=int(settings["seed"]),
-                    drawn_at_random=trial.number < RANDOM_START.get(settings.get("sampler"), 0),
+        with journal_to_read(path) as readable:
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(readable)))
+            for summary in optuna.get_all_study_summaries(storage):
+                study = optuna.load_study(study_name=summary.study_name, storage=storage)
+                settings = study.user_attrs.get("settings", {})
+                training = settings.get("training", {})
+                used = at_default_budget(training, space) and settings.get("space") == space.name
+                found = [
+                    Observation(
+                        architecture=trial.user_attrs["architecture"],
+                        accuracy=float(trial.values[0]),
+                        source=summary.study_name,
+                        seed=int(training["seed"]) + trial.number,  # search.execution.objective's per-trial seed
+                        split_seed=int(settings["seed"]),
+                        drawn_at_random=trial.number < RANDOM_START.get(settings.get("sampler"), 0),
+                    )
+                    for trial in study.get_trials(deepcopy=False)
+                    if trial.user_attrs.get("outcome") == TrialOutcome.TRAINED and trial.values
+                ]
+                if used:
+                    observations += found
+                sources.append(
+                    {
+                        "source": summary.study_name,
+                        "file": str(path.relative_to(RESULTS.parent.parent)),
+                        "training": {key: training.get(key) for key in BUDGET_KEYS},
+                        "used": used,
+                        "trained": len(found),
+                    }
                 )
-                for trial in study.get_trials(deepcopy=False)
-                if trial.user_attrs.get("outcome") == TrialOutcome.TRAINED and trial.values
-            ]
-            if used:
-                observations += found
-            sources.append(
-                {
-                    "source": summary.study_name,
-                    "file": str(path.relative_to(RESULTS.parent.parent)),
-                    "training": {key: training.get(key) for key in BUDGET_KEYS},
-                    "used": used,
-                    "trained": len(found),
-                }
-            )
     if fidelity is not None and fidelity.is_file():
         panel = json.loads(fidelity.read_text())
         found = [

@@ -1,7 +1,7 @@
 """The samplers compared on the simulator: settings, runs cached per (setting, trials, seed), summary, figure, table.
 
 Each setting is a sampler and whether the distinct-trials rule is on. The
-defaults are the toolkit's own (``search.samplers.make_sampler``); a variant
+defaults are the toolkit's own (``search.samplers.SAMPLERS``); a variant
 changes one option the registry does not expose, constructed with Optuna
 directly. A run is a simulated search of ``trials`` counted trials with one
 seed (``simulator.run_simulated``); its hypervolume after every counted trial
@@ -33,7 +33,8 @@ import optuna
 from scipy import stats
 from simulator import SCORES, Simulator, hypervolume_curve, run_simulated
 
-from search.samplers import make_sampler
+from search.execution.distinct import REPEATS_BEFORE_FALLBACK
+from search.samplers import SAMPLERS, SamplerContext, SamplerFactory
 
 __all__ = [
     "CHECKPOINTS",
@@ -48,9 +49,9 @@ __all__ = [
 
 REFERENCE = (0.5, 60e6)  # (accuracy, MACs): as benchmarks/search_efficiency.py, on log10 MACs
 CHECKPOINTS = (0.25, 0.5, 1.0)  # shares of the trials at which the hypervolume is reported
-PATIENCE = 5  # repeats in a row before the distinct-trials rule falls back to a random architecture
-
-MakeSampler = Callable[[int, int], optuna.samplers.BaseSampler]  # (seed, trials) -> sampler
+PATIENCE = (
+    REPEATS_BEFORE_FALLBACK  # repeats in a row before the distinct-trials rule falls back to random (the toolkit's)
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +61,13 @@ class Setting:
     name: str
     method: str  # the registry's name: tpe, nsga2, random, gp
     description: str
-    make: MakeSampler
+    make: SamplerFactory  # as the registry's: told the space, the seed and the trials
     distinct: bool = False
     patience: int = PATIENCE
 
 
-def _default(kind: str) -> MakeSampler:
-    return lambda seed, trials: make_sampler(kind, seed=seed, trials=trials)
+def _default(kind: str) -> SamplerFactory:
+    return SAMPLERS[kind]
 
 
 def _startup(trials: int) -> int:
@@ -74,12 +75,12 @@ def _startup(trials: int) -> int:
     return min(10, max(3, trials // 3))
 
 
-def _tpe(**options: Any) -> MakeSampler:
+def _tpe(**options: Any) -> SamplerFactory:
     """TPE as the toolkit builds it, with ``options`` changed."""
 
-    def make(seed: int, trials: int) -> optuna.samplers.BaseSampler:
-        settings = {"multivariate": True, "constant_liar": True, "n_startup_trials": _startup(trials)} | options
-        return optuna.samplers.TPESampler(seed=seed, **settings)
+    def make(context: SamplerContext) -> optuna.samplers.BaseSampler:
+        settings = {"multivariate": True, "constant_liar": True, "n_startup_trials": _startup(context.trials)}
+        return optuna.samplers.TPESampler(seed=context.seed, **(settings | options))
 
     return make
 
@@ -89,33 +90,26 @@ def _gamma(share: float) -> Callable[[int], int]:
     return lambda n: min(math.ceil(share * n), 25)
 
 
-def _nsga2(population: int) -> MakeSampler:
-    return lambda seed, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
-
-
-def _gp(startup: int) -> MakeSampler:
-    return lambda seed, trials: optuna.samplers.GPSampler(
-        seed=seed, n_startup_trials=startup, warn_independent_sampling=False
-    )
+def _nsga2(population: int) -> SamplerFactory:
+    return lambda context: optuna.samplers.NSGAIISampler(seed=context.seed, population_size=population)
 
 
 def _settings() -> dict[str, Setting]:
     group = dict(multivariate=True, group=True)
     table = [
-        Setting("tpe", "tpe", "the default: search.samplers.make_sampler('tpe')", _default("tpe")),
+        Setting("tpe", "tpe", "the default: search.samplers.SAMPLERS['tpe']", _default("tpe")),
         Setting("tpe startup=3", "tpe", "3 start-up trials", _tpe(n_startup_trials=3)),
         Setting("tpe startup=10", "tpe", "10 start-up trials (Optuna's default)", _tpe(n_startup_trials=10)),
         Setting("tpe startup=25", "tpe", "25 start-up trials", _tpe(n_startup_trials=25)),
         Setting("tpe univariate", "tpe", "multivariate off", _tpe(multivariate=False)),
         Setting("tpe group", "tpe", "multivariate with group=True", _tpe(**group)),
         Setting("tpe gamma=0.25", "tpe", "gamma min(ceil(0.25 n), 25) (Optuna's: 0.1 n)", _tpe(gamma=_gamma(0.25))),
-        Setting("nsga2", "nsga2", "the default: search.samplers.make_sampler('nsga2')", _default("nsga2")),
+        Setting("nsga2", "nsga2", "the default: search.samplers.SAMPLERS['nsga2']", _default("nsga2")),
         Setting("nsga2 population=4", "nsga2", "population 4", _nsga2(4)),
         Setting("nsga2 population=8", "nsga2", "population 8", _nsga2(8)),
         Setting("nsga2 population=50", "nsga2", "population 50", _nsga2(50)),
-        Setting("random", "random", "the default: search.samplers.make_sampler('random')", _default("random")),
-        Setting("gp", "gp", "the default: search.samplers.make_sampler('gp')", _default("gp")),
-        Setting("gp startup=10", "gp", "10 start-up trials (Optuna's default)", _gp(10)),
+        Setting("random", "random", "the default: search.samplers.SAMPLERS['random']", _default("random")),
+        Setting("gp", "gp", "the default: search.samplers.SAMPLERS['gp']", _default("gp")),
     ]
     distinct = [
         dataclasses.replace(
@@ -132,7 +126,7 @@ def _settings() -> dict[str, Setting]:
             distinct=True,
             patience=k,
         )
-        for k in (1, 20)
+        for k in (1, 5, 20)
     ]
     return {s.name: s for s in [*table, *distinct, *patience]}
 
@@ -152,7 +146,7 @@ def run_one(simulator: Simulator, setting: Setting, *, trials: int, seed: int) -
     started = time.perf_counter()
     run = run_simulated(
         simulator,
-        setting.make(seed, trials),
+        setting.make(SamplerContext(space=simulator.space, seed=seed, trials=trials)),
         trials=trials,
         seed=seed,
         distinct=setting.distinct,

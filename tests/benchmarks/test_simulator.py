@@ -14,7 +14,7 @@ import pytest
 
 from evaluation import Architecture, TrainConfig, build_model, count
 from search.execution.objective import VALID_CONSTRAINT, TrialObjective
-from search.samplers import make_sampler
+from search.samplers import SAMPLERS, SamplerContext
 from search.storage.records import TrialOutcome, TrialRecord
 from spaces import enqueue_architecture, load_space, precheck, sample_architecture
 
@@ -297,13 +297,14 @@ def test_hypervolume_curve_by_hand() -> None:
 def test_default_settings_are_the_registry_samplers() -> None:
     kinds = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
              "random": optuna.samplers.RandomSampler, "gp": optuna.samplers.GPSampler}  # fmt: skip
+    context = SamplerContext(space=SPACE, seed=3, trials=12)
     for name, kind in kinds.items():
         setting = simulator_samplers.SETTINGS[name]
         assert setting.method == name and not setting.distinct
-        assert type(setting.make(3, 12)) is type(make_sampler(name, seed=3, trials=12)) is kind
-    default, ours = make_sampler("tpe", seed=3, trials=12), simulator_samplers.SETTINGS["tpe"].make(3, 12)
+        assert type(setting.make(context)) is type(SAMPLERS[name](context)) is kind
+    default, ours = SAMPLERS["tpe"](context), simulator_samplers.SETTINGS["tpe"].make(context)
     assert vars(default)["_n_startup_trials"] == vars(ours)["_n_startup_trials"] == 4
-    assert vars(simulator_samplers.SETTINGS["tpe startup=10"].make(3, 12))["_n_startup_trials"] == 10
+    assert vars(simulator_samplers.SETTINGS["tpe startup=10"].make(context))["_n_startup_trials"] == 10
 
 
 def test_the_table_is_generated_from_the_comparison_json(small_simulator, tmp_path: Path, capsys) -> None:
