@@ -21,6 +21,7 @@ to the sampler with its recorded values and not counted, and after
     python benchmarks/simulator.py fit       # choose and score the surrogate: results/simulator/fit.json
     python benchmarks/simulator.py compare   # the samplers on the simulator: results/simulator/samplers.json
     python benchmarks/simulator.py table     # the comparison as a Markdown table (the README's)
+    python benchmarks/simulator.py warm      # a warm start against a cold one: results/simulator/warm_start.json
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from evaluation.metrics import METRICS, get_metric
 from search.execution.objective import VALID_CONSTRAINT
 from search.pareto import dominates, hypervolume
 from search.storage.records import TrialOutcome, architecture_key
+from search.storage.warm_start import WarmStart, hand_over
 from spaces import Space, load_space, precheck, sample_architecture
 
 __all__ = [
@@ -223,6 +225,7 @@ class SimulatedRun:
     repeats: int
     fallbacks: int
     distinct: int  # distinct architectures among the counted trials
+    study: optuna.Study  # in memory: what a later run can warm-start from
 
 
 def run_simulated(
@@ -234,6 +237,7 @@ def run_simulated(
     distinct: bool = False,
     patience: int = 5,
     max_proposals: int | None = None,
+    warm_start: optuna.Study | None = None,
 ) -> SimulatedRun:
     """A search of ``trials`` on the simulator with ``sampler``, ask and tell as ``study.optimize`` does.
 
@@ -242,7 +246,9 @@ def run_simulated(
     values and does not count; after ``patience`` repeats in a row, the next
     trial evaluates a random architecture the study has not seen (drawn with a
     generator seeded from ``seed``, recorded on the trial as ``fallback``).
-    ``max_proposals`` (default 50 x ``trials``) bounds the asks.
+    ``max_proposals`` (default 50 x ``trials``) bounds the asks. ``warm_start``:
+    a study whose finished trials are handed over first, as ``--warm-start``
+    does (``search.storage.warm_start.hand_over``); they count toward nothing.
     """
     space = simulator.space
     objective = SimulatedObjective(simulator, seed=seed)
@@ -253,6 +259,10 @@ def run_simulated(
     points: list[tuple[float, float, float] | None] = []
     proposals = repeats = fallbacks = in_a_row = 0
     seen: set[str] = set()
+    if warm_start is not None:
+        hand_over(WarmStart(warm_start, storage="memory"), study)
+        seen |= {key for t in study.get_trials(deepcopy=False) if (key := t.user_attrs.get(KEY)) is not None}
+    own = len(seen)
     limit = max_proposals if max_proposals is not None else 50 * trials
     while len(points) < trials and proposals < limit:
         fallback = distinct and in_a_row >= patience
@@ -274,7 +284,9 @@ def run_simulated(
             seen.add(key)
         feasible = all(v <= 0 for v in frozen.constraints.values())
         points.append((values[0], frozen.user_attrs[MEAN], values[1]) if feasible else None)
-    return SimulatedRun(points=points, proposals=proposals, repeats=repeats, fallbacks=fallbacks, distinct=len(seen))
+    return SimulatedRun(
+        points=points, proposals=proposals, repeats=repeats, fallbacks=fallbacks, distinct=len(seen) - own, study=study
+    )
 
 
 def _unseen_params(space: Space, explorer: optuna.Study, seen: set[str], attempts: int = 1000) -> dict[str, Any]:

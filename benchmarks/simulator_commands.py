@@ -1,4 +1,4 @@
-"""The command line of ``benchmarks/simulator.py``: train, fit, compare, table."""
+"""The command line of ``benchmarks/simulator.py``: train, fit, compare, table, warm."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ RANDOM_ARCHITECTURES = 40
 RANDOM_SEED = 1000
 # What compare writes, in its --out folder: the runs' cache, the summary, the figure, the table.
 RUNS, SAMPLERS, FIGURE, TABLE = "runs.json", "samplers.json", "samplers.html", "samplers.md"
+WARM_RUNS, WARM = "warm_start_runs.json", "warm_start.json"  # what warm writes there: its cache, its summary
 
 
 def log(message: str) -> None:
@@ -130,7 +131,45 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def table(args: argparse.Namespace) -> int:
-    print(simulator_samplers.markdown_table(json.loads(args.results.read_text()), score=args.score), end="")
+    results = json.loads(args.results.read_text())
+    print(
+        simulator_samplers.markdown_table(results, score=args.score, settings=args.settings, trials=args.trials), end=""
+    )
+    return 0
+
+
+def warm(args: argparse.Namespace) -> int:
+    if args.setting not in simulator_samplers.SETTINGS:
+        log(f"error: unknown setting {args.setting!r}; known: {', '.join(simulator_samplers.SETTINGS)}")
+        return 2
+    sim = simulator.Simulator.load(args.fit)
+    settings = {"fingerprint": sim.fingerprint, "setting": args.setting, "trials": args.trials}
+    runs = args.out / WARM_RUNS
+    cache = load_cache(runs, {"settings": settings, "runs": {}})
+    if cache["settings"] != settings:
+        log(f"error: {runs} holds runs of other settings ({cache['settings']}, now {settings}); move it away")
+        return 2
+    setting = simulator_samplers.SETTINGS[args.setting]
+    for seed in range(args.seeds):
+        if str(seed) not in cache["runs"]:
+            cache["runs"][str(seed)] = run = simulator_samplers.warm_start_run(
+                sim, setting, trials=args.trials, seed=seed
+            )
+            save_cache(runs, cache)
+            log(
+                f"seed {seed}: cold reached {run['target']:.4f} after {run['cold_trials']} trials, warm after {run['warm_trials']}"
+            )
+    done = [cache["runs"][str(seed)] for seed in range(args.seeds) if str(seed) in cache["runs"]]
+    summary = {
+        "space": sim.space.name,
+        "simulator": sim.fingerprint,
+        "setting": args.setting,
+        "source": f"the same setting's search of {args.trials} trials with seed + {simulator_samplers.WARM_SOURCE_SEED}",
+        "never_reached_counts_as": args.trials + 1,
+        **simulator_samplers.summarise_warm_starts(done, trials=args.trials),
+    }
+    (args.out / WARM).write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
     return 0
 
 
@@ -213,7 +252,26 @@ def main(argv: list[str] | None = None) -> int:
         default="observed",
         help="Recorded accuracies (observed), the noise-free ones of every trial (true) or of the recorded front (reported).",
     )
+    sub.add_argument("--settings", nargs="+", metavar="SETTING", help="Only these settings (default: all).")
+    sub.add_argument("--trials", type=int, nargs="+", help="Only these trial counts (default: all).")
     sub.set_defaults(run=table)
+
+    sub = commands.add_parser(
+        "warm", help="Trials a warm-started search needs to reach a cold search's final hypervolume."
+    )
+    sub.add_argument(
+        "--setting", default="tpe +distinct", help="The setting both searches use (default: the toolkit's)."
+    )
+    sub.add_argument("--trials", type=int, default=100, help="Trials of each search (default: 100).")
+    sub.add_argument("--seeds", type=int, default=20, help="Seeds 0..N-1 (default: 20).")
+    sub.add_argument("--fit", type=Path, default=simulator.FIT, help="The simulator's fit report.")
+    sub.add_argument(
+        "--out",
+        type=Path,
+        default=simulator.RESULTS,
+        help=f"Folder of {WARM_RUNS} and {WARM} (default: {simulator.RESULTS}).",
+    )
+    sub.set_defaults(run=warm)
 
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

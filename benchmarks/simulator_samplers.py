@@ -45,6 +45,8 @@ __all__ = [
     "markdown_table",
     "run_all",
     "summarise",
+    "summarise_warm_starts",
+    "warm_start_run",
 ]
 
 REFERENCE = (0.5, 60e6)  # (accuracy, MACs): as benchmarks/search_efficiency.py, on log10 MACs
@@ -256,8 +258,15 @@ def _difference(runs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any
     return out
 
 
-def markdown_table(results: dict[str, Any], *, score: str = "observed") -> str:
-    """The comparison as a Markdown table: mean hypervolume [95% interval] at 25/50/100% of the trials."""
+def markdown_table(
+    results: dict[str, Any],
+    *,
+    score: str = "observed",
+    settings: Sequence[str] | None = None,
+    trials: Sequence[int] | None = None,
+) -> str:
+    """The comparison as a Markdown table: mean hypervolume [95% interval] at 25/50/100% of the trials;
+    only ``settings`` and ``trials`` where given (the README's short table)."""
     lines = [
         f"Hypervolume ({score} accuracy x log10 MACs, reference accuracy {results['reference']['accuracy']} and "
         f"{results['reference']['macs']:.0e} MACs), mean [95% interval] over seeds.",
@@ -265,8 +274,12 @@ def markdown_table(results: dict[str, Any], *, score: str = "observed") -> str:
         "| setting | trials | seeds | 25% | 50% | 100% | distinct architectures | minus `tpe` at 100% |",
         "|---|---:|---:|---|---|---|---:|---|",
     ]
-    for trials, rows in results["summary"].items():
+    for count, rows in results["summary"].items():
+        if trials is not None and int(count) not in trials:
+            continue
         for name, row in rows.items():
+            if settings is not None and name not in settings:
+                continue
             cells = [_cell(row[score][f"{round(share * 100)}%"]) for share in CHECKPOINTS]
             diff = row.get("minus_baseline_at_100%", {}).get(score)
             versus = (
@@ -274,7 +287,7 @@ def markdown_table(results: dict[str, Any], *, score: str = "observed") -> str:
             )
             seeds = row[score]["100%"]["seeds"]
             distinct = row["distinct_architectures"]["mean"]
-            lines.append(f"| {name} | {trials} | {seeds} | {' | '.join(cells)} | {distinct:.1f} | {versus} |")
+            lines.append(f"| {name} | {count} | {seeds} | {' | '.join(cells)} | {distinct:.1f} | {versus} |")
     return "\n".join(lines) + "\n"
 
 
@@ -310,3 +323,71 @@ def draw(results: dict[str, Any], path: Path) -> None:
     )
     figure.update_xaxes(title_text="trials counted")
     figure.write_html(path, include_plotlyjs="cdn")
+
+
+# --- warm starts ----------------------------------------------------------------------
+
+WARM_SOURCE_SEED = 10_000  # the source study of seed s is the same setting's search with seed s + this
+
+
+def warm_start_run(simulator: Simulator, setting: Setting, *, trials: int, seed: int) -> dict[str, Any]:
+    """A cold search, and the same search warm-started from another seed's finished study (issue 23, item 3).
+
+    Both evaluate ``trials`` architectures of their own; the warm one is first
+    handed the source's trials as ``--warm-start`` hands them. The target is the
+    cold search's final hypervolume (observed accuracies, its own trials);
+    ``cold_trials`` is when the cold search first reached it, ``warm_trials``
+    when the warm one did on its own trials (None: not within ``trials``).
+    """
+    started = time.perf_counter()
+
+    def search(warm_start: optuna.Study | None = None, offset: int = 0) -> Any:
+        return run_simulated(
+            simulator,
+            setting.make(SamplerContext(space=simulator.space, seed=seed + offset, trials=trials)),
+            trials=trials,
+            seed=seed + offset,
+            distinct=setting.distinct,
+            patience=setting.patience,
+            warm_start=warm_start,
+        )
+
+    source = search(offset=WARM_SOURCE_SEED)
+    cold, warm = search(), search(warm_start=source.study)
+    cold_curve = hypervolume_curve(cold.points, reference=REFERENCE, score="observed")
+    warm_curve = hypervolume_curve(warm.points, reference=REFERENCE, score="observed")
+    target = cold_curve[-1]
+    return {
+        "target": round(target, 6),
+        "cold_trials": _first_reaching(cold_curve, target),
+        "warm_trials": _first_reaching(warm_curve, target),
+        "warm_final": round(warm_curve[-1], 6),
+        "handed_over": len(source.study.trials),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _first_reaching(curve: Sequence[float], target: float) -> int | None:
+    """Trials (1-based) after which ``curve`` first holds ``target`` or more (rounding aside); None if never."""
+    return next((i + 1 for i, value in enumerate(curve) if value >= target - 1e-9), None)
+
+
+def summarise_warm_starts(runs: Sequence[dict[str, Any]], *, trials: int) -> dict[str, Any]:
+    """Trials to reach the cold searches' final hypervolume, cold against warm, over the seeds."""
+    reached = [r["warm_trials"] for r in runs if r["warm_trials"] is not None]
+    return {
+        "seeds": len(runs),
+        "trials": trials,
+        "cold_trials": interval([r["cold_trials"] for r in runs]),
+        "warm_reached": len(reached),
+        "warm_trials_when_reached": interval(reached) if reached else None,
+        "warm_trials_median": float(
+            np.median([trials + 1 if t is None else t for t in (r["warm_trials"] for r in runs)])
+        ),
+        "cold_trials_median": float(np.median([r["cold_trials"] for r in runs])),
+        "final_hypervolume": {
+            "cold": interval([r["target"] for r in runs]),
+            "warm": interval([r["warm_final"] for r in runs]),
+        },
+        "seconds_per_seed": float(np.mean([r["seconds"] for r in runs])),
+    }

@@ -271,6 +271,35 @@ def test_distinct_trials_do_not_count_repeats_and_fall_back_after_patience(small
     assert len(rule.points) == 4
 
 
+def test_a_warm_start_hands_over_the_source_trials_and_copies_their_architectures(small_simulator) -> None:
+    # The source evaluated small_dense, all a stuck sampler proposes.
+    stuck_source = simulator.run_simulated(small_simulator, _Stuck(), trials=1, seed=2)
+    warm = simulator.run_simulated(
+        small_simulator, _Stuck(), trials=2, seed=0, distinct=True, patience=2, warm_start=stuck_source.study
+    )
+    handed = [t for t in warm.study.trials if "warm_started_from" in t.user_attrs]
+    assert (
+        len(handed) == 1
+        and handed[0].user_attrs["architecture_key"] == stuck_source.study.trials[0].user_attrs[simulator.KEY]
+    )
+    # small_dense is known from the start: every proposal of it is a copy; both counted trials are fallbacks.
+    assert (warm.repeats, warm.fallbacks, warm.distinct, len(warm.points)) == (4, 2, 2, 2)
+
+
+def test_trials_to_reach_a_target_by_hand() -> None:
+    curve = [0.1, 0.2, 0.2, 0.35, 0.4]
+    assert simulator_samplers._first_reaching(curve, 0.2) == 2
+    assert simulator_samplers._first_reaching(curve, 0.4) == 5
+    assert simulator_samplers._first_reaching(curve, 0.41) is None
+    runs = [
+        {"target": 0.4, "cold_trials": 5, "warm_trials": 2, "warm_final": 0.5, "seconds": 1.0},
+        {"target": 0.3, "cold_trials": 4, "warm_trials": None, "warm_final": 0.25, "seconds": 3.0},
+    ]
+    summary = simulator_samplers.summarise_warm_starts(runs, trials=5)
+    assert summary["warm_reached"] == 1 and summary["warm_trials_median"] == 4.0  # (2 + 6) / 2: never counts as 6
+    assert summary["cold_trials_median"] == 4.5 and summary["seconds_per_seed"] == 2.0
+
+
 def test_hypervolume_curve_by_hand() -> None:
     top, cheap = math.log10(60e6), math.log10(5e5)
     # (recorded accuracy, noise-free accuracy, MACs); None: an infeasible trial.
