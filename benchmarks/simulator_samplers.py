@@ -215,15 +215,15 @@ def interval(values: Sequence[float]) -> dict[str, Any]:
 
 def summarise(cache: dict[str, Any], *, baseline: str = "tpe") -> dict[str, Any]:
     """Per trial count and setting: hypervolume at each checkpoint, and the difference from ``baseline`` at the end."""
-    grouped: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    grouped: dict[int, dict[str, dict[int, dict[str, Any]]]] = {}
     for key, run in cache["runs"].items():
-        name, trials, _ = key.split("|")
-        grouped.setdefault(int(trials), {}).setdefault(name, []).append(run)
+        name, trials, seed = key.split("|")
+        grouped.setdefault(int(trials), {}).setdefault(name, {})[int(seed)] = run
     summary: dict[str, Any] = {}
     for trials, by_setting in sorted(grouped.items()):
         rows = {}
         for name in [n for n in SETTINGS if n in by_setting]:
-            runs = by_setting[name]
+            runs = list(by_setting[name].values())
             row: dict[str, Any] = {"method": SETTINGS[name].method, "description": SETTINGS[name].description}
             for score in SCORES:
                 row[score] = {
@@ -236,24 +236,27 @@ def summarise(cache: dict[str, Any], *, baseline: str = "tpe") -> dict[str, Any]
             row["fallbacks"] = float(np.mean([r["fallbacks"] for r in runs]))
             row["seconds_per_run"] = float(np.mean([r["seconds"] for r in runs]))
             if baseline in by_setting and name != baseline:
-                row["minus_baseline_at_100%"] = _difference(runs, by_setting[baseline])
+                row["minus_baseline_at_100%"] = _difference(by_setting[name], by_setting[baseline])
             rows[name] = row
         summary[str(trials)] = rows
     return summary
 
 
-def _difference(runs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Mean final hypervolume minus the baseline's, with Welch's 95% interval and p-value (independent seeds)."""
-    out = {}
+def _difference(runs: dict[int, dict[str, Any]], baseline: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean final hypervolume minus the baseline's over the seeds both ran, with the 95% interval and
+    p-value of the paired t-test: a seed gives both settings the same first random trials and the
+    same noise stream, so pairing removes that share of the spread."""
+    seeds = sorted(set(runs) & set(baseline))
+    out: dict[str, Any] = {"seeds": len(seeds)}
     for score in SCORES:
-        a = np.array([r[score][-1] for r in runs])
-        b = np.array([r[score][-1] for r in baseline])
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        se = math.sqrt(va + vb)
-        dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else 1.0
-        diff = float(a.mean() - b.mean())
-        half = float(stats.t.ppf(0.975, dof) * se)
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if se > 0 else 1.0
+        d = np.array([runs[s][score][-1] - baseline[s][score][-1] for s in seeds])
+        diff = float(d.mean())
+        spread = float(d.std(ddof=1)) if len(d) > 1 else math.nan
+        if len(d) < 2 or spread == 0:
+            out[score] = {"difference": diff, "ci95": [diff, diff], "p_value": 1.0 if diff == 0 else 0.0}
+            continue
+        half = float(stats.t.ppf(0.975, len(d) - 1) * spread / math.sqrt(len(d)))
+        p = float(stats.ttest_rel([runs[s][score][-1] for s in seeds], [baseline[s][score][-1] for s in seeds]).pvalue)
         out[score] = {"difference": diff, "ci95": [diff - half, diff + half], "p_value": p}
     return out
 
@@ -271,7 +274,7 @@ def markdown_table(
         f"Hypervolume ({score} accuracy x log10 MACs, reference accuracy {results['reference']['accuracy']} and "
         f"{results['reference']['macs']:.0e} MACs), mean [95% interval] over seeds.",
         "",
-        "| setting | trials | seeds | 25% | 50% | 100% | distinct architectures | minus `tpe` at 100% |",
+        "| setting | trials | seeds | 25% | 50% | 100% | distinct architectures | minus `tpe` at 100%, paired by seed |",
         "|---|---:|---:|---|---|---|---:|---|",
     ]
     for count, rows in results["summary"].items():

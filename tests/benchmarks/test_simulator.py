@@ -361,3 +361,21 @@ def test_the_table_is_generated_from_the_comparison_json(small_simulator, tmp_pa
     assert "| tpe +distinct | 8 | 3 |" in table
     simulator_samplers.draw(results, tmp_path / "samplers.html")
     assert "plotly" in (tmp_path / "samplers.html").read_text()
+
+
+def test_the_difference_from_the_baseline_is_paired_by_seed_against_scipy() -> None:
+    from scipy import stats
+
+    final = {"tpe": [0.30, 0.40, 0.35, 0.50], "random": [0.28, 0.37, 0.34, 0.45]}
+    runs = {
+        f"{name}|4|{seed}": {score: [0.0, 0.0, 0.0, value] for score in simulator.SCORES}
+        | {"distinct": 4, "proposals": 4, "fallbacks": 0, "seconds": 1.0}
+        for name, values in final.items()
+        for seed, value in enumerate(values)
+    }
+    row = simulator_samplers.summarise({"runs": runs})["4"]["random"]["minus_baseline_at_100%"]
+    expected = stats.ttest_rel(final["random"], final["tpe"])
+    low, high = expected.confidence_interval(0.95)
+    assert row["seeds"] == 4 and row["observed"]["difference"] == pytest.approx(-0.0275)
+    assert row["observed"]["p_value"] == pytest.approx(expected.pvalue)
+    assert row["observed"]["ci95"] == pytest.approx([low, high])
