@@ -225,7 +225,7 @@ class SimulatedRun:
     repeats: int
     fallbacks: int
     distinct: int  # distinct architectures among the counted trials
-    study: optuna.Study  # in memory: what a later run can warm-start from
+    study: optuna.Study = dataclasses.field(compare=False, repr=False)  # in memory: a later run can warm-start from it
 
 
 def run_simulated(
