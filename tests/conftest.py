@@ -32,7 +32,7 @@ def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without CUDA, the ``cuda`` tests are deselected, said in one line, rather than skipped:
+    """Without CUDA, the ``cuda`` tests are deselected rather than skipped (the summary says so):
     nothing in a green run is a skip (``benchmarks/gpu_check.sh`` runs them on a GPU)."""
     if torch.cuda.is_available():
         return
@@ -40,9 +40,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gpu_only:
         config.hook.pytest_deselected(items=gpu_only)
         items[:] = [item for item in items if item.get_closest_marker("cuda") is None]
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"deselected {len(gpu_only)} cuda-marked test(s): {NO_CUDA}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Printed by the process that reports (pytest-xdist's workers collect, and say nothing).
+    if not torch.cuda.is_available():
+        terminalreporter.write_line(f"tests marked cuda are deselected: {NO_CUDA} (benchmarks/gpu_check.sh runs them)")
 
 
 @pytest.hookimpl(wrapper=True)
