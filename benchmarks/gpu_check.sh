@@ -2,10 +2,11 @@
 # The GPU side of user image sources (issue 22), for whoever has a CUDA device at hand:
 # the tests marked cuda (a set on the device, a set streamed through pinned memory, the two
 # trainings agreeing), then `search data` and a 3-trial search on a folder of real
-# Fashion-MNIST PNG files. About 2 minutes on one H100, most of it imports and the decode.
+# Fashion-MNIST PNG files; it prints its time at the end (the issue asks for under 8 minutes).
+# Not yet run on a GPU: none was lent to the work that wrote it.
 #
 #   bash benchmarks/gpu_check.sh              # on a machine with CUDA
-#   DEVICE=cpu bash benchmarks/gpu_check.sh   # the same steps on the CPU (the cuda tests are deselected)
+#   DEVICE=cpu bash benchmarks/gpu_check.sh   # the other steps on the CPU (not the cuda tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -20,7 +21,11 @@ trap 'rm -rf "$work"' EXIT
 export SEARCH_CACHE_DIR="$work/cache"
 started=$(date +%s)
 
-"$PY" -m pytest -q -p no:cacheprovider -m cuda -rs tests/evaluation/test_feeding.py
+if [ "$DEVICE" = cuda ]; then
+    "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/evaluation/test_feeding.py
+else
+    echo "gpu_check: the tests marked cuda need CUDA; not run with DEVICE=$DEVICE"
+fi
 
 # 200 training images of each class as PNG files, and the default space pointed at them.
 "$PY" - "$work" <<'PYTHON'

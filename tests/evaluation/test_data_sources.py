@@ -47,9 +47,14 @@ def test_folder_source_reads_real_fashion_mnist_pngs_exactly(png_folder: Path, t
         counts = torch.bincount(labels, minlength=10).tolist()
         assert len(set(counts)) == 1, f"the split is stratified: every class equally represented, got {counts}"
     x, y, _, _ = fashion_arrays()
-    originals = {x[i].tobytes() for i in range(len(y)) if i < 2000}
-    for images, _ in (data.train, data.val, data.test):
+    originals: dict[bytes, set[str]] = {}  # each original image to its class names (a few images recur)
+    for i in range(2000):
+        originals.setdefault(x[i].tobytes(), set()).add(CLASSES[y[i]])
+    for images, labels in (data.train, data.val, data.test):
         assert all(image[0].numpy().tobytes() in originals for image in images), "PNG decoding is lossless"
+        named = [data.class_names[int(label)] for label in labels]
+        found = [originals[image[0].numpy().tobytes()] for image in images]
+        assert all(name in names for name, names in zip(named, found)), "each image keeps its own class"
     assert 0.2 < data.mean[0] < 0.4 and 0.25 < data.std[0] < 0.45, (
         f"Fashion-MNIST-like statistics: {data.mean}, {data.std}"
     )
