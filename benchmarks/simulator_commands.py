@@ -139,6 +139,7 @@ def table(args: argparse.Namespace) -> int:
 
 
 def warm(args: argparse.Namespace) -> int:
+    """Each missing seed's cold and warm-started searches, cached as each ends; then the summary."""
     if args.setting not in simulator_samplers.SETTINGS:
         log(f"error: unknown setting {args.setting!r}; known: {', '.join(simulator_samplers.SETTINGS)}")
         return 2
@@ -159,7 +160,7 @@ def warm(args: argparse.Namespace) -> int:
             log(
                 f"seed {seed}: cold reached {run['target']:.4f} after {run['cold_trials']} trials, warm after {run['warm_trials']}"
             )
-    done = [cache["runs"][str(seed)] for seed in range(args.seeds) if str(seed) in cache["runs"]]
+    done = [cache["runs"][str(seed)] for seed in range(args.seeds)]
     summary = {
         "space": sim.space.name,
         "simulator": sim.fingerprint,
