@@ -34,7 +34,7 @@ from scipy import stats
 from simulator import SCORES, Simulator, hypervolume_curve, run_simulated
 
 from search.execution.distinct import REPEATS_BEFORE_FALLBACK
-from search.samplers import SAMPLERS, SamplerContext, SamplerFactory
+from search.samplers import SAMPLERS, SamplerContext, SamplerFactory, startup_trials
 
 __all__ = [
     "CHECKPOINTS",
@@ -72,16 +72,11 @@ def _default(kind: str) -> SamplerFactory:
     return SAMPLERS[kind]
 
 
-def _startup(trials: int) -> int:
-    """The start-up trials ``search.samplers`` gives TPE and GP: a third of the trials, within [3, 10]."""
-    return min(10, max(3, trials // 3))
-
-
 def _tpe(**options: Any) -> SamplerFactory:
     """TPE as the toolkit builds it, with ``options`` changed."""
 
     def make(context: SamplerContext) -> optuna.samplers.BaseSampler:
-        settings = {"multivariate": True, "constant_liar": True, "n_startup_trials": _startup(context.trials)}
+        settings = {"multivariate": True, "constant_liar": True, "n_startup_trials": startup_trials(context.trials)}
         return optuna.samplers.TPESampler(seed=context.seed, **(settings | options))
 
     return make

@@ -35,6 +35,7 @@ __all__ = [
     "SamplerSpec",
     "grid_points",
     "register_sampler",
+    "startup_trials",
     "worker_seed",
 ]
 
@@ -109,7 +110,7 @@ def worker_seed(seed: int, *, worker: int, existing_trials: int) -> int:
     return int(np.random.SeedSequence([seed, worker, existing_trials]).generate_state(1)[0])
 
 
-def _startup_trials(trials: int) -> int:
+def startup_trials(trials: int) -> int:
     """Random trials before a model-based sampler models: a third of the planned
     ``trials`` (at least 3, at most Optuna's default 10), so a short study still
     gets past random search."""
@@ -125,7 +126,7 @@ def _tpe(context: SamplerContext) -> optuna.samplers.BaseSampler:
         seed=context.worker_seed,
         multivariate=True,
         constant_liar=True,
-        n_startup_trials=_startup_trials(context.trials),
+        n_startup_trials=startup_trials(context.trials),
     )
 
 
@@ -146,7 +147,7 @@ def _gp(context: SamplerContext) -> optuna.samplers.BaseSampler:
     # conditional ones (a third stage's) at random, without a warning per trial.
     # It learns from COMPLETE trials only (see search.pruners).
     return optuna.samplers.GPSampler(
-        seed=context.worker_seed, n_startup_trials=_startup_trials(context.trials), warn_independent_sampling=False
+        seed=context.worker_seed, n_startup_trials=startup_trials(context.trials), warn_independent_sampling=False
     )
 
 
