@@ -40,7 +40,7 @@ from scipy import stats
 
 from evaluation import Architecture, build_model, count
 from evaluation.onnx_latency import onnx_session, session_latency
-from evaluation.profile import Latency, measure_latency
+from evaluation.profile import Latency, Timing, measure_latency
 from spaces import load_space
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,7 +56,8 @@ KINDS = ("torch", "legacy", "torch_wall", "onnx", "onnx_wall")
 
 def _legacy_latency(model: torch.nn.Module, input_size: tuple[int, int, int]) -> Latency:
     """The timing trials had before: the median of one round of ``TRIAL_REPEATS`` calls, wall time."""
-    return measure_latency(model, input_size, repeats=TRIAL_REPEATS, rounds=1, max_rounds=1, clock=time.perf_counter)
+    one_round = Timing(repeats=TRIAL_REPEATS, rounds=1, max_rounds=1)
+    return measure_latency(model, input_size, timing=one_round, clock=time.perf_counter)
 
 
 def _timed(measure: Any) -> tuple[Any, float]:
@@ -67,12 +68,13 @@ def _timed(measure: Any) -> tuple[Any, float]:
 
 def time_member(model: torch.nn.Module, input_size: tuple[int, int, int]) -> dict[str, Any]:
     """One pass of every timing of one model; the ONNX export is made afresh, as a trial makes it."""
-    torch_latency, torch_seconds = _timed(lambda: measure_latency(model, input_size, repeats=TRIAL_REPEATS))
+    trial = Timing(repeats=TRIAL_REPEATS)  # as a trial times
+    torch_latency, torch_seconds = _timed(lambda: measure_latency(model, input_size, timing=trial))
     legacy, legacy_seconds = _timed(lambda: _legacy_latency(model, input_size))
-    wall = measure_latency(model, input_size, repeats=TRIAL_REPEATS, clock=time.perf_counter)
+    wall = measure_latency(model, input_size, timing=trial, clock=time.perf_counter)
     session, export_seconds = _timed(lambda: onnx_session(model, input_size))
-    onnx, onnx_seconds = _timed(lambda: session_latency(session, input_size, repeats=TRIAL_REPEATS))
-    onnx_wall = session_latency(session, input_size, repeats=TRIAL_REPEATS, clock=time.perf_counter)
+    onnx, onnx_seconds = _timed(lambda: session_latency(session, input_size, timing=trial))
+    onnx_wall = session_latency(session, input_size, timing=trial, clock=time.perf_counter)
     return {
         "torch": dataclasses.asdict(torch_latency),
         "legacy": dataclasses.asdict(legacy),

@@ -29,14 +29,7 @@ import torch
 from torch import nn
 
 from evaluation.deploy import DEFAULT_OPSET, INPUT_NAME, export_onnx
-from evaluation.profile import (
-    LATENCY_MAX_ROUNDS,
-    LATENCY_MAX_SPREAD,
-    LATENCY_ROUNDS,
-    Latency,
-    latency_clock,
-    time_calls,
-)
+from evaluation.profile import Latency, Timing, latency_clock, time_calls
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -70,11 +63,7 @@ def session_latency(
     session: onnxruntime.InferenceSession,
     input_size: tuple[int, int, int],
     *,
-    repeats: int = 10,
-    warmup: int = 2,
-    rounds: int = LATENCY_ROUNDS,
-    max_rounds: int = LATENCY_MAX_ROUNDS,
-    max_spread: float = LATENCY_MAX_SPREAD,
+    timing: Timing | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Latency:
     """One image through ``session``, timed as ``time_calls`` times (rounds until their medians
@@ -83,13 +72,7 @@ def session_latency(
     feed = {INPUT_NAME: image}
     threads = session.get_session_options().intra_op_num_threads
     return time_calls(
-        lambda: session.run(None, feed),
-        repeats=repeats,
-        warmup=warmup,
-        rounds=rounds,
-        max_rounds=max_rounds,
-        max_spread=max_spread,
-        clock=clock or latency_clock(threads=threads, cuda=False),
+        lambda: session.run(None, feed), timing, clock=clock or latency_clock(threads=threads, cuda=False)
     )
 
 
@@ -98,19 +81,12 @@ def onnx_latency(
     input_size: tuple[int, int, int],
     *,
     threads: int | None = None,
-    repeats: int = 10,
-    warmup: int = 2,
-    rounds: int = LATENCY_ROUNDS,
-    max_rounds: int = LATENCY_MAX_ROUNDS,
-    max_spread: float = LATENCY_MAX_SPREAD,
+    timing: Timing | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> Latency:
     """The onnxruntime CPU latency of ``model`` at batch 1, in milliseconds, and how steady it was:
     ``onnx_session`` then ``session_latency``. ``ExportError`` as ``onnx_session``."""
-    session = onnx_session(model, input_size, threads=threads, opset=opset)
-    return session_latency(
-        session, input_size, repeats=repeats, warmup=warmup, rounds=rounds, max_rounds=max_rounds, max_spread=max_spread
-    )
+    return session_latency(onnx_session(model, input_size, threads=threads, opset=opset), input_size, timing=timing)
 
 
 def onnx_latency_ms(
@@ -118,7 +94,7 @@ def onnx_latency_ms(
     input_size: tuple[int, int, int],
     *,
     threads: int | None = None,
-    repeats: int = 10,
+    timing: Timing | None = None,
 ) -> float:
     """``onnx_latency``'s milliseconds: the value of the ``onnx_latency_ms`` metric."""
-    return onnx_latency(model, input_size, threads=threads, repeats=repeats).ms
+    return onnx_latency(model, input_size, threads=threads, timing=timing).ms

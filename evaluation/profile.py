@@ -34,7 +34,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,12 +46,12 @@ __all__ = [
     "LATENCY_ROUNDS",
     "Latency",
     "Profile",
+    "Timing",
     "activation_bytes",
     "count_macs",
     "count_macs_torch",
     "latency_clock",
     "measure_latency",
-    "measure_latency_ms",
     "profile_model",
     "time_calls",
 ]
@@ -63,6 +63,36 @@ __all__ = [
 LATENCY_ROUNDS = 5
 LATENCY_MAX_SPREAD = 0.10
 LATENCY_MAX_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How ``time_calls`` times: ``warmup`` untimed calls, then rounds of ``repeats`` timed
+    calls, until the medians of the last ``rounds`` rounds agree within ``max_spread``
+    (interquartile range over median) or ``max_rounds`` rounds are in."""
+
+    repeats: int = 10
+    warmup: int = 2
+    rounds: int = LATENCY_ROUNDS
+    max_rounds: int = LATENCY_MAX_ROUNDS
+    max_spread: float = LATENCY_MAX_SPREAD
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.rounds < 1 or self.max_rounds < self.rounds:
+            raise ValueError(
+                f"need repeats >= 1 and 1 <= rounds <= max_rounds, got {self.repeats}, {self.rounds}, {self.max_rounds}"
+            )
+
+    @classmethod
+    def total(cls, repeats: int) -> Timing:
+        """``repeats`` timed calls in all, over up to ``LATENCY_ROUNDS`` rounds, and the cap on rounds
+        that keeps ``LATENCY_MAX_ROUNDS``' ratio to them."""
+        rounds = max(1, min(LATENCY_ROUNDS, repeats))
+        return cls(
+            repeats=math.ceil(max(1, repeats) / rounds),
+            rounds=rounds,
+            max_rounds=rounds * LATENCY_MAX_ROUNDS // LATENCY_ROUNDS,
+        )
 
 
 @dataclass(frozen=True)
@@ -159,42 +189,35 @@ def _relative_spread(values: list[float]) -> float:
 
 
 def time_calls(
-    run: Callable[[], object],
-    *,
-    repeats: int = 10,
-    warmup: int = 2,
-    rounds: int = LATENCY_ROUNDS,
-    max_rounds: int = LATENCY_MAX_ROUNDS,
-    max_spread: float = LATENCY_MAX_SPREAD,
-    clock: Callable[[], float] = time.perf_counter,
+    run: Callable[[], object], timing: Timing | None = None, *, clock: Callable[[], float] = time.perf_counter
 ) -> Latency:
     """The time of ``run()`` in milliseconds, measured so that an outlier cannot pass.
 
-    ``warmup`` calls first, untimed; then rounds of ``repeats`` timed calls, each
-    round reduced to its median. Once ``rounds`` rounds are in, the answer is
-    the median of the last ``rounds`` of them if their spread is at most
-    ``max_spread``; otherwise one more round, until ``max_rounds``. ``clock``
-    (seconds) is wall time by default, as ``timeit``'s timer; ``latency_clock``
-    chooses for a forward pass, tests pass a scripted one.
+    ``timing.warmup`` calls first, untimed; then rounds of ``timing.repeats``
+    timed calls, each round reduced to its median. Once ``timing.rounds``
+    rounds are in, the answer is the median of the last ones if their spread
+    is at most ``timing.max_spread``; otherwise one more round, until
+    ``timing.max_rounds``. ``clock`` (seconds) is wall time by default, as
+    ``timeit``'s timer; ``latency_clock`` chooses for a forward pass, tests
+    pass a scripted one.
     """
-    if repeats < 1 or rounds < 1 or max_rounds < rounds:
-        raise ValueError(f"need repeats >= 1 and 1 <= rounds <= max_rounds, got {repeats}, {rounds}, {max_rounds}")
-    for _ in range(warmup):
+    timing = timing or Timing()
+    for _ in range(timing.warmup):
         run()
     medians: list[float] = []
     while True:
         times = []
-        for _ in range(repeats):
+        for _ in range(timing.repeats):
             start = clock()
             run()
             times.append((clock() - start) * 1000.0)
         medians.append(statistics.median(times))
-        if len(medians) >= rounds:
-            window = medians[-rounds:]
+        if len(medians) >= timing.rounds:
+            window = medians[-timing.rounds :]
             spread = _relative_spread(window)
-            if spread <= max_spread:
+            if spread <= timing.max_spread:
                 return Latency(statistics.median(window), spread, len(medians), settled=True)
-            if len(medians) >= max_rounds:
+            if len(medians) >= timing.max_rounds:
                 return Latency(statistics.median(medians), _relative_spread(medians), len(medians), settled=False)
 
 
@@ -203,15 +226,11 @@ def measure_latency(
     input_size: tuple[int, int, int],
     *,
     batch_size: int = 1,
-    repeats: int = 10,
-    warmup: int = 2,
-    rounds: int = LATENCY_ROUNDS,
-    max_rounds: int = LATENCY_MAX_ROUNDS,
-    max_spread: float = LATENCY_MAX_SPREAD,
+    timing: Timing | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Latency:
     """The time of a forward pass in eval mode without autograd (``time_calls``: rounds of
-    ``repeats`` calls until their medians agree), and how steady it was.
+    timed calls until their medians agree), and how steady it was.
 
     ``clock``: ``latency_clock``'s choice when None (the thread's CPU time with one
     torch thread on the CPU, else wall time); ``time.perf_counter`` forces wall time.
@@ -230,42 +249,10 @@ def measure_latency(
             if x.is_cuda:
                 torch.cuda.synchronize()
             return time_calls(
-                forward,
-                repeats=repeats,
-                warmup=warmup,
-                rounds=rounds,
-                max_rounds=max_rounds,
-                max_spread=max_spread,
-                clock=clock or latency_clock(threads=torch.get_num_threads(), cuda=x.is_cuda),
+                forward, timing, clock=clock or latency_clock(threads=torch.get_num_threads(), cuda=x.is_cuda)
             )
     finally:
         model.train(was_training)
-
-
-def measure_latency_ms(
-    model: nn.Module,
-    input_size: tuple[int, int, int],
-    *,
-    batch_size: int = 1,
-    repeats: int = 10,
-    warmup: int = 2,
-    rounds: int = LATENCY_ROUNDS,
-    max_rounds: int = LATENCY_MAX_ROUNDS,
-    max_spread: float = LATENCY_MAX_SPREAD,
-    clock: Callable[[], float] | None = None,
-) -> float:
-    """The latency of a forward pass in eval mode, in milliseconds: ``measure_latency``'s ``ms``."""
-    return measure_latency(
-        model,
-        input_size,
-        batch_size=batch_size,
-        repeats=repeats,
-        warmup=warmup,
-        rounds=rounds,
-        max_rounds=max_rounds,
-        max_spread=max_spread,
-        clock=clock,
-    ).ms
 
 
 def activation_bytes(model: nn.Module, input_size: tuple[int, int, int], *, batch_size: int = 8) -> int:
@@ -312,24 +299,6 @@ def _peak_train_mb(model: nn.Module, input_size: tuple[int, int, int], batch_siz
     return torch.cuda.max_memory_allocated(parameter.device) / 2**20
 
 
-class _Rounds(TypedDict):
-    """``measure_latency``'s keywords that spread its timed passes over rounds."""
-
-    repeats: int
-    rounds: int
-    max_rounds: int
-
-
-def _rounds_of(repeats: int) -> _Rounds:
-    """``repeats`` timed passes spread over up to ``LATENCY_ROUNDS`` rounds, and the cap on rounds."""
-    rounds = max(1, min(LATENCY_ROUNDS, repeats))
-    return {
-        "repeats": math.ceil(max(1, repeats) / rounds),
-        "rounds": rounds,
-        "max_rounds": rounds * LATENCY_MAX_ROUNDS // LATENCY_ROUNDS,
-    }
-
-
 def profile_model(
     model: nn.Module, input_size: tuple[int, int, int], *, batch_size: int = 16, repeats: int = 10
 ) -> Profile:
@@ -338,13 +307,15 @@ def profile_model(
     ``repeats`` timed passes at batch 1 (half as many at ``batch_size``), in up to
     ``LATENCY_ROUNDS`` rounds; rounds that disagree add rounds, up to four times as many.
     """
-    latency = measure_latency(model, input_size, batch_size=1, **_rounds_of(repeats))
+    latency = measure_latency(model, input_size, batch_size=1, timing=Timing.total(repeats))
     return Profile(
         params=sum(p.numel() for p in model.parameters()),
         macs=count_macs(model, input_size),
         macs_torch=count_macs_torch(model, input_size),
         latency_ms=latency.ms,
-        latency_batch_ms=measure_latency(model, input_size, batch_size=batch_size, **_rounds_of(repeats // 2)).ms,
+        latency_batch_ms=measure_latency(
+            model, input_size, batch_size=batch_size, timing=Timing.total(repeats // 2)
+        ).ms,
         latency_batch_size=batch_size,
         activation_mb=activation_bytes(model, input_size, batch_size=batch_size) / 2**20,
         peak_train_mb=_peak_train_mb(model, input_size, batch_size),

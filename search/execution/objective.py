@@ -41,7 +41,7 @@ from evaluation.errors import ExportError
 from evaluation.memory import MemoryRefused, check_memory
 from evaluation.metrics import METRICS, get_metric
 from evaluation.onnx_latency import onnx_latency_ms
-from evaluation.profile import count_macs, measure_latency
+from evaluation.profile import Timing, count_macs, measure_latency
 from evaluation.proxies import measure_proxies, proxy_batch
 from evaluation.scores import score_model
 from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
@@ -201,7 +201,7 @@ class TrialObjective:
         torch.manual_seed(config.seed)
         model = build_model(arch, input_size, num_classes)
         record.macs = count_macs(model, input_size)
-        latency = measure_latency(model, input_size, repeats=self.latency_repeats)
+        latency = measure_latency(model, input_size, timing=Timing(repeats=self.latency_repeats))
         record.latency_ms, record.latency_spread = latency.ms, latency.spread
         limit = self.space.constraints.limit("latency_ms")
         if limit is not None and record.latency_ms > limit:
@@ -211,7 +211,7 @@ class TrialObjective:
         if self._names("onnx_latency_ms"):
             # The export costs seconds: paid only by a space that judges its trials by it.
             try:
-                record.onnx_latency_ms = onnx_latency_ms(model, input_size, repeats=self.latency_repeats)
+                record.onnx_latency_ms = onnx_latency_ms(model, input_size, timing=Timing(repeats=self.latency_repeats))
             except ExportError as error:
                 record.outcome, record.reason = TrialOutcome.REJECTED, f"no ONNX latency: {_first_line(error)}"
                 return self._finish(trial, record, valid=False)  # a model that does not deploy is no result

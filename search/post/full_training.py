@@ -31,6 +31,7 @@ from evaluation import (
     count,
     evaluate,
     load_architecture,
+    profile,
     resolve_device,
     save_architecture,
     smallest_input_side,
@@ -41,7 +42,6 @@ from evaluation.data import DataSplits, describe_data
 from evaluation.deploy import dataset_metadata, export_onnx
 from evaluation.errors import differences
 from evaluation.memory import check_memory
-from evaluation.profile import measure_latency_ms
 from evaluation.scores import ClassScores, class_scores
 from evaluation.training import predict_probabilities, with_defaults
 from search.errors import UsageError
@@ -157,7 +157,7 @@ def train_and_test(
     model = build_model(arch, shape, data.num_classes)
     if init is not None:
         model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
-    latency_ms = measure_latency_ms(model, shape) if measure_latency else None
+    latency_ms = profile.measure_latency(model, shape).ms if measure_latency else None
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / STATE_FILE

@@ -10,7 +10,7 @@ from evaluation import Architecture, Head, Stage, Stem, Transition, build_model
 from evaluation.blocks import DenseSpec
 from evaluation.metrics import METRICS
 from evaluation.onnx_latency import onnx_latency, onnx_latency_ms
-from evaluation.profile import LATENCY_MAX_SPREAD, LATENCY_ROUNDS
+from evaluation.profile import LATENCY_MAX_SPREAD, LATENCY_ROUNDS, Timing
 
 
 def _dense(width: int, growth: int) -> Architecture:
@@ -30,7 +30,7 @@ def test_onnx_latency_of_two_exports_ranks_the_larger_slower_and_leaves_the_mode
     small = build_model(_dense(4, 2), (1, 28, 28), 10).train()
     large = build_model(_dense(48, 32), (1, 28, 28), 10)
     state = copy.deepcopy(small.state_dict())
-    fast = onnx_latency(small, (1, 28, 28), threads=1, repeats=3)
+    fast = onnx_latency(small, (1, 28, 28), threads=1, timing=Timing(repeats=3))
     assert fast.ms > 0 and fast.rounds >= LATENCY_ROUNDS, fast
     assert fast.settled == (fast.spread <= LATENCY_MAX_SPREAD), fast
     assert small.training and all(torch.equal(state[k], v) for k, v in small.state_dict().items()), "model untouched"

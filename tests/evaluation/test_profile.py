@@ -16,11 +16,11 @@ from evaluation.profile import (
     LATENCY_MAX_SPREAD,
     LATENCY_ROUNDS,
     Latency,
+    Timing,
     count_macs,
     count_macs_torch,
     latency_clock,
     measure_latency,
-    measure_latency_ms,
     profile_model,
     time_calls,
 )
@@ -224,7 +224,7 @@ def _rounds(*per_round: float, repeats: int = 4, warmup: int = 2) -> ScriptedClo
 
 def test_time_calls_steady_calls_stop_after_the_first_rounds() -> None:
     clock = _rounds(*[2.0] * LATENCY_ROUNDS)
-    latency = time_calls(clock.run, repeats=4, clock=clock)
+    latency = time_calls(clock.run, Timing(repeats=4), clock=clock)
     assert latency == Latency(ms=pytest.approx(2.0), spread=pytest.approx(0.0, abs=1e-9), rounds=5, settled=True), (
         latency
     )
@@ -234,38 +234,50 @@ def test_time_calls_a_burst_of_load_is_measured_again_not_reported() -> None:
     # Three of the first five rounds under load: their median is the burst (200 ms); the spread check
     # measures again until the middle half of the last five rounds agree: after round 7, [200, 2, 2, 2, 2].
     clock = _rounds(200.0, 200.0, 200.0, 2.0, 2.0, 2.0, 2.0, 2.0)
-    latency = time_calls(clock.run, repeats=4, clock=clock)
+    latency = time_calls(clock.run, Timing(repeats=4), clock=clock)
     assert latency == Latency(ms=pytest.approx(2.0), spread=pytest.approx(0.0, abs=1e-9), rounds=7, settled=True), (
         latency
     )
     clock = _rounds(200.0, 2.0)
-    one_round = time_calls(clock.run, repeats=4, rounds=1, max_rounds=1, clock=clock)
+    one_round = time_calls(clock.run, Timing(repeats=4, rounds=1, max_rounds=1), clock=clock)
     assert (one_round.rounds, one_round.ms) == (1, pytest.approx(200.0)), "one round, as trials had: the burst passes"
 
 
 def test_time_calls_spikes_inside_a_round_do_not_move_its_median() -> None:
     durations = [0.0, 0.0] + [2.0, 2.0, 90.0, 2.0] * LATENCY_ROUNDS  # one call in four is preempted
     clock = ScriptedClock(durations)
-    assert time_calls(clock.run, repeats=4, clock=clock).ms == pytest.approx(2.0), "each round ignores its spike"
+    assert time_calls(clock.run, Timing(repeats=4), clock=clock).ms == pytest.approx(2.0), (
+        "each round ignores its spike"
+    )
 
 
 def test_time_calls_that_never_settle_stop_at_the_cap_and_say_so() -> None:
     alternating = [1.0, 3.0] * (LATENCY_MAX_ROUNDS // 2)
     clock = _rounds(*alternating)
-    latency = time_calls(clock.run, repeats=4, clock=clock)
+    latency = time_calls(clock.run, Timing(repeats=4), clock=clock)
     # The median of 1s and 3s is 2; their quartiles 1 and 3: the spread (3 - 1) / 2 = 1, far above the bound.
     assert (latency.rounds, latency.settled) == (LATENCY_MAX_ROUNDS, False), latency
     assert latency.ms == pytest.approx(2.0) and latency.spread == pytest.approx(1.0), latency
     assert latency.spread > LATENCY_MAX_SPREAD, "the spread is recorded, above the bound"
 
 
+def test_a_timing_that_cannot_answer_is_refused_and_a_total_is_spread_over_rounds() -> None:
+    for impossible in ({"repeats": 0}, {"rounds": 0}, {"rounds": 6, "max_rounds": 5}):
+        with pytest.raises(ValueError, match="need repeats >= 1 and 1 <= rounds <= max_rounds"):
+            Timing(**impossible)
+    # 10 calls in all: LATENCY_ROUNDS (5) rounds of 2, at most 20 rounds; 3 calls: 3 rounds of 1, at most 12.
+    assert Timing.total(10) == Timing(repeats=2, rounds=5, max_rounds=20)
+    assert Timing.total(3) == Timing(repeats=1, rounds=3, max_rounds=12)
+    assert Timing.total(0) == Timing(repeats=1, rounds=1, max_rounds=4), "no calls asked: one round of one"
+
+
 def test_measure_latency_keeps_its_signature_and_reports_the_spread():
     model = build_model(preset("d2l_densenet"), (1, 32, 32), 10)
     model.train()
-    latency = measure_latency(model, (1, 32, 32), repeats=2)
+    latency = measure_latency(model, (1, 32, 32), timing=Timing(repeats=2))
     assert latency.ms > 0 and latency.rounds >= LATENCY_ROUNDS and latency.spread >= 0, latency
     assert latency.settled == (latency.spread <= LATENCY_MAX_SPREAD), latency
-    assert measure_latency_ms(model, (1, 32, 32), batch_size=2, repeats=2, warmup=1) > 0, "the objective's call"
+    assert measure_latency(model, (1, 32, 32), batch_size=2, timing=Timing(repeats=2, warmup=1)).ms > 0
     assert model.training, "the model's mode is restored"
 
 
