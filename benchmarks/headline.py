@@ -5,20 +5,21 @@ Ctrl-C or killed, and the next one continues):
 
 1. **Search** (``--search-minutes`` of wall time in all, counted from the
    trials' own timestamps, so earlier runs' time counts): the default space
-   (``densenet_hybrid``) with its params limit lowered to 100,000, TPE at the
-   space's trial budget, no pruning (on that budget the first rungs sit at
+   (``densenet_hybrid``) with its params limit lowered to 100,000, the
+   toolkit's default sampler (TPE, distinct trials) at the space's trial
+   budget, no pruning (on that budget the first rungs sit at
    chance: ``benchmarks/results/rung_schedules.json``), the space's
    DenseNet-BC baseline ``small_dense`` (98.5 K parameters) as the first
-   trial, in the journal study ``benchmarks/results/headline/`` (beside the
-   JSON file, so that committing the folder lets a fresh clone resume: the
-   journal, and the final trainings' files, a cut-short one's
-   training-state.pt included).
+   trial, in the journal study ``benchmarks/results/<name>/`` (``--name``,
+   default ``headline``; beside its JSON file, so that committing the folder
+   lets a fresh clone resume from the journal and the finished trainings; a
+   cut-short training's state stays on the machine that made it).
 2. **Finalisation**: ``search finalize`` retrains the study's best ``--top``
    (non-dominated rank, then validation accuracy) with the toolkit's recipe
    (one-cycle, random crops and flips, label smoothing) for ``--epochs`` on
    the training split less ``HELD_OUT`` validation images (the search's
    validation split), ``--seeds`` seeds each, and tests each once,
-   into ``headline/final-<epochs>-epochs/`` (a budget per folder, so a longer
+   into ``<name>/final-<epochs>-epochs/`` (a budget per folder, so a longer
    schedule comes beside a shorter one). ``--final-workers`` processes share
    the trainings (``--shard``), each with its share of the cores. A finished
    (model, seed) is never retrained, and one cut short continues after its
@@ -29,7 +30,7 @@ Ctrl-C or killed, and the next one continues):
    weights of each (SWA, Izmailov et al. 2018), into
    ``final-<epochs>-epochs-swa-<S>/``.
 
-``benchmarks/results/headline.json`` is rewritten when a finalisation ends or
+``benchmarks/results/<name>.json`` is rewritten when a finalisation ends or
 is stopped: the last command, the search's front, every stage's trainings per
 seed (held-out validation and test accuracy, params and MACs), the best model
 under 100K parameters, and the wall time of the search and of each budget's
@@ -41,6 +42,7 @@ stages were, before this rule) records no validation accuracy and is not chosen.
 
     python benchmarks/headline.py                 # run or resume both phases
     python benchmarks/headline.py --summary-only  # rewrite the JSON from what is there
+    python benchmarks/headline.py --name headline-validated --epochs 200 --seeds 3 --final-workers 3
 """
 
 from __future__ import annotations
@@ -73,9 +75,8 @@ from spaces.space import Constraints
 
 from result_cache import pack_journal, unpacked_journal
 
-RESULTS = Path(__file__).resolve().parent / "results" / "headline.json"
-STUDY = "headline"
-JOURNAL = RESULTS.parent / STUDY / "journal.log"  # committed gzipped, journal.log.gz; unpacked beside it to work in
+HERE = Path(__file__).resolve().parent / "results"
+STUDY = "headline"  # the default --name: the study, its folder under HERE and its JSON file beside it
 MAX_PARAMS = 100_000
 # Training images each final training holds out, to choose among stages without the test set: the
 # search's validation split (a tenth of Fashion-MNIST's 60,000, seed 0), so every stage holds out the same.
@@ -91,34 +92,43 @@ def headline_space():
 
 
 def _use_results_folder() -> None:
-    """Keep the study in ``benchmarks/results/headline/``: its state outlives a clone."""
-    os.environ["SEARCH_STUDIES_DIR"] = str(RESULTS.parent)
+    """Keep the studies in ``benchmarks/results/``: their state outlives a clone."""
+    os.environ["SEARCH_STUDIES_DIR"] = str(HERE)
 
 
-def _storage() -> str:
-    return storage_url(STUDY, None, workers=2)  # the journal file: the search may run with --workers 2
+def results_file(name: str) -> Path:
+    return HERE / f"{name}.json"
+
+
+def journal(name: str) -> Path:
+    """The study's journal, committed gzipped (journal.log.gz) and unpacked beside it to work in."""
+    return HERE / name / "journal.log"
+
+
+def _storage(name: str) -> str:
+    return storage_url(name, None, workers=2)  # the journal file: the search may run with --workers 2
 
 
 def search(args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study:
-    url = _storage()
+    url = _storage(args.name)
     try:
-        study = optuna.load_study(study_name=STUDY, storage=make_storage(url))
+        study = optuna.load_study(study_name=args.name, storage=make_storage(url))
         spent = busy_seconds(study.trials)
     except KeyError:
         spent = 0.0
     left = args.search_minutes * 60 - spent
     if left <= 0:
         log(f"search: done ({spent / 60:.0f} min spent)")
-        return optuna.load_study(study_name=STUDY, storage=make_storage(url))
+        return optuna.load_study(study_name=args.name, storage=make_storage(url))
     log(f"search: {left / 60:.0f} of {args.search_minutes} min left")
     try:
         return run_search(
-            space=headline_space(), study=StudySpec(STUDY, storage=url, enqueue=BASELINES, command=shlex.join(sys.argv)),
+            space=headline_space(), study=StudySpec(args.name, storage=url, enqueue=BASELINES, command=shlex.join(sys.argv)),
             budget=Budget(trials=100_000, timeout=left), seed=args.seed, workers=Workers(count=args.workers),
             pruning=Pruning("none"), on_trial=lambda study, trial: log(_trial_line(study, trial, args.search_minutes)),
         )  # fmt: skip
     finally:
-        pack_journal(JOURNAL)
+        pack_journal(journal(args.name))
 
 
 def _trial_line(study: optuna.Study, trial: FrozenTrial, minutes: float) -> str:
@@ -156,7 +166,7 @@ def finalize(args: argparse.Namespace, folder: str, stage: list[str], log: Calla
     """``search finalize`` into ``folder`` in ``--final-workers`` processes side by side, one shard each."""
     workers = args.final_workers
     threads = str(max(1, (os.cpu_count() or 1) // workers))
-    command = [sys.executable, "-m", "search", "finalize", STUDY, "--top", str(args.top), "--seeds",
+    command = [sys.executable, "-m", "search", "finalize", args.name, "--top", str(args.top), "--seeds",
                str(args.seeds), "--folder", folder, *stage]  # fmt: skip
     log(f"finalisation: {shlex.join(command[1:])} in {workers} processes of {threads} threads")
     env = {**os.environ, "OMP_NUM_THREADS": threads}
@@ -166,9 +176,9 @@ def finalize(args: argparse.Namespace, folder: str, stage: list[str], log: Calla
         raise SystemExit(f"error: finalisation stopped (exit codes {codes}); run again to continue")
 
 
-def _trained(folder: str) -> int:
+def _trained(name: str, folder: str) -> int:
     """Rows in ``folder``'s final.csv: its finished trainings."""
-    table = study_dir(STUDY) / folder / FINAL_CSV
+    table = study_dir(name) / folder / FINAL_CSV
     return len(pd.read_csv(table)) if table.is_file() else 0
 
 
@@ -176,11 +186,11 @@ FINAL_COLUMNS = ["model", "folder", "epochs", "seed", "params", "macs", "latency
                  "search_val_accuracy", "val_accuracy", "test_accuracy"]  # fmt: skip
 
 
-def final_trainings() -> pd.DataFrame:
+def final_trainings(name: str = STUDY) -> pd.DataFrame:
     """One row per finished training of every stage (``final-*/<model>/seed-<s>/result.json``), with the
     model's accuracy on the held-out validation images (``val_accuracy``, None when it trained on them all)."""
     rows = []
-    for path in sorted(study_dir(STUDY).glob(f"final-*/*/seed-*/{RESULT_FILE}")):
+    for path in sorted(study_dir(name).glob(f"final-*/*/seed-*/{RESULT_FILE}")):
         record = json.loads(path.read_text())
         rows.append({**{k: record.get(k) for k in FINAL_COLUMNS}, "folder": path.parents[2].name})
     return pd.DataFrame(rows, columns=FINAL_COLUMNS)
@@ -219,7 +229,7 @@ def summary(study: optuna.Study, command: str, finalisations: dict[str, float]) 
         record = TrialRecord.load(trial)
         front.append({"trial": trial.number, "val_accuracy": trial.values[0], "params": record.params,
                       "macs": record.macs, "architecture": record.architecture})  # fmt: skip
-    rows = final_trainings()
+    rows = final_trainings(study.study_name)
     search_minutes = busy_seconds(study.trials) / 60
     return {
         "command": command,
@@ -250,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="Models finalized (default: 1; on 2 cores two 80-epoch trainings of the 4.4 M-MACs winner side by "
         "side took 79 min, about 1,050 images/s each; a 17 M-MACs model trains at 211 images/s on one thread "
-        "(benchmarks/results/fidelity.json), so a second model x 2 seeds would not fit in the 4 h).",
+        "(benchmarks/results/fidelity.json), so a second model x 2 seeds would not fit in 4 h).",
     )
     parser.add_argument(
         "--epochs",
@@ -276,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
         "--final-workers", type=int, default=2, help="Finalisation processes side by side (default: 2)."
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the search (default: 0).")
+    parser.add_argument(
+        "--name",
+        default=STUDY,
+        help=f"The run: its study, its folder in {HERE.name}/ and its JSON file there (default: {STUDY}, the run "
+        "made before held-out validation; a new run under the rule takes a new name).",
+    )
     parser.add_argument("--summary-only", action="store_true", help="Run nothing; rewrite the JSON.")
     args = parser.parse_args(argv)
 
@@ -283,23 +299,24 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     _use_results_folder()
-    unpacked_journal(JOURNAL)  # where the search and `search finalize` open the study
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    unpacked_journal(journal(args.name))  # where the search and `search finalize` open the study
+    results = results_file(args.name)
+    previous = json.loads(results.read_text()) if results.is_file() else {}
     finalisations: dict[str, float] = previous.get("finalize_minutes", {})
     # The command that made the results; a rewrite of the summary keeps the last one.
     options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "summary_only")
     command = previous.get("command", "") if args.summary_only else f"python benchmarks/headline.py {options}"
 
     def write_summary(study: optuna.Study) -> None:
-        with atomic_write(RESULTS) as temporary:
+        with atomic_write(results) as temporary:
             temporary.write_text(json.dumps(summary(study, command, finalisations), indent=1, default=str) + "\n")
 
     if args.summary_only:
-        write_summary(optuna.load_study(study_name=STUDY, storage=make_storage(_storage())))
+        write_summary(optuna.load_study(study_name=args.name, storage=make_storage(_storage(args.name))))
     else:
         study = search(args, log)
         for folder, stage in stages(args.epochs, args.swa_epochs, args.swa_lr):
-            if _trained(folder) >= args.top * args.seeds:
+            if _trained(args.name, folder) >= args.top * args.seeds:
                 log(f"{folder}: done")
                 continue
             started = time.perf_counter()
@@ -308,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:  # an interrupted finalisation's minutes count too
                 finalisations[folder] = finalisations.get(folder, 0.0) + (time.perf_counter() - started) / 60
                 write_summary(study)
-    print(RESULTS.read_text())
+    print(results.read_text())
     return 0
 
 
