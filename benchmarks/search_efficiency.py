@@ -10,7 +10,12 @@ in its own journal study under ``benchmarks/results/search_efficiency/``
 - ``tpe_asha``: TPE with multi-objective asynchronous successive halving, on
   the whole training split per trial (rungs at a ninth and a third of it);
 - ``best_asha_screen``: the best of the samplers above (``--best``) with
-  MO-ASHA and zero-cost screening.
+  MO-ASHA and zero-cost screening;
+- ``tpe_copies``: the search before distinct trials (commit ``b0848e8``), where
+  a proposal of an architecture already trained took a trial slot. This code
+  cannot run it; it only scores its journals, recorded by that commit's
+  ``run_method`` under this name (``docs/results/default-confirmation.md``
+  gives the commands), beside ``tpe`` runs of this code at the same time.
 
 Fronts found at different fidelities are not comparable, so at each of a few
 points in time the method's front so far is cut to the ``--keep``
@@ -36,6 +41,9 @@ refused:
     python benchmarks/search_efficiency.py --threads 1 --methods tpe --seeds 0 &
     python benchmarks/search_efficiency.py --threads 1 --methods tpe_asha --seeds 0
     python benchmarks/search_efficiency.py --summary-only
+
+``--paired A B`` adds to the summary the seed-by-seed difference of A's final
+hypervolume from B's, with its 95% interval (Student's t).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import argparse
 import itertools
 import json
 import math
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,6 +62,7 @@ import optuna
 import plotly.graph_objects as go
 import torch
 from optuna.trial import FrozenTrial
+from scipy import stats
 
 from evaluation import Architecture, build_model, train
 from evaluation.data import load_dataset
@@ -80,6 +90,7 @@ METHODS: dict[str, dict[str, Any]] = {
     # (benchmarks/results/rung_schedules.json): MO-ASHA gets a larger budget to cut.
     "tpe_asha": {"sampler": "tpe", "pruner": "asha", "train_fraction": 1.0},
     "best_asha_screen": {"pruner": "asha", "train_fraction": 1.0, "screen": 4},  # the sampler is --best
+    "tpe_copies": {"sampler": "tpe", "pruner": "none", "recorded_by": "b0848e8"},  # scored from its journals only
 }
 
 
@@ -118,6 +129,10 @@ def best_few(
 # --- runs --------------------------------------------------------------------------
 
 
+class NotRecorded(Exception):
+    """A method this code can only score lacks its recorded journal."""
+
+
 def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[str], None]) -> optuna.Study:
     """Run (or finish) one method's search for its wall-clock budget, in its own journal study."""
     options = dict(METHODS[method])
@@ -133,6 +148,9 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
     except KeyError:
         existing = []
     left = budget - busy_seconds(existing)
+    if left > 0 and "recorded_by" in options:
+        raise NotRecorded(f"{name} runs only as commit {options['recorded_by']} recorded it, and {journal} "
+                          f"holds {budget - left:.0f} of its {budget:.0f} s of search; see the docstring")  # fmt: skip
     if left > 0:
         log(f"{name}: {left / 60:.1f} min of search left ({options})")
         try:
@@ -145,6 +163,14 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
         finally:
             pack_journal(journal)
     return optuna.load_study(study_name=name, storage=_storage(storage))
+
+
+def _architectures(study: optuna.Study) -> set[str]:
+    """The distinct architectures the study's finished trials evaluated or copied."""
+    finished = study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    )
+    return {key for t in finished if (key := t.user_attrs.get("architecture_key"))}
 
 
 def _storage(url: str) -> optuna.storages.BaseStorage:
@@ -230,9 +256,28 @@ def summarise(cache: dict[str, Any]) -> dict[str, Any]:
             ],
             "minutes": [point["minutes"] for point in curves[0]],
             "trials_finished": [[point["trials_finished"] for point in c] for c in curves],
+            "architectures": [run.get("architectures") for run in seeds.values() if run.get("curve")],
             "images_saved": [run.get("images_saved") for run in seeds.values()],
         }
     return summary
+
+
+def paired_difference(cache: dict[str, Any], method: str, baseline: str) -> dict[str, Any]:
+    """``method``'s final hypervolume minus ``baseline``'s, seed by seed, with the mean's 95% interval (Student's t).
+
+    Pairing by seed matters little here (the searches share no random
+    stream across code versions), but it keeps each pair to one time slot:
+    the two ran side by side on the same machine.
+    """
+    runs, base = cache["runs"].get(method, {}), cache["runs"].get(baseline, {})
+    seeds = sorted(s for s in set(runs) & set(base) if runs[s].get("curve") and base[s].get("curve"))
+    differences = [runs[s]["curve"][-1]["hypervolume"] - base[s]["curve"][-1]["hypervolume"] for s in seeds]
+    out: dict[str, Any] = {"seeds": [int(s) for s in seeds], "per_seed": differences}
+    if len(differences) > 1:
+        mean = statistics.fmean(differences)
+        half = float(stats.t.ppf(0.975, len(differences) - 1)) * statistics.stdev(differences) / math.sqrt(len(seeds))
+        out |= {"difference": mean, "ci95": [mean - half, mean + half]}
+    return out
 
 
 def draw(cache: dict[str, Any], path: Path) -> None:
@@ -263,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"Cache and results (default: {RESULTS}).")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice).")
     parser.add_argument("--summary-only", action="store_true", help="Run nothing; summarise the cache.")
+    parser.add_argument("--paired", nargs=2, metavar=("A", "B"), help="Also give A's final hypervolume minus B's.")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -284,17 +330,23 @@ def main(argv: list[str] | None = None) -> int:
                 # A finished search returns at once; its curve is scored again, retraining
                 # only what the cache lacks, so no curve is left from an older rule.
                 run = cache["runs"].setdefault(method, {}).setdefault(str(seed), {})
-                study = run_method(method, seed, args, log)
-                run.update(search_seconds=busy_seconds(study.trials), trials=len(study.trials))
+                try:
+                    study = run_method(method, seed, args, log)
+                except NotRecorded as error:
+                    parser.exit(2, f"error: {error}\n")
+                run.update(search_seconds=busy_seconds(study.trials), trials=len(study.trials),
+                           architectures=len(_architectures(study)))  # fmt: skip
                 run["images_saved"] = images_saved_fraction(study) if METHODS[method].get("pruner") == "asha" else None
                 run["curve"] = score_run(study, args, cache, data)
                 save_cache(args.out, cache)
                 log(f"{method} seed {seed}: {run['curve']}")
     rescore_all(cache, args, data)
     cache["summary"] = summarise(cache)
+    if args.paired:
+        cache.setdefault("paired", {})[" - ".join(args.paired)] = paired_difference(cache, *args.paired)
     save_cache(args.out, cache)
     draw(cache, args.out.with_suffix(".html"))
-    print(json.dumps(cache["summary"], indent=1))
+    print(json.dumps({key: cache[key] for key in ("summary", "paired") if key in cache}, indent=1))
     return 0
 
 

@@ -103,3 +103,29 @@ def test_rescore_all_scores_every_run_from_its_journal_and_trains_nothing(tmp_pa
     assert [point["hypervolume"] for point in curve] == pytest.approx([expected] * 4), curve
     assert [point["trials_finished"] for point in curve] == [2] * 4
     assert cache["runs"]["random"]["0"]["curve"] == stale, "c is not retrained: the run keeps its curve"
+
+
+def test_a_method_recorded_by_an_older_commit_is_refused_without_its_journal(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "efficiency.json"
+    with pytest.raises(SystemExit) as exit_:
+        search_efficiency.main(["--methods", "tpe_copies", "--seeds", "0", "--threads", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: tpe_copies-s0 runs only as commit b0848e8 recorded it"), err
+    journal = out.with_suffix("") / "tpe_copies-s0.log"
+    assert not journal.exists() or not optuna.get_all_study_names(search_efficiency._storage(f"journal:{journal}"))
+
+
+def test_paired_difference_is_the_mean_of_the_seeds_differences_with_a_t_interval() -> None:
+    def run(final: float) -> dict:
+        return {"curve": [{"hypervolume": 0.0}, {"hypervolume": final}]}
+
+    cache = {"runs": {"new": {"0": run(0.40), "1": run(0.35), "2": run(0.50), "3": run(0.9)},
+                      "old": {"0": run(0.30), "1": run(0.37), "2": run(0.41)}}}  # fmt: skip
+    paired = search_efficiency.paired_difference(cache, "new", "old")
+    assert paired["seeds"] == [0, 1, 2], "seed 3 has no partner"
+    assert paired["per_seed"] == pytest.approx([0.10, -0.02, 0.09])
+    # By hand: mean 0.17/3, sd of (0.10, -0.02, 0.09), t(0.975, 2) = 4.302653.
+    mean, sd = 0.17 / 3, float(np.std([0.10, -0.02, 0.09], ddof=1))
+    half = 4.302653 * sd / math.sqrt(3)
+    assert paired["difference"] == pytest.approx(mean)
+    assert paired["ci95"] == pytest.approx([mean - half, mean + half], rel=1e-5)
