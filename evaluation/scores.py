@@ -36,6 +36,7 @@ __all__ = [
     "per_class_accuracy",
     "roc_auc",
     "score_model",
+    "scores_of_classes",
 ]
 
 # The entries of a trial's ``val_scores`` record field, each a metric of evaluation.metrics.
@@ -111,16 +112,25 @@ class ClassScores:
 
 def class_scores(labels: np.ndarray, probabilities: np.ndarray) -> ClassScores:
     """Every score of predictions ``probabilities`` (N, classes) against ``labels`` (N,)."""
-    labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     num_classes = probabilities.shape[1]
-    predictions = probabilities.argmax(axis=1)
+    positive = probabilities[:, 1] if num_classes == 2 else None
+    return scores_of_classes(labels, probabilities.argmax(axis=1), num_classes, positive)
+
+
+def scores_of_classes(
+    labels: np.ndarray, predictions: np.ndarray, num_classes: int, positive: np.ndarray | None = None
+) -> ClassScores:
+    """Every score of predicted classes against ``labels`` (N,); ROC AUC from ``positive``,
+    the class-1 probabilities, when there are two classes and they are given."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
     matrix = confusion_matrix(labels, predictions, num_classes)
     return ClassScores(
         accuracy=float((predictions == labels).mean()) if len(labels) else 0.0,
         balanced_accuracy=balanced_accuracy(matrix),
         macro_f1=macro_f1(matrix),
-        roc_auc=roc_auc(labels, probabilities[:, 1]) if num_classes == 2 else None,
+        roc_auc=roc_auc(labels, np.asarray(positive)) if num_classes == 2 and positive is not None else None,
         per_class_accuracy=per_class_accuracy(matrix),
         confusion=matrix.tolist(),
     )

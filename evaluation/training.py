@@ -44,6 +44,7 @@ from evaluation.feeding import HostImages, RowSubset, batches_of, place_images
 __all__ = [
     "Checkpoint",
     "EpochReport",
+    "Predictions",
     "TrainConfig",
     "TrainResult",
     "evaluate",
@@ -134,7 +135,13 @@ class Checkpoint:
 @dataclass
 class TrainResult:
     """The outcome of ``train``. A NaN or inf loss stops the run with
-    ``diverged`` set and the reason in ``stopped_reason``; it never raises."""
+    ``diverged`` set and the reason in ``stopped_reason``; it never raises.
+
+    ``val_predictions``: the last validation pass's, when it was of the weights
+    ``train`` leaves in the model (None after weight averaging, a stop inside an
+    epoch, or a resumed run that trained nothing), so that the class-balanced
+    scores of the trained model cost no second pass over the validation split.
+    """
 
     val_accuracies: list[float]
     epochs_run: int
@@ -148,6 +155,7 @@ class TrainResult:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     resumed_after_epoch: int = 0  # the epochs a state_file already held when this call began
     resumed_seconds: float = 0.0  # the training and validation time of those epochs, timed by earlier calls
+    val_predictions: Predictions | None = None
 
 
 def with_defaults(settings: dict[str, Any]) -> dict[str, Any]:
@@ -236,25 +244,40 @@ def _schedule(
 # --- evaluation --------------------------------------------------------------------
 
 
-def _accuracy(
+@dataclass(frozen=True)
+class Predictions:
+    """A split's predicted classes and, with two classes, the class-1 probabilities: what
+    ``evaluation.scores`` needs for every class-balanced score."""
+
+    classes: torch.Tensor  # (N,) int64, on the CPU
+    num_classes: int
+    positive: torch.Tensor | None = None  # (N,) float32 on the CPU, two classes only
+
+    def accuracy(self, labels: torch.Tensor) -> float:
+        return (self.classes == labels.cpu()).sum().item() / len(labels)
+
+
+def _predict(
     model: nn.Module,
     images: torch.Tensor | RowSubset | HostImages,
-    labels: torch.Tensor,
+    count: int,
     pipeline: BatchPipeline,
     batch_size: int,
     dtype: torch.dtype | None,
-) -> float:
-    """Top-1 accuracy; correct counts are summed on the device and read once."""
-    device = pipeline.mean.device
+) -> Predictions:
+    """The model's predictions for ``count`` images, gathered on the device and read once."""
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    with torch.no_grad(), _autocast(device, dtype):
-        for start in range(0, len(labels), batch_size):
-            x = pipeline(images[start : start + batch_size], augment=False)
-            correct += (model(x).argmax(1) == labels[start : start + batch_size]).sum()
+    classes, positive, num_classes = [], [], 0
+    with torch.no_grad(), _autocast(pipeline.mean.device, dtype):
+        for start in range(0, count, batch_size):
+            logits = model(pipeline(images[start : start + batch_size], augment=False))
+            num_classes = logits.shape[1]
+            classes.append(logits.argmax(1))
+            if num_classes == 2:
+                positive.append(logits.float().softmax(1)[:, 1])
     model.train(was_training)
-    return correct.item() / len(labels)
+    return Predictions(torch.cat(classes).cpu(), num_classes, torch.cat(positive).cpu() if positive else None)
 
 
 def _place_model(model: nn.Module, device: torch.device, *, channels_last: bool) -> None:
@@ -283,8 +306,8 @@ def evaluate(
     pipeline = BatchPipeline(
         mean=mean, std=std, device=device, resize=config.resize, channels_last=config.channels_last
     )
-    return _accuracy(
-        model, place_images(images, device), _to_device(labels, device), pipeline, config.eval_batch_size, dtype
+    return _predict(model, place_images(images, device), len(labels), pipeline, config.eval_batch_size, dtype).accuracy(
+        labels
     )
 
 
@@ -368,6 +391,7 @@ def train(
     if state_file is not None and state_file.exists():
         trainer.restore(state_file, result)
     for epoch in range(result.epochs_run + 1, config.epochs + 1):
+        result.val_predictions = None  # the weights are about to change
         totals = trainer.train_epoch(epoch, on_progress)
         result.train_seconds += totals.seconds
         result.checkpoints = trainer.reached
@@ -380,6 +404,7 @@ def train(
         if trainer.averaged is not None and epoch > config.epochs - config.swa_epochs:
             trainer.averaged.update_parameters(trainer.model)
         report = trainer.validate(epoch, totals)
+        result.val_predictions = trainer.last_predictions
         _add_epoch(result, report)
         if state_file is not None:
             trainer.save(state_file, result)
@@ -390,6 +415,7 @@ def train(
         started = time.perf_counter()
         trainer.adopt_average()
         result.train_seconds += time.perf_counter() - started
+        result.val_predictions = None  # of the last weights, not the average
     return result
 
 
@@ -423,7 +449,7 @@ class _Trainer:
         self.pending = sorted(set(checkpoints), reverse=True)  # the next one last, to pop
         self.on_checkpoint = on_checkpoint
         self.reached: list[Checkpoint] = []
-        self._last_validation: tuple[int, float | None] | None = None  # (images seen, accuracy)
+        self._last_validation: tuple[int, Predictions | None] | None = None  # (images seen, predictions)
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         if self.device.type == "cuda":
@@ -515,15 +541,22 @@ class _Trainer:
     def _val_accuracy(self, seen: int) -> float | None:
         """Validation accuracy after ``seen`` images, computed once even when a checkpoint ends an epoch."""
         if self._last_validation is None or self._last_validation[0] != seen:
-            accuracy = (
-                _accuracy(
-                    self.model, self.val_images, self.val_labels, self.pipeline, self.config.eval_batch_size, self.dtype
+            predictions = (
+                _predict(
+                    self.model, self.val_images, len(self.val_labels), self.pipeline, self.config.eval_batch_size,
+                    self.dtype,
                 )
                 if len(self.val_labels)
                 else None
-            )
-            self._last_validation = (seen, accuracy)
-        return self._last_validation[1]
+            )  # fmt: skip
+            self._last_validation = (seen, predictions)
+        predictions = self._last_validation[1]
+        return None if predictions is None else predictions.accuracy(self.val_labels)
+
+    @property
+    def last_predictions(self) -> Predictions | None:
+        """The last validation pass's predictions (None before one, or without validation images)."""
+        return None if self._last_validation is None else self._last_validation[1]
 
     def _step(self, images: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step on ``images``, the uint8 batch at ``index``; its loss and correct count stay on the device."""

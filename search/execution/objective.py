@@ -43,8 +43,16 @@ from evaluation.metrics import METRICS, get_metric
 from evaluation.onnx_latency import onnx_latency_ms
 from evaluation.profile import Timing, count_macs, measure_latency
 from evaluation.proxies import measure_proxies, proxy_batch
-from evaluation.scores import score_model
-from evaluation.training import EpochReport, TrainConfig, TrainResult, planned_images, resolve_device, train
+from evaluation.scores import score_model, scores_of_classes
+from evaluation.training import (
+    EpochReport,
+    Predictions,
+    TrainConfig,
+    TrainResult,
+    planned_images,
+    resolve_device,
+    train,
+)
 from search.execution.screening import Screening, screen_trial
 from search.pruners import Pruner, Pruning, RungWatch
 from search.storage.claims import claim_architecture, wait_until_finished
@@ -248,17 +256,24 @@ class TrialObjective:
             raise optuna.TrialPruned(record.reason)
         if result.stopped_reason:
             record.reason = result.stopped_reason
-        self._score(model, record, config)
+        self._score(model, record, config, result.val_predictions)
         return self._finish(trial, record, valid=True)
 
-    def _score(self, model: torch.nn.Module, record: TrialRecord, config: TrainConfig) -> None:
+    def _score(
+        self, model: torch.nn.Module, record: TrialRecord, config: TrainConfig, predictions: Predictions | None
+    ) -> None:
         """The trained model's class-balanced scores (``val_scores``: balanced accuracy, macro-F1,
-        ROC AUC for two classes) and each class's accuracy, on the validation split (``evaluation.scores``)."""
+        ROC AUC for two classes) and each class's accuracy, on the validation split (``evaluation.scores``):
+        from the training's last validation pass when it was of these weights, else from a pass of its own."""
         images, labels = self.data.val
         if len(labels) == 0:
             return
         started = time.perf_counter()
-        scores = score_model(model, images, labels, config, mean=self.data.mean, std=self.data.std)
+        if predictions is not None:
+            positive = None if predictions.positive is None else predictions.positive.numpy()
+            scores = scores_of_classes(labels.numpy(), predictions.classes.numpy(), predictions.num_classes, positive)
+        else:
+            scores = score_model(model, images, labels, config, mean=self.data.mean, std=self.data.std)
         record.val_scores = scores.metrics()
         record.per_class_accuracy = scores.per_class_accuracy
         record.eval_seconds += time.perf_counter() - started

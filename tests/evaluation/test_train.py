@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, roc_auc_score
 
 from evaluation import (
     Architecture,
@@ -26,6 +27,7 @@ from evaluation import training as training_module
 from evaluation.blocks import DenseSpec
 from evaluation.data import DataSplits, load_dataset
 from evaluation.errors import ConfigError
+from evaluation.scores import score_model, scores_of_classes
 
 TINY = Architecture(
     stem=Stem(style="small", width=8),
@@ -253,3 +255,32 @@ def test_a_state_file_of_another_recipe_is_refused(digits: DataSplits, tmp_path:
     with pytest.raises(ConfigError, match=r"lr 0\.2 \(asked 0\.1\); pass the same settings, or remove it"):
         train(_model(), digits, TrainConfig(epochs=2, batch_size=64, lr=0.1, device="cpu", precision="fp32"),
               state_file=state)  # fmt: skip
+
+
+def test_train_keeps_its_last_validation_pass_of_the_weights_it_leaves(digits: DataSplits) -> None:
+    """The class-balanced scores of a trial read these instead of a second pass over the validation split."""
+    model = _model()
+    result = train(model, digits, QUICK)
+    predictions = result.val_predictions
+    assert predictions is not None and predictions.num_classes == 10 and predictions.positive is None
+    images, labels = digits.val
+    assert predictions.accuracy(labels) == result.val_accuracies[-1]
+    again = score_model(model, images, labels, QUICK, mean=digits.mean, std=digits.std)  # a pass of its own
+    kept = scores_of_classes(labels.numpy(), predictions.classes.numpy(), 10)
+    assert kept == again, "the same scores from the training's own pass"
+    assert accuracy_score(labels.numpy(), predictions.classes.numpy()) == pytest.approx(kept.accuracy)
+
+    averaged = train(_model(), digits, TrainConfig(epochs=2, swa_epochs=1, batch_size=64, lr=0.2, device="cpu"))
+    assert averaged.val_predictions is None, "the last pass was of the last weights, not the average left in the model"
+    stopped = train(_model(), digits, QUICK, checkpoints=[64], on_checkpoint=lambda checkpoint: True)
+    assert stopped.val_predictions is None, "stopped inside an epoch: no pass of the weights left"
+
+    # Two classes: the class-1 probabilities come along, for the ROC AUC (against scikit-learn's).
+    two = dataclasses.replace(
+        digits, train=(digits.train[0], digits.train[1] % 2), val=(images, labels % 2), num_classes=2
+    )
+    torch.manual_seed(0)
+    binary = train(build_model(TINY, (1, 8, 8), 2), two, QUICK).val_predictions
+    assert binary is not None and binary.positive is not None and binary.num_classes == 2
+    auc = scores_of_classes((labels % 2).numpy(), binary.classes.numpy(), 2, binary.positive.numpy()).roc_auc
+    assert auc == pytest.approx(roc_auc_score((labels % 2).numpy(), binary.positive.numpy()))
