@@ -13,9 +13,9 @@ in its own journal study under ``benchmarks/results/search_efficiency/``
   MO-ASHA and zero-cost screening;
 - ``tpe_copies``: the search before distinct trials (commit ``b0848e8``), where
   a proposal of an architecture already trained took a trial slot. This code
-  cannot run it; it only scores its journals, recorded by that commit's
-  ``run_method`` under this name (``docs/results/default-confirmation.md``
-  gives the commands), beside ``tpe`` runs of this code at the same time.
+  cannot run it; it only scores its journals, which that commit's own
+  ``run_method`` records under this name (``benchmarks/search_at_commit.py``),
+  beside ``tpe`` runs of this code at the same time.
 
 Fronts found at different fidelities are not comparable, so at each of a few
 points in time the method's front so far is cut to the ``--keep``
@@ -265,9 +265,10 @@ def summarise(cache: dict[str, Any]) -> dict[str, Any]:
 def paired_difference(cache: dict[str, Any], method: str, baseline: str) -> dict[str, Any]:
     """``method``'s final hypervolume minus ``baseline``'s, seed by seed, with the mean's 95% interval (Student's t).
 
-    Pairing by seed matters little here (the searches share no random
-    stream across code versions), but it keeps each pair to one time slot:
-    the two ran side by side on the same machine.
+    Pairing by seed removes the seed's share of the spread: with one seed,
+    TPE draws the same proposals under both rules until their histories part
+    (in the default's confirmation they never did), and the pair shares its
+    time slot on the machine.
     """
     runs, base = cache["runs"].get(method, {}), cache["runs"].get(baseline, {})
     seeds = sorted(s for s in set(runs) & set(base) if runs[s].get("curve") and base[s].get("curve"))
