@@ -61,8 +61,8 @@ from typing import Any
 import optuna
 import plotly.graph_objects as go
 import torch
+from intervals import t_half_width
 from optuna.trial import FrozenTrial
-from scipy import stats
 
 from evaluation import Architecture, build_model, train
 from evaluation.data import load_dataset
@@ -276,7 +276,7 @@ def paired_difference(cache: dict[str, Any], method: str, baseline: str) -> dict
     out: dict[str, Any] = {"seeds": [int(s) for s in seeds], "per_seed": differences}
     if len(differences) > 1:
         mean = statistics.fmean(differences)
-        half = float(stats.t.ppf(0.975, len(differences) - 1)) * statistics.stdev(differences) / math.sqrt(len(seeds))
+        half = t_half_width(differences)
         out |= {"difference": mean, "ci95": [mean - half, mean + half]}
     return out
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from intervals import t_half_width
 from scipy import stats
 from simulator import SCORES, Simulator, hypervolume_curve, run_simulated
 
@@ -199,7 +200,7 @@ def interval(values: Sequence[float]) -> dict[str, Any]:
     """Mean, its 95% interval (Student's t across seeds) and the seeds' 2.5-97.5% spread."""
     a = np.asarray(values, dtype=float)
     mean = float(a.mean())
-    half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else math.nan
+    half = t_half_width(a)
     return {
         "mean": mean,
         "ci95": [mean - half, mean + half],
@@ -250,7 +251,7 @@ def _difference(runs: dict[int, dict[str, Any]], baseline: dict[int, dict[str, A
         if len(d) < 2 or spread == 0:
             out[score] = {"difference": diff, "ci95": [diff, diff], "p_value": 1.0 if diff == 0 else 0.0}
             continue
-        half = float(stats.t.ppf(0.975, len(d) - 1) * spread / math.sqrt(len(d)))
+        half = t_half_width(d)
         p = float(stats.ttest_rel([runs[s][score][-1] for s in seeds], [baseline[s][score][-1] for s in seeds]).pvalue)
         out[score] = {"difference": diff, "ci95": [diff - half, diff + half], "p_value": p}
     return out
