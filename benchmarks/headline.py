@@ -15,7 +15,11 @@ Ctrl-C or killed, and the next one continues):
    lets a fresh clone resume from the journal and the finished trainings; a
    cut-short training's state stays on the machine that made it).
 2. **Finalisation**: ``search finalize`` retrains the study's best ``--top``
-   (non-dominated rank, then validation accuracy) with the toolkit's recipe
+   (non-dominated rank, then validation accuracy) of those whose training fits
+   what is left of the ``--hours`` (``--max-hours``: each training's share of
+   the cores, at the speed its trial trained at in the search, less a tenth for
+   validation passes and for sharing; a 41.8 M-MACs model trains 200 epochs in
+   about 15 h on one core) with the toolkit's recipe
    (one-cycle, random crops and flips, label smoothing) for ``--epochs`` on
    the training split less ``HELD_OUT`` validation images (the search's
    validation split), ``--seeds`` seeds each, and tests each once,
@@ -52,6 +56,7 @@ import dataclasses
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -162,16 +167,36 @@ def stages(epochs: int, swa_epochs: int = 0, swa_lr: float = 0.0) -> list[tuple[
     return plan
 
 
-def finalize(args: argparse.Namespace, folder: str, stage: list[str], log: Callable[[str], None]) -> None:
-    """``search finalize`` into ``folder`` in ``--final-workers`` processes side by side, one shard each."""
+# What a finalisation keeps aside of its hours for what the search's speed does not time: a validation
+# pass every epoch, the test and the export, and processes sharing cores.
+OVERHEAD = 0.1
+
+
+def hours_per_training(hours_left: float, trainings: int, cores: int) -> float:
+    """The longest one training may take on one core for ``trainings`` to share ``cores`` in ``hours_left``."""
+    return hours_left * min(cores, trainings) / trainings * (1 - OVERHEAD)
+
+
+def finalize(args: argparse.Namespace, folder: str, stage: list[str], log: Callable[[str], None],
+             max_hours: float) -> None:  # fmt: skip
+    """``search finalize`` into ``folder`` in ``--final-workers`` processes side by side, one shard each,
+    of the best models one training of which fits ``max_hours``."""
     workers = args.final_workers
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     command = [sys.executable, "-m", "search", "finalize", args.name, "--top", str(args.top), "--seeds",
-               str(args.seeds), "--folder", folder, *stage]  # fmt: skip
+               str(args.seeds), "--folder", folder, "--max-hours", f"{max_hours:.3f}", *stage]  # fmt: skip
     log(f"finalisation: {shlex.join(command[1:])} in {workers} processes of {threads} threads")
     env = {**os.environ, "OMP_NUM_THREADS": threads}
     shards = [subprocess.Popen([*command, "--shard", f"{i}/{workers}"], env=env) for i in range(workers)]
-    codes = [shard.wait() for shard in shards]  # Ctrl-C reaches them from the terminal; each keeps its last epoch
+    try:
+        codes = [shard.wait() for shard in shards]
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to this process alone: each shard stops after its last epoch
+        for shard in shards:
+            if shard.poll() is None:
+                shard.send_signal(signal.SIGINT)
+        for shard in shards:
+            shard.wait()
+        raise
     if any(codes):
         raise SystemExit(f"error: finalisation stopped (exit codes {codes}); run again to continue")
 
@@ -285,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--final-workers", type=int, default=2, help="Finalisation processes side by side (default: 2)."
     )
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=6.0,
+        help="Wall time of the whole run, search and finalisation (default: 6, the target's); what the search "
+        "leaves bounds the models finalized.",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the search (default: 0).")
     parser.add_argument(
         "--name",
@@ -297,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # as Ctrl-C: a finalisation cut short still records its minutes
 
     _use_results_folder()
     unpacked_journal(journal(args.name))  # where the search and `search finalize` open the study
@@ -314,19 +351,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary_only:
         write_summary(optuna.load_study(study_name=args.name, storage=make_storage(_storage(args.name))))
     else:
-        study = search(args, log)
-        for folder, stage in stages(args.epochs, args.swa_epochs, args.swa_lr):
-            if _trained(args.name, folder) >= args.top * args.seeds:
-                log(f"{folder}: done")
-                continue
-            started = time.perf_counter()
-            try:
-                finalize(args, folder, stage, log)
-            finally:  # an interrupted finalisation's minutes count too
-                finalisations[folder] = finalisations.get(folder, 0.0) + (time.perf_counter() - started) / 60
-                write_summary(study)
+        try:
+            run(args, log, finalisations, write_summary)
+        except KeyboardInterrupt:
+            log("stopped; the same command continues where it stopped")
+            return 130
     print(results.read_text())
     return 0
+
+
+def run(args: argparse.Namespace, log: Callable[[str], None], finalisations: dict[str, float],
+        write_summary: Callable[[optuna.Study], None]) -> None:  # fmt: skip
+    """The search, then each finalisation stage not yet done; ``finalisations`` gains each stage's minutes."""
+    study = search(args, log)
+    for folder, stage in stages(args.epochs, args.swa_epochs, args.swa_lr):
+        if _trained(args.name, folder) >= args.top * args.seeds:
+            log(f"{folder}: done")
+            continue
+        # The hours left when the stage began, the same when it resumes, so its choice of model holds.
+        before = sum(minutes for name, minutes in finalisations.items() if name != folder)
+        spent = busy_seconds(study.trials) / 3600 + before / 60
+        if spent >= args.hours:
+            raise SystemExit(f"error: {spent:.1f} of the {args.hours:g} h are spent; none is left for {folder}")
+        max_hours = hours_per_training(args.hours - spent, args.top * args.seeds, os.cpu_count() or 1)
+        started = time.perf_counter()
+        try:
+            finalize(args, folder, stage, log, max_hours)
+        finally:  # an interrupted finalisation's minutes count too
+            finalisations[folder] = finalisations.get(folder, 0.0) + (time.perf_counter() - started) / 60
+            write_summary(study)
 
 
 if __name__ == "__main__":

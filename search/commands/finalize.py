@@ -38,7 +38,12 @@ and standard deviation.
 Which trials with --top K: completed trials within every constraint, one per
 architecture, ranked by non-dominated sorting (the front first, then the front
 of the rest, ...), within a rank by the first maximised objective (accuracy),
-best first, then by trial number; the first K of that order.
+best first, then by trial number; the first K of that order. With --max-hours
+H, only the trials whose one training of --epochs epochs is predicted to take
+at most H hours: the training images times the epochs, at the speed (images
+per second) the trial trained at in the search. The prediction holds for the
+search's machine and threads; side-by-side trainings on shared cores share
+their speed. The best model one can afford, not the best model.
 
 Resumable: a model and seed whose result.json exists is not retrained, so
 running it again after Ctrl-C goes on where it stopped, and a later run with
@@ -86,6 +91,13 @@ class FinalizeCommand:
             default=None,
             metavar="K",
             help="Finalize the K best trials by the rule above instead of the front.",
+        )
+        parser.add_argument(
+            "--max-hours",
+            type=positive_float,
+            default=None,
+            metavar="H",
+            help="Only trials whose one training is predicted to take at most H hours, by the rule above.",
         )
         parser.add_argument(
             "--epochs",
@@ -188,6 +200,7 @@ class FinalizeCommand:
                 validation_size=args.validation_size,
                 data=args.data,
                 cache_dir=args.cache_dir,
+                max_hours=args.max_hours,
             )
         finally:
             progress.close()

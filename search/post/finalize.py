@@ -17,6 +17,8 @@ Which trials, ``select_trials``: the study's trials ranked by the rule of
 non-dominated rank first, then the quality objective, accuracy, best first),
 those that recorded an architecture. Without ``top`` the front is finalized;
 with it, the first ``top`` of that order (past the front when it is smaller).
+With a ``TimeLimit``, only the trials whose training is predicted to fit it
+(the best model one can afford to train, rather than the best model).
 """
 
 from __future__ import annotations
@@ -40,15 +42,49 @@ from search.post.full_training import WEIGHTS_FILE, Job, JobReporter, run_jobs
 from search.post.study_data import open_study_data
 from search.storage.records import TrialRecord
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_SEEDS", "final_config", "finalize_study", "plan_final", "select_trials"]
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_SEEDS",
+    "TimeLimit",
+    "final_config",
+    "finalize_study",
+    "plan_final",
+    "select_trials",
+]
 
 DEFAULT_EPOCHS = 10  # TrainConfig's default and the d2l book's budget for Fashion-MNIST
 DEFAULT_SEEDS = 3  # the fewest that give a standard deviation with one degree of freedom to spare
 
 
-def select_trials(study: optuna.Study, top: int | None = None) -> list[FrozenTrial]:
-    """The trials to finalize, best first: the front, or the first ``top`` by the rule above."""
-    ranked = [r for r in ranked_trials(study) if TrialRecord.load(r.trial).architecture is not None]
+@dataclasses.dataclass(frozen=True)
+class TimeLimit:
+    """At most ``hours`` for one training of ``epochs`` epochs over ``images`` images, predicted from the
+    speed its trial trained at in the search (images per second, on the search's machine and threads).
+
+    The search's accuracy favours large models; a finalisation's time budget
+    is what rules them out, and the search measured every model's speed.
+    """
+
+    hours: float
+    epochs: int
+    images: int
+
+    def predicted_hours(self, record: TrialRecord) -> float | None:
+        """Hours of one training of the trial's model; None when the trial trained nothing to time."""
+        if record.train_seconds <= 0 or record.images_seen <= 0:
+            return None
+        return self.epochs * self.images * record.train_seconds / record.images_seen / 3600
+
+    def admits(self, record: TrialRecord) -> bool:
+        hours = self.predicted_hours(record)
+        return hours is not None and hours <= self.hours
+
+
+def select_trials(study: optuna.Study, top: int | None = None, limit: TimeLimit | None = None) -> list[FrozenTrial]:
+    """The trials to finalize, best first: the front, or the first ``top`` by the rule above, of those
+    within ``limit``."""
+    records = ((r, TrialRecord.load(r.trial)) for r in ranked_trials(study))
+    ranked = [r for r, record in records if record.architecture is not None and (limit is None or limit.admits(record))]
     if top is None:
         return [r.trial for r in ranked if r.rank == 1]
     return [r.trial for r in ranked[:top]]
@@ -124,6 +160,7 @@ def finalize_study(
     validation_size: int = 0,
     data: str | None = None,
     cache_dir: Path | None = None,
+    max_hours: float | None = None,
 ) -> pd.DataFrame:
     """Train and test the chosen trials (see the module's doc); return final.csv's table.
 
@@ -156,6 +193,14 @@ def finalize_study(
         raise UsageError(f"--init-from {init_from} is the folder being trained; name the finished one")
     config = final_config(study, epochs=epochs, device=device, precision=precision, overrides=overrides)
     splits = open_study_data(study, dataset=data, root=data_root, cache_dir=cache_dir, validation_size=validation_size)
+    if max_hours is not None:
+        limit = TimeLimit(max_hours, epochs, len(splits.train[1]))
+        trials = select_trials(study, top, limit)
+        if not trials:
+            raise UsageError(
+                f"no trial of study {study.study_name} is predicted to train {epochs} epochs within "
+                f"{max_hours:g} h (at the speed its trial trained in the search); allow more hours or fewer epochs"
+            )
     where = final_dir(study.study_name, folder)
 
     def write_table() -> None:

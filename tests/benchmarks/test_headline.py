@@ -103,3 +103,9 @@ def test_every_stage_holds_out_the_same_validation_images() -> None:
         f"--init-from final-80-epochs --epochs 20 --schedule constant --lr 0.15 --swa-epochs 20 "
         f"--validation-size {HELD_OUT}"
     )
+
+
+def test_each_training_gets_its_share_of_the_cores_in_the_hours_left() -> None:
+    # 3 trainings on 2 cores in 5 h: 10 core-hours, 3.33 each, less the overhead kept aside.
+    assert headline.hours_per_training(5.0, trainings=3, cores=2) == pytest.approx(5 * 2 / 3 * 0.9)
+    assert headline.hours_per_training(5.0, trainings=1, cores=2) == pytest.approx(5 * 0.9), "one core per training"

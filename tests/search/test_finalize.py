@@ -19,7 +19,7 @@ from evaluation import Architecture, TrainConfig, count
 from search.cli import main
 from search.pareto import study_objectives
 from search.post.final_results import final_dir, load_final
-from search.post.finalize import select_trials
+from search.post.finalize import TimeLimit, select_trials
 from search.report import collect_report
 from search.storage.records import TrialRecord, architecture_key
 from search.storage.studies import default_storage, make_storage, open_study, study_dir
@@ -38,9 +38,12 @@ def _arch(width: int, depth: int) -> Architecture:
     )
 
 
-def _digits_study(name: str, trials: list[tuple[Architecture, float]]) -> optuna.Study:
+def _digits_study(
+    name: str, trials: list[tuple[Architecture, float]], train_seconds: list[float] | None = None
+) -> optuna.Study:
     """A study in studies/<name>/study.db, as ``search run`` leaves one on digits, of the given
-    (architecture, validation accuracy) trials; nothing is trained to make it."""
+    (architecture, validation accuracy) trials, each trained on 1,000 images in ``train_seconds``
+    (default: 1 s); nothing is trained to make it."""
     study = optuna.create_study(
         study_name=name, storage=make_storage(default_storage(name)), directions=["maximize", "minimize"]
     )
@@ -51,7 +54,8 @@ def _digits_study(name: str, trials: list[tuple[Architecture, float]]) -> optuna
         "settings",
         {"dataset": "digits", "input_size": [1, 8, 8], "num_classes": 10, "training": dataclasses.asdict(TRAINING)},
     )
-    for number, (arch, accuracy) in enumerate(trials):
+    seconds = train_seconds or [1.0] * len(trials)
+    for number, ((arch, accuracy), spent) in enumerate(zip(trials, seconds, strict=True)):
         counts = count(arch, (1, 8, 8), 10)
         record = TrialRecord(
             outcome="trained",
@@ -62,6 +66,8 @@ def _digits_study(name: str, trials: list[tuple[Architecture, float]]) -> optuna
             latency_ms=0.1,
             val_accuracy_per_epoch=[accuracy],
             epochs_run=1,
+            train_seconds=spent,
+            images_seen=1_000,
         )
         study.add_trial(
             optuna.trial.create_trial(
@@ -210,6 +216,31 @@ def test_select_trials_takes_the_front_then_ranks_by_non_dominated_sorting(studi
     assert [t.number for t in select_trials(study)] == [2, 0], "the front, best accuracy first"
     assert [t.number for t in select_trials(study, top=3)] == [2, 0, 1], "then rank 2; the repeat counts once"
     assert [t.number for t in select_trials(study, top=1)] == [2], "--top cuts the order"
+
+
+def test_a_time_limit_finalizes_the_best_model_whose_training_fits_at_its_search_speed(studies_dir: Path) -> None:
+    # Trained on 1,000 images in 0.5, 1 and 8 s: 2,000, 1,000 and 125 images/s; the third also most accurate.
+    study = _digits_study(
+        "timed", [(_arch(4, 1), 0.60), (_arch(8, 1), 0.70), (_arch(8, 2), 0.80)], train_seconds=[0.5, 1.0, 8.0]
+    )
+    limit = TimeLimit(hours=1.0, epochs=100, images=18_000)  # 1.8 M images: 0.25, 0.5 and 4 h
+    hours = [limit.predicted_hours(TrialRecord.load(t)) for t in study.trials]
+    assert hours == pytest.approx([0.25, 0.5, 4.0]), hours
+    assert [t.number for t in select_trials(study, top=1)] == [2], "without a limit the most accurate"
+    assert [t.number for t in select_trials(study, top=1, limit=limit)] == [1], "the most accurate that fits"
+    assert [t.number for t in select_trials(study, limit=limit)] == [1, 0], "the front within the limit"
+    untimed = dataclasses.replace(TrialRecord.load(study.trials[0]), train_seconds=0.0)
+    assert limit.predicted_hours(untimed) is None and not limit.admits(untimed), "nothing timed, nothing promised"
+
+
+def test_finalize_with_no_model_within_its_hours_says_so_before_training(
+    studies_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _front_of_three("slow")
+    code = _finalize("slow", "--max-hours", "1e-9")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "predicted to train 1 epochs within 1e-09 h" in err and "\n" not in err, err
+    assert not final_dir("slow", "final").exists(), "nothing trained"
 
 
 @pytest.mark.parametrize(
