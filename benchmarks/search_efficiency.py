@@ -70,7 +70,7 @@ from evaluation.errors import differences
 from search import Budget, Pruning, SamplerSpec, Screening, StudySpec, pareto, run_search
 from search.pruners import images_saved_fraction
 from search.storage.records import TrialRecord
-from search.storage.studies import busy_seconds
+from search.storage.studies import busy_seconds, make_storage
 from spaces import Objective, load_space
 
 from result_cache import journal_to_read, load_cache, merge_into, pack_journal, packed, save_cache, unpacked_journal
@@ -144,7 +144,7 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
     storage = f"journal:{journal}"
     budget = args.minutes * 60
     try:
-        existing = optuna.load_study(study_name=name, storage=_storage(storage)).trials
+        existing = optuna.load_study(study_name=name, storage=make_storage(storage)).trials
     except KeyError:
         existing = []
     left = budget - busy_seconds(existing)
@@ -162,7 +162,7 @@ def run_method(method: str, seed: int, args: argparse.Namespace, log: Callable[[
             )  # fmt: skip
         finally:
             pack_journal(journal)
-    return optuna.load_study(study_name=name, storage=_storage(storage))
+    return optuna.load_study(study_name=name, storage=make_storage(storage))
 
 
 def _architectures(study: optuna.Study) -> set[str]:
@@ -171,11 +171,6 @@ def _architectures(study: optuna.Study) -> set[str]:
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     )
     return {key for t in finished if (key := t.user_attrs.get("architecture_key"))}
-
-
-def _storage(url: str) -> optuna.storages.BaseStorage:
-    path = url.removeprefix("journal:")
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
 
 
 def retrain(arch: dict[str, Any], args: argparse.Namespace, data: Any) -> float:
@@ -238,7 +233,7 @@ def rescore_all(cache: dict[str, Any], args: argparse.Namespace, data: Any) -> N
             journal = args.out.with_suffix("") / f"{method}-s{seed}.log"
             if run.get("curve") and (journal.is_file() or packed(journal).is_file()):
                 with journal_to_read(journal) as path:
-                    study = optuna.load_study(study_name=f"{method}-s{seed}", storage=_storage(f"journal:{path}"))
+                    study = optuna.load_study(study_name=f"{method}-s{seed}", storage=make_storage(f"journal:{path}"))
                     run["curve"] = score_run(study, args, cache, data, retrain_missing=False) or run["curve"]
 
 

@@ -27,6 +27,8 @@ from typing import Any
 import optuna
 from search_at_commit import worktree
 
+from search.storage.studies import make_storage
+
 from result_cache import journal_to_read
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +57,8 @@ print(json.dumps({"trial_seconds": trial.duration.total_seconds(), "train_second
 
 def architecture_of(trial: int) -> dict[str, Any]:
     with journal_to_read(JOURNAL) as path:
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-        return optuna.load_study(study_name="tpe-s0", storage=storage).trials[trial].user_attrs["architecture"]
+        study = optuna.load_study(study_name="tpe-s0", storage=make_storage(f"journal:{path}"))
+        return study.trials[trial].user_attrs["architecture"]
 
 
 def one_trial(code: Path, architecture: dict[str, Any]) -> dict[str, float]:
