@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import search_efficiency  # noqa: E402
 
+from search.storage.studies import make_storage  # noqa: E402
+
 TOP = math.log10(60e6)  # the reference point's log MACs
 
 
@@ -72,7 +74,7 @@ def _journal_run(out: Path, name: str, points: list[tuple[str, float, float]]) -
     """A finished search in the journal ``run_method`` gives ``name``: (architecture key, accuracy, MACs) trials."""
     study = optuna.create_study(
         study_name=name,
-        storage=search_efficiency._storage(f"journal:{out.with_suffix('')}/{name}.log"),
+        storage=make_storage(f"journal:{out.with_suffix('')}/{name}.log"),
         directions=["maximize", "minimize"],
     )
     for key, accuracy, macs in points:
@@ -112,7 +114,7 @@ def test_a_method_recorded_by_an_older_commit_is_refused_without_its_journal(tmp
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith("error: tpe_copies-s0 runs only as commit b0848e8 recorded it"), err
     journal = out.with_suffix("") / "tpe_copies-s0.log"
-    assert not journal.exists() or not optuna.get_all_study_names(search_efficiency._storage(f"journal:{journal}"))
+    assert not journal.exists() or not optuna.get_all_study_names(make_storage(f"journal:{journal}"))
 
 
 def test_paired_difference_is_the_mean_of_the_seeds_differences_with_a_t_interval() -> None:
