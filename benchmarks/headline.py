@@ -71,6 +71,7 @@ from optuna.trial import FrozenTrial
 
 from evaluation.atomic import atomic_write
 from search import Budget, Pruning, StudySpec, Workers, run_search
+from search.execution.interrupts import sigterm_as_interrupt
 from search.pareto import front_trials
 from search.post.final_results import FINAL_CSV
 from search.post.full_training import RESULT_FILE
@@ -178,6 +179,26 @@ def hours_per_training(hours_left: float, trainings: int, cores: int) -> float:
     return hours_left * min(cores, trainings) / trainings * (1 - OVERHEAD)
 
 
+def side_by_side(commands: list[list[str]], env: dict[str, str]) -> list[int]:
+    """Run ``commands`` at once and wait for them; their exit codes.
+
+    A stop of this process (Ctrl-C, or SIGTERM sent to it alone, as a
+    scheduler may) is passed on to each process still running as Ctrl-C, and
+    raised once they have all ended: ``search finalize`` keeps its last whole
+    epoch, and none trains on unwatched.
+    """
+    processes = [subprocess.Popen(command, env=env) for command in commands]
+    try:
+        return [process.wait() for process in processes]
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            process.wait()
+        raise
+
+
 def finalize(args: argparse.Namespace, folder: str, stage: list[str], log: Callable[[str], None],
              max_hours: float) -> None:  # fmt: skip
     """``search finalize`` into ``folder`` in ``--final-workers`` processes side by side, one shard each,
@@ -188,16 +209,7 @@ def finalize(args: argparse.Namespace, folder: str, stage: list[str], log: Calla
                str(args.seeds), "--folder", folder, "--max-hours", f"{max_hours:.3f}", *stage]  # fmt: skip
     log(f"finalisation: {shlex.join(command[1:])} in {workers} processes of {threads} threads")
     env = {**os.environ, "OMP_NUM_THREADS": threads}
-    shards = [subprocess.Popen([*command, "--shard", f"{i}/{workers}"], env=env) for i in range(workers)]
-    try:
-        codes = [shard.wait() for shard in shards]
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to this process alone: each shard stops after its last epoch
-        for shard in shards:
-            if shard.poll() is None:
-                shard.send_signal(signal.SIGINT)
-        for shard in shards:
-            shard.wait()
-        raise
+    codes = side_by_side([[*command, "--shard", f"{i}/{workers}"] for i in range(workers)], env)
     if any(codes):
         raise SystemExit(f"error: finalisation stopped (exit codes {codes}); run again to continue")
 
@@ -331,11 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)  # as Ctrl-C: a finalisation cut short still records its minutes
-
     _use_results_folder()
     unpacked_journal(journal(args.name))  # where the search and `search finalize` open the study
     results = results_file(args.name)
@@ -353,10 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         write_summary(optuna.load_study(study_name=args.name, storage=make_storage(_storage(args.name))))
     else:
         try:
-            run(args, log, finalisations, write_summary)
-        except KeyboardInterrupt:
-            log("stopped; the same command continues where it stopped")
-            return 130
+            with sigterm_as_interrupt():  # as Ctrl-C: a finalisation cut short still records its minutes
+                run(args, log, finalisations, write_summary)
+        except KeyboardInterrupt as stop:
+            log(f"{stop or 'stopped by Ctrl-C'}; the same command continues where it stopped")
+            return getattr(stop, "exit_code", 130)
     print(results.read_text())
     return 0
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -109,3 +115,45 @@ def test_each_training_gets_its_share_of_the_cores_in_the_hours_left() -> None:
     # 3 trainings on 2 cores in 5 h: 10 core-hours, 3.33 each, less the overhead kept aside.
     assert headline.hours_per_training(5.0, trainings=3, cores=2) == pytest.approx(5 * 2 / 3 * 0.9)
     assert headline.hours_per_training(5.0, trainings=1, cores=2) == pytest.approx(5 * 0.9), "one core per training"
+
+
+# A stand-in for a `search finalize` shard: once it says it is training (its file argv[1]), it trains
+# until stopped, then exits 130 as the command does.
+SHARD = """
+import pathlib, sys, time
+try:
+    pathlib.Path(sys.argv[1]).touch()
+    time.sleep(120)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_a_stop_reaches_every_process_side_by_side_and_waits_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(headline.subprocess, "Popen", popen)
+    training = [tmp_path / f"shard-{i}" for i in range(2)]
+
+    def stop_once_both_train() -> None:
+        # SIGINT to this process alone, as a scheduler's SIGTERM (turned into one) comes: not to the shards.
+        deadline = time.monotonic() + 60
+        while not all(path.exists() for path in training) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    stopper = threading.Thread(target=stop_once_both_train)
+    stopper.start()
+    begun = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        headline.side_by_side([[sys.executable, "-c", SHARD, str(path)] for path in training], dict(os.environ))
+    stopper.join()
+    assert [process.returncode for process in started] == [130, 130], "each was stopped as by Ctrl-C, and ended"
+    assert time.monotonic() - begun < 100, "they stopped, not slept on"
