@@ -57,7 +57,6 @@ import dataclasses
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -183,9 +182,11 @@ def side_by_side(commands: list[list[str]], env: dict[str, str]) -> list[int]:
     """Run ``commands`` at once and wait for them; their exit codes.
 
     A stop of this process (Ctrl-C, or SIGTERM sent to it alone, as a
-    scheduler may) is passed on to each process still running as Ctrl-C, and
-    raised once they have all ended: ``search finalize`` keeps its last whole
-    epoch, and none trains on unwatched.
+    scheduler may) is passed on to each process still running as SIGTERM, and
+    raised once they have all ended: ``search finalize`` stops on it after its
+    last whole epoch, and none trains on unwatched. Not as Ctrl-C: a run
+    started in the background (``nohup ... &``) ignores SIGINT, and so do the
+    processes it starts.
     """
     processes = [subprocess.Popen(command, env=env) for command in commands]
     try:
@@ -193,7 +194,7 @@ def side_by_side(commands: list[list[str]], env: dict[str, str]) -> list[int]:
     except KeyboardInterrupt:
         for process in processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                process.terminate()
         for process in processes:
             process.wait()
         raise

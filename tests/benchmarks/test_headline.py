@@ -117,15 +117,15 @@ def test_each_training_gets_its_share_of_the_cores_in_the_hours_left() -> None:
     assert headline.hours_per_training(5.0, trainings=1, cores=2) == pytest.approx(5 * 0.9), "one core per training"
 
 
-# A stand-in for a `search finalize` shard: once it says it is training (its file argv[1]), it trains
-# until stopped, then exits 130 as the command does.
+# A stand-in for a `search finalize` shard started in the background, as `nohup ... &` leaves it: SIGINT
+# ignored. Once it says it is training (its file argv[1]) it trains until SIGTERM stops it, with 143 as
+# the command exits.
 SHARD = """
-import pathlib, sys, time
-try:
-    pathlib.Path(sys.argv[1]).touch()
-    time.sleep(120)
-except KeyboardInterrupt:
-    sys.exit(130)
+import pathlib, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
+pathlib.Path(sys.argv[1]).touch()
+time.sleep(120)
 """
 
 
@@ -155,5 +155,5 @@ def test_a_stop_reaches_every_process_side_by_side_and_waits_for_them(
     with pytest.raises(KeyboardInterrupt):
         headline.side_by_side([[sys.executable, "-c", SHARD, str(path)] for path in training], dict(os.environ))
     stopper.join()
-    assert [process.returncode for process in started] == [130, 130], "each was stopped as by Ctrl-C, and ended"
+    assert [process.returncode for process in started] == [143, 143], "each was stopped by SIGTERM, and ended"
     assert time.monotonic() - begun < 100, "they stopped, not slept on"
