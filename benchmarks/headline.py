@@ -183,8 +183,8 @@ def side_by_side(commands: list[list[str]], env: dict[str, str]) -> list[int]:
 
     A stop of this process (Ctrl-C, or SIGTERM sent to it alone, as a
     scheduler may) is passed on to each process still running as SIGTERM, and
-    raised once they have all ended: ``search finalize`` stops on it after its
-    last whole epoch, and none trains on unwatched. Not as Ctrl-C: a run
+    raised once they have all ended: ``search finalize`` stops on it, keeping
+    its last whole epoch, and none trains on unwatched. Not as Ctrl-C: a run
     started in the background (``nohup ... &``) ignores SIGINT, and so do the
     processes it starts.
     """
