@@ -34,13 +34,15 @@ __all__ = [
 
 FINAL_FOLDER = "final"
 FINAL_CSV = "final.csv"
-# One row per model and seed; val_accuracy is the search's (brief training, validation split).
+# One row per model and seed, as its result.json says: val_accuracy is the trained model's on the
+# images held out of its training (empty when none were), search_val_accuracy its trial's in the search.
 FINAL_COLUMNS = (
     "model",
     "trial",
     "seed",
     "test_accuracy",
     "val_accuracy",
+    "search_val_accuracy",
     "params",
     "macs",
     "latency_ms",
@@ -53,13 +55,15 @@ FINAL_COLUMNS = (
 @dataclass(frozen=True)
 class FinalModel:
     """One finalized trial: test accuracy over its seeds (sample standard deviation, None for
-    one seed), the search's validation accuracy and its costs."""
+    one seed), the held-out validation accuracy over its seeds (None when nothing was held out),
+    the search's validation accuracy and its costs."""
 
     trial: int
     seeds: int
     test_mean: float
     test_std: float | None
-    val_accuracy: float | None
+    val_mean: float | None
+    search_val_accuracy: float | None
     params: int
     macs: int
     latency_ms: float | None
@@ -115,7 +119,8 @@ def _row(record: Mapping[str, Any]) -> dict[str, Any]:
         "trial": record["trial"],
         "seed": record["seed"],
         "test_accuracy": record["test_accuracy"],
-        "val_accuracy": record.get("search_val_accuracy"),
+        "val_accuracy": record.get("val_accuracy"),
+        "search_val_accuracy": record.get("search_val_accuracy"),
         "params": record["params"],
         "macs": record["macs"],
         "latency_ms": record.get("latency_ms"),
@@ -137,7 +142,8 @@ def summarize_final(frame: pd.DataFrame, source: Path, objectives: Sequence[Obje
                 seeds=len(rows),
                 test_mean=float(rows["test_accuracy"].mean()),
                 test_std=None if std is None else float(std),
-                val_accuracy=_optional(rows["val_accuracy"].iloc[0]),
+                val_mean=_optional(rows["val_accuracy"].mean()),
+                search_val_accuracy=_optional(rows["search_val_accuracy"].iloc[0]),
                 params=int(rows["params"].iloc[0]),
                 macs=int(rows["macs"].iloc[0]),
                 latency_ms=_optional(rows["latency_ms"].mean()),
@@ -146,22 +152,22 @@ def summarize_final(frame: pd.DataFrame, source: Path, objectives: Sequence[Obje
         )
     on_front = _front(models, objectives)
     models = [dataclasses.replace(m, on_final_front=m.trial in on_front) for m in models]
-    searched = [(m.val_accuracy, m.test_mean) for m in models if m.val_accuracy is not None]
+    searched = [(m.search_val_accuracy, m.test_mean) for m in models if m.search_val_accuracy is not None]
     rho = spearman([val for val, _ in searched], [test for _, test in searched])
     return FinalResults(models=tuple(models), rank_correlation=rho, source=source, objectives=tuple(objectives))
 
 
 def load_final(study_name: str, folder: str = FINAL_FOLDER, *, objectives: Sequence[Objective]) -> FinalResults | None:
-    """The study's final.csv (in ``folder``) summarised, or None when the study was never finalized.
+    """The study's final trainings (in ``folder``) summarised, or None when the study was never finalized.
 
+    Read from the result.json files that final.csv is written from, so a final.csv
+    written by an older version, with other columns, is never misread.
     ``objectives``: the study's (``search.pareto.study_objectives``), for the final front."""
-    path = final_dir(study_name, folder) / FINAL_CSV
-    if not path.is_file():
-        return None
-    frame = pd.read_csv(path)
+    where = final_dir(study_name, folder)
+    frame = final_rows(where)
     if frame.empty:
         return None
-    return summarize_final(frame, path, objectives)
+    return summarize_final(frame, where / FINAL_CSV, objectives)
 
 
 def _front(models: list[FinalModel], objectives: Sequence[Objective]) -> set[int]:

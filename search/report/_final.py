@@ -31,7 +31,7 @@ def _hover(model: FinalModel) -> str:
     lines = [
         f"<b>trial #{model.trial}</b>{' (on the final front)' if model.on_final_front else ''}",
         f"test accuracy: {format_metric('accuracy', model.test_mean)}{spread} over {model.seeds} seed(s)",
-        f"search validation accuracy: {format_metric('accuracy', model.val_accuracy) or 'not recorded'}",
+        f"search validation accuracy: {format_metric('accuracy', model.search_val_accuracy) or 'not recorded'}",
         f"MACs: {format_metric('macs', model.macs)}, parameters: {format_metric('params', model.params)}",
         "<i>click for the full config</i>",
     ]
@@ -48,13 +48,13 @@ def final_figure(final: FinalResults) -> dict[str, Any]:
     """Mean test accuracy (± std) and search validation accuracy against MACs, the final front as a staircase
     when the study's objectives are those two."""
     models = sorted(final.models, key=lambda m: (m.macs, -m.test_mean))
-    searched = [m for m in models if m.val_accuracy is not None]
+    searched = [m for m in models if m.search_val_accuracy is not None]
     front = [m for m in models if m.on_final_front] if _front_is_a_staircase(final) else []
     links_x: list[float | None] = []
     links_y: list[float | None] = []
     for m in searched:
         links_x += [m.macs, m.macs, None]
-        links_y += [m.val_accuracy, m.test_mean, None]
+        links_y += [m.search_val_accuracy, m.test_mean, None]
     traces = [
         {
             "type": "scatter",
@@ -70,7 +70,7 @@ def final_figure(final: FinalResults) -> dict[str, Any]:
             "mode": "markers",
             "name": "search: validation accuracy (brief training)",
             "x": [m.macs for m in searched],
-            "y": [m.val_accuracy for m in searched],
+            "y": [m.search_val_accuracy for m in searched],
             "customdata": [m.trial for m in searched],
             "hovertext": [_hover(m) for m in searched],
             "hovertemplate": "%{hovertext}<extra></extra>",
@@ -99,7 +99,7 @@ def final_figure(final: FinalResults) -> dict[str, Any]:
             "marker": {"color": _FINAL, "size": 10, "line": {"color": "white", "width": 1}},
         },
     ]
-    accuracies = [m.test_mean for m in models] + [m.val_accuracy for m in searched]
+    accuracies = [m.test_mean for m in models] + [m.search_val_accuracy for m in searched]
     y_axis = _axis("accuracy", accuracies)
     y_axis["title"] = {"text": "accuracy (test: full training; validation: search)"}
     layout = _layout(
@@ -121,7 +121,7 @@ def _ranks(values: list[float | None]) -> list[int | None]:
 
 def _table(final: FinalResults) -> str:
     models = sorted(final.models, key=lambda m: -m.test_mean)
-    search_ranks = _ranks([m.val_accuracy for m in models])
+    search_ranks = _ranks([m.search_val_accuracy for m in models])
     head = "".join(
         f"<th>{name}</th>"
         for name in ("trial", "seeds", "test accuracy", "std", "final rank", "search val. accuracy", "search rank")
@@ -135,7 +135,7 @@ def _table(final: FinalResults) -> str:
             format_metric("accuracy", m.test_mean),
             "n/a (1 seed)" if m.test_std is None else format_metric("accuracy", m.test_std),
             str(rank),
-            format_metric("accuracy", m.val_accuracy),
+            format_metric("accuracy", m.search_val_accuracy),
             "" if search_rank is None else str(search_rank),
             format_metric("macs", m.macs),
             "★" if m.on_final_front else "",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from test_finalize import _arch, _digits_study
@@ -40,6 +41,16 @@ def test_held_out_images_are_not_trained_on_and_their_accuracy_is_recorded(studi
     assert record["val_images"] == HELD_OUT and record["train_images"] == len(split.train[1]), record
     assert record["val_accuracy"] == pytest.approx(_accuracy_by_hand(run, *split.val), abs=1.5 / HELD_OUT), record
     assert record["search_val_accuracy"] == 0.7, "the search's validation accuracy stays apart"
+    row = pd.read_csv(final_dir("held") / "final.csv").iloc[0]
+    assert (row["val_accuracy"], row["search_val_accuracy"]) == (record["val_accuracy"], 0.7), row
+
+    capsys.readouterr()
+    assert main(["show", "held"]) == 0
+    shown = capsys.readouterr().out
+    final = shown.splitlines()[[i for i, x in enumerate(shown.splitlines()) if x.startswith("Final training")][0] :]
+    header, line = final[1], final[2]  # the final models' table: its header, then trial 0
+    assert header.split().index("held-out") < header.split().index("search"), header
+    assert f"{record['val_accuracy'] * 100:.2f} %" in line and "70.00 %" in line, f"show: {line!r}"
 
 
 def test_without_the_flag_every_image_trains_and_no_validation_accuracy_is_recorded(studies_dir) -> None:
