@@ -10,6 +10,7 @@ must stop CI rather than leave it green with the test unrun. Tests marked
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Generator
 
 import pytest
@@ -19,6 +20,11 @@ import torch
 # leave the second core to pytest-xdist's other worker.
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True, warn_only=True)
+
+# A suite started as a background job of a script (`make test &`) inherits Ctrl-C ignored, and so would
+# every process it starts; the tests of Ctrl-C need it delivered as it is at a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ON_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 NO_CUDA = "needs a CUDA device and torch.cuda.is_available() is False here"

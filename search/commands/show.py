@@ -15,7 +15,7 @@ from search.commands._common import add_study_arguments
 from search.commands._progress import format_duration
 from search.execution.distinct import count_summary
 from search.pareto import MIN_RANK_PAIRS, front_frame, objective_names, ranked_trials, study_objectives, trials_frame
-from search.post.final_results import FinalResults, load_final
+from search.post.final_results import FINAL_FOLDER, FinalResults, load_final
 from search.storage.studies import open_study
 
 __all__ = ["FORMATS", "ShowCommand", "format_final", "readable_frame", "shown_metrics", "write_frame"]
@@ -31,9 +31,11 @@ class ShowCommand:
         "or failed) and then the Pareto front, best first: the feasible trials that\n"
         "no other trial beats on every objective, one per architecture (the order of\n"
         "'search export' and 'search finalize'). When the study was finalized\n"
-        "('search finalize'), then each finalized model's test accuracy: mean and\n"
-        "standard deviation over its seeds, beside the search's validation accuracy,\n"
-        "and how well the search's ranking held (Spearman's rho).\n\n"
+        "('search finalize'; --folder for a budget trained beside final/), then each\n"
+        "finalized model's test accuracy: mean and standard deviation over its seeds,\n"
+        "beside its accuracy on the images held out of its training (--validation-size)\n"
+        "and the search's validation accuracy, and how well the search's ranking held\n"
+        "(Spearman's rho).\n\n"
         "--format csv or json prints one table instead (the trials, or with\n"
         "--front-only the front, best first) with raw numbers under fixed column\n"
         "names: number, state, outcome, every metric (accuracy, macs, params,\n"
@@ -50,6 +52,12 @@ class ShowCommand:
             choices=FORMATS,
             default="table",
             help="table: aligned and readable (17.7 M MACs); csv, json: raw numbers for scripts (default: table).",
+        )
+        parser.add_argument(
+            "--folder",
+            default=FINAL_FOLDER,
+            help=f"The final folder whose trainings to list, as 'search finalize --folder' named it "
+            f"(default: {FINAL_FOLDER}).",
         )
 
     def run(self, args: argparse.Namespace) -> int:
@@ -74,7 +82,7 @@ class ShowCommand:
                 print()
             print(f"Pareto front ({len(front)} trials, {' vs '.join(names)}):")
             print(_aligned(readable_frame(front, metrics)[["trial", *labels, "architecture"]]))
-            final = load_final(args.study, objectives=study_objectives(study))
+            final = load_final(args.study, args.folder, objectives=study_objectives(study))
             if final is not None:
                 print()
                 print(format_final(final))

@@ -74,3 +74,14 @@ def test_results_or_starts_trained_on_the_held_out_images_are_refused(studies_di
     err = capsys.readouterr().err.strip()
     assert "held out for validation" in err and "\n" not in err, err
     assert not (final_dir("mixed", "swa") / "trial-0" / "seed-0" / "result.json").exists(), "nothing trained"
+
+
+def test_show_lists_the_final_trainings_of_the_folder_it_is_given(studies_dir, capsys) -> None:
+    _digits_study("folders", [(_arch(4, 1), 0.6)])
+    assert main(["finalize", "folders", *FINALIZE, "--folder", "long"]) == 0
+    capsys.readouterr()
+    assert main(["show", "folders"]) == 0
+    assert "Final training" not in capsys.readouterr().out, "the default folder, final/, holds nothing"
+    assert main(["show", "folders", "--folder", "long"]) == 0
+    shown = capsys.readouterr().out
+    assert f"Final training ({final_dir('folders', 'long') / 'final.csv'};" in shown, shown
