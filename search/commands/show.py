@@ -16,7 +16,7 @@ from search.commands._progress import format_duration
 from search.execution.distinct import count_summary
 from search.pareto import MIN_RANK_PAIRS, front_frame, objective_names, ranked_trials, study_objectives, trials_frame
 from search.post.final_results import FINAL_FOLDER, FinalResults, load_final
-from search.storage.studies import open_study
+from search.storage.studies import check_folder_name, open_study
 
 __all__ = ["FORMATS", "ShowCommand", "format_final", "readable_frame", "shown_metrics", "write_frame"]
 
@@ -61,6 +61,7 @@ class ShowCommand:
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        check_folder_name(args.folder, "final folder")  # before any study is opened: a path is refused outright
         study = open_study(args.study, storage=args.storage)
         ranked = ranked_trials(study)
         frame = trials_frame(study, ranked)

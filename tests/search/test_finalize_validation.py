@@ -85,3 +85,7 @@ def test_show_lists_the_final_trainings_of_the_folder_it_is_given(studies_dir, c
     assert main(["show", "folders", "--folder", "long"]) == 0
     shown = capsys.readouterr().out
     assert f"Final training ({final_dir('folders', 'long') / 'final.csv'};" in shown, shown
+
+    assert main(["show", "no-such-study", "--folder", "../long"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "final folder" in err and "'../long'" in err and "\n" not in err, f"the path is refused first: {err}"
