@@ -72,8 +72,7 @@ from evaluation.atomic import atomic_write
 from search import Budget, Pruning, StudySpec, Workers, run_search
 from search.execution.interrupts import sigterm_as_interrupt
 from search.pareto import front_trials
-from search.post.final_results import FINAL_CSV
-from search.post.full_training import RESULT_FILE
+from search.post.final_results import FINAL_CSV, final_rows
 from search.storage.records import TrialRecord
 from search.storage.studies import busy_seconds, make_storage, storage_url, study_dir
 from spaces import load_space
@@ -221,18 +220,17 @@ def _trained(name: str, folder: str) -> int:
     return len(pd.read_csv(table)) if table.is_file() else 0
 
 
-FINAL_COLUMNS = ["model", "folder", "epochs", "seed", "params", "macs", "latency_ms", "train_seconds", "diverged",
+# What the summary keeps of each training (``final_trainings``): the toolkit's final.csv row, and its stage.
+STAGE_COLUMNS = ["model", "folder", "epochs", "seed", "params", "macs", "latency_ms", "train_seconds", "diverged",
                  "search_val_accuracy", "val_accuracy", "test_accuracy"]  # fmt: skip
 
 
 def final_trainings(name: str = STUDY) -> pd.DataFrame:
-    """One row per finished training of every stage (``final-*/<model>/seed-<s>/result.json``), with the
+    """One row per finished training of every stage (``final-*/``, as its final.csv has it), with the
     model's accuracy on the held-out validation images (``val_accuracy``, None when it trained on them all)."""
-    rows = []
-    for path in sorted(study_dir(name).glob(f"final-*/*/seed-*/{RESULT_FILE}")):
-        record = json.loads(path.read_text())
-        rows.append({**{k: record.get(k) for k in FINAL_COLUMNS}, "folder": path.parents[2].name})
-    return pd.DataFrame(rows, columns=FINAL_COLUMNS)
+    stages = [final_rows(folder).assign(folder=folder.name) for folder in sorted(study_dir(name).glob("final-*/"))]
+    trained = [stage for stage in stages if not stage.empty]
+    return pd.concat(trained, ignore_index=True)[STAGE_COLUMNS] if trained else pd.DataFrame(columns=STAGE_COLUMNS)
 
 
 def best_under_limit(rows: pd.DataFrame) -> dict[str, Any] | None:

@@ -90,7 +90,8 @@ def test_final_trainings_read_each_stages_results_with_their_held_out_accuracy(
     for folder, val in (("final-80-epochs", 0.92), ("final-20-epochs", None)):
         out = tmp_path / headline.STUDY / folder / "trial-188" / "seed-0"
         out.mkdir(parents=True)
-        record = {"model": "trial-188", "epochs": EPOCHS[folder], "seed": 0, "params": 61_530, "macs": 4_444_992,
+        record = {"model": "trial-188", "trial": 188, "epochs": EPOCHS[folder], "seed": 0, "params": 61_530,
+                  "macs": 4_444_992, "train_seconds": 60.0, "diverged": False,
                   "search_val_accuracy": 0.762, "val_accuracy": val, "test_accuracy": 0.93}  # fmt: skip
         (out / "result.json").write_text(json.dumps(record))
     rows = final_trainings().set_index("folder")

@@ -47,8 +47,9 @@ def test_held_out_images_are_not_trained_on_and_their_accuracy_is_recorded(studi
     capsys.readouterr()
     assert main(["show", "held"]) == 0
     shown = capsys.readouterr().out
-    final = shown.splitlines()[[i for i, x in enumerate(shown.splitlines()) if x.startswith("Final training")][0] :]
-    header, line = final[1], final[2]  # the final models' table: its header, then trial 0
+    lines = shown.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("Final training"))
+    header, line = lines[start + 1], lines[start + 2]  # the final models' table: its header, then trial 0
     assert header.split().index("held-out") < header.split().index("search"), header
     assert f"{record['val_accuracy'] * 100:.2f} %" in line and "70.00 %" in line, f"show: {line!r}"
 
